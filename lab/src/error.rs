@@ -1,0 +1,98 @@
+//! Errors that callers branch on, and the mapping from outcomes to exit codes.
+//!
+//! Most failures travel as `anyhow::Error` with one context line per layer. The types here are the ones a caller
+//! (or `main`, choosing an exit code) needs to recognise: they carry the values a user needs to act on.
+
+use std::fmt;
+
+/// What a command that ran to completion found: the lab is as required, or it is not.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandStatus {
+    /// Everything the command checked or did is as required (exit 0).
+    Ok,
+    /// The lab or cluster is not in the required state, or an assertion failed (exit 1).
+    NotReady,
+}
+
+impl CommandStatus {
+    /// The process exit code for this status.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            CommandStatus::Ok => 0,
+            CommandStatus::NotReady => 1,
+        }
+    }
+}
+
+/// Failures that mean something specific to the caller; all others are plain `anyhow` errors.
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    /// The command exists but its work belongs to a later milestone.
+    #[error("`{command}` is not implemented yet")]
+    NotImplemented {
+        /// The command as the user typed it, e.g. `lab predict`.
+        command: String,
+    },
+    /// The lab or cluster is not in the state the command needs (maps to exit 1).
+    #[error("{message}{}", Help(help))]
+    NotReady {
+        /// What is wrong, in one line.
+        message: String,
+        /// A command or step that fixes it.
+        help: Option<String>,
+    },
+}
+
+impl LabError {
+    /// Shorthand for a [`LabError::NotReady`] with a `help:` line.
+    pub fn not_ready(message: impl Into<String>, help: impl Into<String>) -> LabError {
+        LabError::NotReady {
+            message: message.into(),
+            help: Some(help.into()),
+        }
+    }
+}
+
+/// The exit code `main` uses for an error: 1 when the cluster is not in the required state, 2 otherwise.
+pub fn exit_code_for(error: &anyhow::Error) -> u8 {
+    let not_ready = error
+        .chain()
+        .any(|cause| matches!(cause.downcast_ref::<LabError>(), Some(LabError::NotReady { .. })));
+    if not_ready { 1 } else { 2 }
+}
+
+/// Formats an optional `help:` line on its own line.
+struct Help<'a>(&'a Option<String>);
+
+impl fmt::Display for Help<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(help) => write!(f, "\nhelp: {help}"),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_ready_maps_to_exit_1_even_under_context() {
+        let error = anyhow::Error::new(LabError::not_ready("istiod is not running", "run `cargo xtask lab up`"))
+            .context("checking istio");
+        assert_eq!(exit_code_for(&error), 1);
+        let rendered = format!("{:#}", error);
+        assert!(rendered.contains("help: run `cargo xtask lab up`"), "{rendered}");
+    }
+
+    #[test]
+    fn other_errors_map_to_exit_2() {
+        let error = anyhow::Error::new(LabError::NotImplemented {
+            command: "lab predict".into(),
+        });
+        assert_eq!(exit_code_for(&error), 2);
+        assert_eq!(error.to_string(), "`lab predict` is not implemented yet");
+    }
+}

@@ -1,0 +1,16 @@
+//! canary-lab: bring up the "TensorFlow canary release on minikube + Istio 1.12.7" lab and prove each stage.
+//!
+//! The crate holds all behaviour; the `xtask` binary only parses flags and calls in here. Start with
+//! `ARCHITECTURE.md` at the repository root for the map of modules and the invariants they keep.
+
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod kube_client;
+pub mod output;
+pub mod preflight;
+pub mod settings;
+pub mod tool;
+
+pub use error::{CommandStatus, LabError};
+pub use settings::{Format, Settings};

@@ -1,0 +1,92 @@
+//! Runs the canary-lab CLI (`lab-cli`, the same code as `cargo xtask`) as a process with a controlled environment.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What a CLI run printed and how it exited.
+#[derive(Debug)]
+pub struct CliOutput {
+    /// The exit code.
+    pub code: i32,
+    /// stdout.
+    pub stdout: String,
+    /// stderr.
+    pub stderr: String,
+}
+
+/// A CLI invocation being prepared: isolated XDG dirs, a `PATH` that starts with the fake tools, `NO_COLOR`.
+pub struct Cli {
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    path_prefix: Vec<PathBuf>,
+    home: tempfile::TempDir,
+}
+
+impl Cli {
+    /// `lab-cli ARGS…` with a fresh home, XDG dirs inside it and no kubeconfig.
+    pub fn new(args: &[&str]) -> Cli {
+        let home = tempfile::tempdir().expect("temp home");
+        Cli {
+            args: args.iter().map(OsString::from).collect(),
+            env: Vec::new(),
+            path_prefix: Vec::new(),
+            home,
+        }
+    }
+
+    /// Puts the fake tools' `bin/` first on `PATH` and points them at their scripts.
+    #[must_use]
+    pub fn fake_tools(mut self, tools: &crate::fake_tools::FakeTools) -> Cli {
+        self.path_prefix.push(tools.bin_dir());
+        self.env.push(("FAKE_TOOLS_DIR".into(), tools.dir().into()));
+        self
+    }
+
+    /// Uses `path` as `KUBECONFIG`.
+    #[must_use]
+    pub fn kubeconfig(mut self, path: &Path) -> Cli {
+        self.env.push(("KUBECONFIG".into(), path.into()));
+        self
+    }
+
+    /// Sets one more environment variable.
+    #[must_use]
+    pub fn env(mut self, name: &str, value: &str) -> Cli {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
+    /// The temp home directory of this run.
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// Runs the CLI to completion.
+    pub fn run(&self) -> CliOutput {
+        #[allow(clippy::disallowed_methods)] // Tests run the CLI itself as a process.
+        let mut command = Command::new(crate::cargo_bin("lab-cli"));
+        command.args(&self.args);
+        let home = self.home.path();
+        command
+            .env_clear()
+            .env("HOME", home)
+            .env("XDG_STATE_HOME", home.join("state"))
+            .env("XDG_CACHE_HOME", home.join("cache"))
+            .env("KUBECONFIG", home.join("no-kubeconfig"))
+            .env("NO_COLOR", "1");
+        // Only the fake tools and the system directories: nothing from the developer's own PATH (a real minikube).
+        let mut path: Vec<PathBuf> = self.path_prefix.clone();
+        path.extend(["/usr/bin", "/bin"].map(PathBuf::from));
+        command.env("PATH", std::env::join_paths(path).expect("PATH"));
+        for (name, value) in &self.env {
+            command.env(name, value);
+        }
+        let output = command.output().expect("run lab-cli");
+        CliOutput {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}

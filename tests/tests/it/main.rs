@@ -1,0 +1,5 @@
+//! canary-lab's integration tests: one binary, one module per area.
+
+mod cli_surface;
+mod doctor;
+mod tidy;

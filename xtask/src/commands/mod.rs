@@ -1,0 +1,55 @@
+//! Dispatch: turn flags into `lab` settings and call the command's module.
+
+mod doctor;
+mod test;
+
+use lab::{Format, LabError, Settings};
+
+use crate::CommandResult;
+use crate::flags::{FormatFlag, GlobalFlags, IstioCommand, LabCommand, TopCommand, Xtask};
+
+/// Runs the parsed command.
+pub(crate) async fn run(flags: Xtask) -> CommandResult {
+    let settings = settings_from(&flags.global)?;
+    match flags.command {
+        TopCommand::Lab(LabCommand::Doctor) => doctor::run(&settings).await,
+        TopCommand::Lab(LabCommand::Up(_)) => not_implemented("lab up"),
+        TopCommand::Lab(LabCommand::Stages) => not_implemented("lab stages"),
+        TopCommand::Lab(LabCommand::Stage(_)) => not_implemented("lab stage"),
+        TopCommand::Lab(LabCommand::Reset(_)) => not_implemented("lab reset"),
+        TopCommand::Lab(LabCommand::Check(_)) => not_implemented("lab check"),
+        TopCommand::Lab(LabCommand::Predict(_)) => not_implemented("lab predict"),
+        TopCommand::Lab(LabCommand::Render(_)) => not_implemented("lab render"),
+        TopCommand::Lab(LabCommand::Status) => not_implemented("lab status"),
+        TopCommand::Lab(LabCommand::Down(_)) => not_implemented("lab down"),
+        TopCommand::Istio(IstioCommand::Fetch(_)) => not_implemented("istio fetch"),
+        TopCommand::Test(test_flags) => test::run(&test_flags),
+        TopCommand::Bench => not_implemented("bench"),
+    }
+}
+
+/// Resolves the global flags into `lab` settings (XDG defaults for the directories).
+fn settings_from(global: &GlobalFlags) -> anyhow::Result<Settings> {
+    let mut settings = Settings::with_defaults(&global.profile)?;
+    settings.context = global.context.clone();
+    if let Some(dir) = &global.state_dir {
+        settings.state_dir = dir.clone();
+    }
+    if let Some(dir) = &global.cache_dir {
+        settings.cache_dir = dir.clone();
+    }
+    settings.minikube_bin = global.minikube_bin.clone();
+    settings.format = match global.format {
+        FormatFlag::Human => Format::Human,
+        FormatFlag::Json => Format::Json,
+    };
+    Ok(settings)
+}
+
+/// The answer of a command whose work belongs to a later milestone: an error, exit 2, never a fake success.
+fn not_implemented(command: &str) -> CommandResult {
+    Err(LabError::NotImplemented {
+        command: command.to_string(),
+    }
+    .into())
+}

@@ -1,0 +1,181 @@
+//! Every command and flag of `cargo xtask`, declared once.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// canary-lab: the TensorFlow canary-release lab on minikube + Istio 1.12.7, in one command.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", version)]
+pub struct Xtask {
+    /// Options every command shares.
+    #[command(flatten)]
+    pub global: GlobalFlags,
+    /// The command group.
+    #[command(subcommand)]
+    pub command: TopCommand,
+}
+
+/// Options every command shares.
+#[derive(Debug, Args)]
+pub struct GlobalFlags {
+    /// The minikube profile.
+    #[arg(long, global = true, default_value = "minikube", env = "CANARY_LAB_PROFILE")]
+    pub profile: String,
+    /// The kubeconfig context (default: the profile's context).
+    #[arg(long, global = true)]
+    pub context: Option<String>,
+    /// Where lab state lives (default: $XDG_STATE_HOME/canary-lab).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Where downloads are cached (default: $XDG_CACHE_HOME/canary-lab).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// The minikube executable (default: `minikube` on PATH).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub minikube_bin: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Output format on stdout.
+    #[arg(long, global = true, value_enum, default_value_t = FormatFlag::Human)]
+    pub format: FormatFlag,
+}
+
+/// Output format on stdout.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatFlag {
+    /// Tables and sentences.
+    Human,
+    /// One JSON document.
+    Json,
+}
+
+/// The command groups.
+#[derive(Debug, Subcommand)]
+pub enum TopCommand {
+    /// Bring up, check and tear down the lab.
+    #[command(subcommand)]
+    Lab(LabCommand),
+    /// Istio tooling: download and verify istioctl.
+    #[command(subcommand)]
+    Istio(IstioCommand),
+    /// Install the tools the tests need (under target/), then run the whole test suite.
+    Test(TestFlags),
+    /// Run the benchmarks side by side with their baselines and print the ratios.
+    Bench,
+}
+
+/// `cargo xtask lab …`
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Bring the lab up from nothing: preflight, Istio, models, TF Serving, ingress, stages.
+    Up(UpFlags),
+    /// Check that this machine and the minikube profile can run the lab.
+    Doctor,
+    /// List the lab's stages, one line each.
+    Stages,
+    /// Apply one stage and assert that traffic goes where it says.
+    Stage(StageFlags),
+    /// Return to a stage fast, reusing running pods (default: stable).
+    Reset(ResetFlags),
+    /// Run only a stage's assertions against an ingress URL given by hand.
+    Check(CheckFlags),
+    /// Send a prediction through the ingress and print the top classes.
+    Predict(PredictFlags),
+    /// Print, as multi-document YAML, exactly what `lab up` applies.
+    Render(RenderFlags),
+    /// Show what is deployed and ready, the ingress URL and the active stage.
+    Status,
+    /// Delete the lab's namespace (and with --all, Istio and the tunnel).
+    Down(DownFlags),
+}
+
+/// `lab up`
+#[derive(Debug, Args)]
+pub struct UpFlags {
+    /// Stop after this stage.
+    #[arg(long)]
+    pub stage: Option<String>,
+    /// Apply the stages without asserting them (quick set-up).
+    #[arg(long)]
+    pub no_assert: bool,
+}
+
+/// `lab stage`
+#[derive(Debug, Args)]
+pub struct StageFlags {
+    /// The stage to apply.
+    pub name: String,
+}
+
+/// `lab reset`
+#[derive(Debug, Args)]
+pub struct ResetFlags {
+    /// The stage to return to.
+    #[arg(default_value = "stable")]
+    pub stage: String,
+}
+
+/// `lab check`
+#[derive(Debug, Args)]
+pub struct CheckFlags {
+    /// The stage whose assertions to run.
+    pub stage: String,
+    /// The ingress URL, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    pub url: Option<String>,
+}
+
+/// `lab predict`
+#[derive(Debug, Args)]
+pub struct PredictFlags {
+    /// The image to classify (default: the lab's Grace Hopper photo).
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+}
+
+/// `lab render`
+#[derive(Debug, Args)]
+pub struct RenderFlags {
+    /// Render this stage's objects instead of the bring-up set.
+    #[arg(long)]
+    pub stage: Option<String>,
+}
+
+/// `lab down`
+#[derive(Debug, Args)]
+pub struct DownFlags {
+    /// Also uninstall Istio and stop the tunnel.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `cargo xtask istio …`
+#[derive(Debug, Subcommand)]
+pub enum IstioCommand {
+    /// Download, verify and unpack istioctl; print its path as the last line.
+    Fetch(FetchFlags),
+}
+
+/// `istio fetch`
+#[derive(Debug, Args)]
+pub struct FetchFlags {
+    /// The Istio version.
+    #[arg(long, default_value = "1.12.7")]
+    pub version: String,
+}
+
+/// `cargo xtask test`
+#[derive(Debug, Args)]
+pub struct TestFlags {
+    /// Only install the test tools; do not run the tests.
+    #[arg(long)]
+    pub tools_only: bool,
+    /// Extra arguments for `cargo test` (after `--`).
+    #[arg(last = true)]
+    pub cargo_args: Vec<String>,
+}

@@ -1,0 +1,62 @@
+//! The canary-lab command line: parse flags, set up logging, call the `lab` library, choose the exit code.
+//!
+//! It is a library so that the integration tests can build the very same CLI as a binary of their own.
+//! Exit codes: 0 ok, 1 the lab or cluster is not in the required state (or an assertion failed),
+//! 2 usage or internal error.
+
+mod commands;
+pub mod flags;
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use lab::CommandStatus;
+
+/// Parses the process arguments, runs the command and returns its exit code.
+pub fn main() -> ExitCode {
+    let flags = match flags::Xtask::try_parse() {
+        Ok(flags) => flags,
+        Err(error) => {
+            // clap prints help and version to stdout with exit 0, usage errors to stderr with exit 2.
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() { 2 } else { 0 });
+        }
+    };
+    init_logging(&flags.global);
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(commands::run(flags)));
+    match result {
+        Ok(status) => ExitCode::from(status.exit_code()),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(lab::error::exit_code_for(&error))
+        }
+    }
+}
+
+/// Logs go to stderr; `RUST_LOG` wins over `-v`/`-q`; no ANSI colours off a terminal or with `NO_COLOR`.
+fn init_logging(global: &flags::GlobalFlags) {
+    let default_level = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info,lab=info",
+        (false, _) => "debug,hyper=info,rustls=info,tower=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+    let ansi = !no_color && std::io::stderr().is_terminal();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .try_init();
+}
+
+/// Keeps the status type in one place for the command modules.
+pub(crate) type CommandResult = anyhow::Result<CommandStatus>;
