@@ -9,6 +9,7 @@ pub mod error;
 pub mod kube_client;
 pub mod output;
 pub mod preflight;
+pub mod report;
 pub mod settings;
 pub mod tool;
 

@@ -4,6 +4,7 @@
 //! (never a shell string), and on failure reports the full command line, the exit status and the end of stderr:
 //! duct's own error names the command but drops what the tool said, which is usually the part that matters.
 
+pub mod istioctl;
 pub mod minikube;
 
 use std::ffi::{OsStr, OsString};

@@ -26,5 +26,8 @@ fn every_rust_file_opens_with_a_module_summary() {
         .filter(|path| !std::fs::read_to_string(path).unwrap().starts_with("//! "))
         .map(|path| path.strip_prefix(root).unwrap().display().to_string())
         .collect();
-    assert!(missing.is_empty(), "these files need a `//!` summary as their first line: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "these files need a `//!` summary as their first line: {missing:#?}"
+    );
 }
