@@ -66,7 +66,7 @@ pub enum TopCommand {
     /// Install the tools the tests need (under target/), then run the whole test suite.
     Test(TestFlags),
     /// Run the benchmarks side by side with their baselines and print the ratios.
-    Bench,
+    Bench(BenchFlags),
 }
 
 /// `cargo xtask lab …`
@@ -178,4 +178,11 @@ pub struct TestFlags {
     /// Extra arguments for `cargo test` (after `--`).
     #[arg(last = true)]
     pub cargo_args: Vec<String>,
+}
+
+/// `cargo xtask bench`
+#[derive(Debug, Args)]
+pub struct BenchFlags {
+    /// Only these benchmark groups (default: all).
+    pub groups: Vec<String>,
 }

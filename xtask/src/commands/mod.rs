@@ -1,5 +1,6 @@
 //! Dispatch: turn flags into `lab` settings and call the command's module.
 
+mod bench;
 mod doctor;
 mod test;
 
@@ -24,7 +25,7 @@ pub(crate) async fn run(flags: Xtask) -> CommandResult {
         TopCommand::Lab(LabCommand::Down(_)) => not_implemented("lab down"),
         TopCommand::Istio(IstioCommand::Fetch(_)) => not_implemented("istio fetch"),
         TopCommand::Test(test_flags) => test::run(&test_flags),
-        TopCommand::Bench => not_implemented("bench"),
+        TopCommand::Bench(bench_flags) => bench::run(&bench_flags),
     }
 }
 

@@ -40,7 +40,7 @@ pub(crate) fn run(flags: &TestFlags) -> CommandResult {
 }
 
 /// The workspace root: the parent of this crate's manifest directory.
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives inside the workspace")
@@ -48,7 +48,7 @@ fn workspace_root() -> PathBuf {
 }
 
 /// `CARGO_TARGET_DIR` when set, else `<workspace>/target`.
-fn target_dir(workspace: &Path) -> PathBuf {
+pub(crate) fn target_dir(workspace: &Path) -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => workspace.join(dir),
         None => workspace.join("target"),
@@ -56,7 +56,7 @@ fn target_dir(workspace: &Path) -> PathBuf {
 }
 
 /// Creates `<tools>/venv` and installs `tests/requirements.txt` into it, unless the stamp says it is current.
-fn install_python_tools(workspace: &Path, tools_dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn install_python_tools(workspace: &Path, tools_dir: &Path) -> anyhow::Result<()> {
     let requirements_path = workspace.join("tests/requirements.txt");
     let requirements = std::fs::read_to_string(&requirements_path)
         .with_context(|| format!("reading {}", requirements_path.display()))?;
