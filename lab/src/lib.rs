@@ -5,13 +5,16 @@
 
 #![warn(missing_docs)]
 
+pub mod assets;
 pub mod error;
 pub mod istio;
 pub mod kube_client;
+pub mod manifests;
 pub mod output;
 pub mod preflight;
 pub mod report;
 pub mod settings;
+pub mod stages;
 pub mod tool;
 
 pub use error::{CommandStatus, LabError};
