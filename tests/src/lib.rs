@@ -7,6 +7,7 @@ pub mod bench;
 pub mod cli;
 pub mod fake_kube;
 pub mod fake_tools;
+pub mod tf_serving;
 
 use std::path::PathBuf;
 
