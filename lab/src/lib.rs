@@ -6,13 +6,16 @@
 #![warn(missing_docs)]
 
 pub mod assets;
+pub mod attribution;
 pub mod error;
 pub mod istio;
 pub mod kube_client;
 pub mod manifests;
 pub mod output;
 pub mod preflight;
+pub mod probe;
 pub mod report;
+pub mod routing;
 pub mod settings;
 pub mod stages;
 pub mod tool;

@@ -1,0 +1,282 @@
+//! Sends prediction requests concurrently and reports, in arrival order, what each one found: who answered, how
+//! fast, or how it failed.
+//!
+//! The probe keeps no response bodies: each request yields a small [`Observation`], handed to the caller's
+//! observer as it arrives; the observer aggregates and says when to stop. Memory therefore stays flat in the
+//! number of requests. The request body is built once by the caller and shared (`Bytes` is reference counted).
+//! Every request has a timeout and every run a deadline, so nothing waits forever.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use tokio::time::Instant;
+
+use crate::attribution::{self, Attribution, References};
+use crate::routing::VERSION_HEADER;
+
+/// The default number of requests in flight.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+/// The default timeout of one request.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where and what to send.
+#[derive(Debug, Clone)]
+pub struct ProbeConfig {
+    /// The full predict URL, e.g. `http://127.0.0.1:8080/v1/models/image_classifier/versions/1:predict`.
+    pub url: String,
+    /// The JSON body, sent as is with every request.
+    pub body: Bytes,
+    /// Headers sent with every request.
+    pub headers: BTreeMap<String, String>,
+    /// Requests in flight at once (at least 1).
+    pub concurrency: usize,
+    /// The timeout of one request, from sending to the end of the response body.
+    pub request_timeout: Duration,
+    /// Reference predictions to attribute responses that carry no version header.
+    pub references: References,
+}
+
+/// What one request found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// From sending to the end of the response (or the failure).
+    pub latency: Duration,
+    /// Who answered, or how it failed.
+    pub outcome: Outcome,
+}
+
+/// Who answered, or how a request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// A successful prediction, attributed to a version.
+    Answered {
+        /// The version that answered.
+        version: String,
+    },
+    /// A failed request, or a success that cannot be attributed.
+    Failed {
+        /// The version, when the response said (a 503 with `x-model-version`).
+        version: Option<String>,
+        /// What went wrong.
+        kind: ErrorKind,
+    },
+}
+
+/// The kinds of failure, as reported (`kind` in the report's error counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ErrorKind {
+    /// No complete response within the request timeout.
+    Timeout,
+    /// Could not connect, or the connection broke.
+    Connection,
+    /// HTTP 503.
+    Http503,
+    /// Another 5xx status.
+    Http5xx,
+    /// A 4xx status (usually a payload the model does not accept).
+    Http4xx,
+    /// Another unexpected status.
+    HttpOther,
+    /// A 200 whose version could not be told: no header, and predictions not clearly one model's.
+    Unattributed,
+}
+
+impl ErrorKind {
+    /// The lowercase name used in reports: `timeout`, `connection`, `http_503`, …
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Connection => "connection",
+            ErrorKind::Http503 => "http_503",
+            ErrorKind::Http5xx => "http_5xx",
+            ErrorKind::Http4xx => "http_4xx",
+            ErrorKind::HttpOther => "http_other",
+            ErrorKind::Unattributed => "unattributed",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the observer wants after seeing an observation.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Keep sending.
+    Continue,
+    /// Stop launching requests and return now (requests in flight are cancelled).
+    Stop,
+}
+
+/// Why a run ended.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunEnd {
+    /// All `max_requests` requests completed.
+    Exhausted,
+    /// The observer said stop.
+    Stopped,
+    /// The deadline passed with requests outstanding.
+    Deadline,
+}
+
+/// Counts of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Why it ended.
+    pub end: RunEnd,
+    /// Requests launched.
+    pub launched: u64,
+    /// Observations handed to the observer.
+    pub observed: u64,
+}
+
+/// A probe: an HTTP client and what to send.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    client: reqwest::Client,
+    config: ProbeConfig,
+    headers: HeaderMap,
+}
+
+impl Probe {
+    /// A probe for `config`; fails on a header name or value HTTP does not allow.
+    pub fn new(config: ProbeConfig) -> anyhow::Result<Probe> {
+        crate::kube_client::install_crypto_provider();
+        let mut headers = HeaderMap::new();
+        headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (name, value) in &config.headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).with_context(|| format!("header name \"{name}\""))?;
+            let value = HeaderValue::from_str(value).with_context(|| format!("value of header \"{name}\""))?;
+            headers.insert(name, value);
+        }
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(config.concurrency.max(1))
+            .connect_timeout(config.request_timeout)
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Probe { client, config, headers })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ProbeConfig {
+        &self.config
+    }
+
+    /// Sends up to `max_requests` requests, `concurrency` at a time, handing each observation to `observe` in
+    /// arrival order, until `observe` says stop, all are done, or `deadline` passes.
+    pub async fn run(
+        &self,
+        max_requests: u64,
+        deadline: Instant,
+        mut observe: impl FnMut(Observation) -> Flow,
+    ) -> RunSummary {
+        let concurrency = self.config.concurrency.max(1);
+        let mut in_flight = FuturesUnordered::new();
+        let mut launched = 0;
+        let mut observed = 0;
+        loop {
+            while launched < max_requests && in_flight.len() < concurrency {
+                in_flight.push(self.send_one());
+                launched += 1;
+            }
+            let next = tokio::time::timeout_at(deadline, in_flight.next()).await;
+            let observation = match next {
+                Err(_elapsed) => {
+                    let end = RunEnd::Deadline;
+                    return RunSummary { end, launched, observed };
+                }
+                Ok(None) => {
+                    let end = RunEnd::Exhausted;
+                    return RunSummary { end, launched, observed };
+                }
+                Ok(Some(observation)) => observation,
+            };
+            observed += 1;
+            if observe(observation) == Flow::Stop {
+                let end = RunEnd::Stopped;
+                return RunSummary { end, launched, observed };
+            }
+        }
+    }
+
+    /// Sends one request and classifies what came back.
+    pub async fn send_one(&self) -> Observation {
+        let started = Instant::now();
+        let outcome = self.outcome_of_one().await;
+        Observation {
+            latency: started.elapsed(),
+            outcome,
+        }
+    }
+
+    async fn outcome_of_one(&self) -> Outcome {
+        let request = self
+            .client
+            .post(&self.config.url)
+            .headers(self.headers.clone())
+            .timeout(self.config.request_timeout)
+            .body(self.config.body.clone());
+        let mut response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => return failed(None, kind_of(&error)),
+        };
+        let status = response.status();
+        let version = response
+            .headers()
+            .get(VERSION_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
+        // The body is needed only to fingerprint a success without a version header; otherwise it is read and
+        // dropped chunk by chunk (the connection stays reusable and nothing accumulates).
+        let needs_body = status.is_success() && version.is_none();
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) if needs_body => body.extend_from_slice(&chunk),
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(error) => return failed(version, kind_of(&error)),
+            }
+        }
+        let kind = match status.as_u16() {
+            200..=299 => None,
+            503 => Some(ErrorKind::Http503),
+            500..=599 => Some(ErrorKind::Http5xx),
+            400..=499 => Some(ErrorKind::Http4xx),
+            _ => Some(ErrorKind::HttpOther),
+        };
+        if let Some(kind) = kind {
+            return failed(version, kind);
+        }
+        let body = match needs_body {
+            true => Some(body.as_slice()),
+            false => None,
+        };
+        match attribution::attribute(version.as_deref(), body, &self.config.references) {
+            Attribution::Version(version) => Outcome::Answered { version },
+            Attribution::Unattributed => failed(None, ErrorKind::Unattributed),
+        }
+    }
+}
+
+fn failed(version: Option<String>, kind: ErrorKind) -> Outcome {
+    Outcome::Failed { version, kind }
+}
+
+fn kind_of(error: &reqwest::Error) -> ErrorKind {
+    match error.is_timeout() {
+        true => ErrorKind::Timeout,
+        false => ErrorKind::Connection,
+    }
+}

@@ -1,0 +1,322 @@
+//! The routing a stage configures, read from its VirtualService: which route a request takes and with what weights.
+//!
+//! Only the part of Istio's `networking.istio.io` VirtualService that the lab uses is typed here (header and URI
+//! matches, weighted destinations, header operations, fault injection, timeouts); an unknown field is an error
+//! rather than silently ignored, because ignoring it would misstate where traffic goes. The types also serialise
+//! back, so tests can edit a stage's VirtualService (weights, matches) and hand the result to a proxy.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::manifests::Manifest;
+
+/// The response header the lab's VirtualServices set on every destination to say which model answered.
+pub const VERSION_HEADER: &str = "x-model-version";
+
+/// `spec` of a VirtualService.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VirtualServiceSpec {
+    /// The hosts it applies to.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// The gateways it is bound to.
+    #[serde(default)]
+    pub gateways: Vec<String>,
+    /// HTTP routes, tried in order; the first that matches wins.
+    #[serde(default)]
+    pub http: Vec<HttpRoute>,
+}
+
+/// One HTTP route: when it applies and where it sends traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpRoute {
+    /// The route's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Conditions, any of which selects the route; none means every request.
+    #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
+    pub matches: Vec<HttpMatchRequest>,
+    /// The destinations, with weights when more than one.
+    #[serde(default)]
+    pub route: Vec<RouteDestination>,
+    /// Header operations for every destination of the route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Headers>,
+    /// Fault injection (delays and aborts) on this route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<HttpFault>,
+    /// The route's request timeout, e.g. `10s` (Istio's default: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// A match condition: all of its parts must hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpMatchRequest {
+    /// The condition's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Request headers (lowercase names) and how their values must match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, StringMatch>,
+    /// How the path must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<StringMatch>,
+}
+
+/// How a string must match.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StringMatch {
+    /// Equal.
+    Exact(String),
+    /// Starts with.
+    Prefix(String),
+    /// An RE2 regular expression matching the whole value.
+    Regex(String),
+}
+
+/// A destination with its weight and header operations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteDestination {
+    /// Where the traffic goes.
+    pub destination: Destination,
+    /// Percent of the route's traffic (absent for a single destination: all of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    /// Header operations for this destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Headers>,
+}
+
+/// A service, optionally narrowed to a DestinationRule subset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Destination {
+    /// The service host, e.g. `image-classifier`.
+    pub host: String,
+    /// The subset, e.g. `resnet101`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset: Option<String>,
+    /// The service port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<PortSelector>,
+}
+
+/// A service port by number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortSelector {
+    /// The port number.
+    pub number: u32,
+}
+
+/// Header operations on requests and responses.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Headers {
+    /// On the request to the destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<HeaderOperations>,
+    /// On the response to the client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<HeaderOperations>,
+}
+
+/// Set, add or remove headers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderOperations {
+    /// Overwrite these headers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set: BTreeMap<String, String>,
+    /// Append these headers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub add: BTreeMap<String, String>,
+    /// Remove these headers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+/// Istio's fault injection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFault {
+    /// Delay some requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<FaultDelay>,
+    /// Answer some requests with an error status without forwarding them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort: Option<FaultAbort>,
+}
+
+/// A delay fault.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultDelay {
+    /// The delay, e.g. `5s` or `200ms`.
+    pub fixed_delay: String,
+    /// Percent of requests delayed (default all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentage: Option<Percent>,
+}
+
+/// An abort fault.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultAbort {
+    /// The status answered, e.g. 503.
+    pub http_status: u16,
+    /// Percent of requests aborted (default all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percentage: Option<Percent>,
+}
+
+/// A percentage, 0–100.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Percent {
+    /// The value, 0–100.
+    pub value: f64,
+}
+
+impl VirtualServiceSpec {
+    /// The spec of the one VirtualService among a stage's manifests.
+    pub fn from_manifests(manifests: &[Manifest]) -> anyhow::Result<VirtualServiceSpec> {
+        let mut services = manifests.iter().filter(|manifest| manifest.kind() == "VirtualService");
+        let (Some(manifest), None) = (services.next(), services.next()) else {
+            anyhow::bail!("a stage needs exactly one VirtualService among its manifests");
+        };
+        VirtualServiceSpec::from_object(&manifest.object)
+            .with_context(|| format!("reading {} ({}, document {})", manifest.describe(), manifest.file, manifest.document))
+    }
+
+    /// The spec of a VirtualService object (the whole object, with `spec`).
+    pub fn from_object(object: &serde_json::Value) -> anyhow::Result<VirtualServiceSpec> {
+        Ok(serde_json::from_value(object["spec"].clone())?)
+    }
+
+    /// The route a request to `path` with `headers` takes (the first whose match holds), if any.
+    ///
+    /// Regex matches are not evaluated here (the lab's manifests use none): a route with one is an error.
+    pub fn route_for(&self, path: &str, headers: &BTreeMap<String, String>) -> anyhow::Result<Option<&HttpRoute>> {
+        for route in &self.http {
+            if route.matches.is_empty() {
+                return Ok(Some(route));
+            }
+            for condition in &route.matches {
+                let uri_holds = match &condition.uri {
+                    Some(uri) => uri.matches(path)?,
+                    None => true,
+                };
+                let mut headers_hold = true;
+                for (name, expected) in &condition.headers {
+                    let holds = match headers.get(&name.to_ascii_lowercase()).or_else(|| headers.get(name)) {
+                        Some(value) => expected.matches(value)?,
+                        None => false,
+                    };
+                    headers_hold &= holds;
+                }
+                if uri_holds && headers_hold {
+                    return Ok(Some(route));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl StringMatch {
+    /// Whether `value` matches (exact and prefix only).
+    pub fn matches(&self, value: &str) -> anyhow::Result<bool> {
+        match self {
+            StringMatch::Exact(expected) => Ok(value == expected),
+            StringMatch::Prefix(prefix) => Ok(value.starts_with(prefix.as_str())),
+            StringMatch::Regex(regex) => anyhow::bail!("regex match \"{regex}\" is not evaluated by canary-lab"),
+        }
+    }
+}
+
+impl HttpRoute {
+    /// The configured weights in percent by version (destinations with weight 0 included, so the chart shows them).
+    pub fn weights(&self) -> BTreeMap<String, u32> {
+        let single = self.route.len() == 1;
+        let mut weights = BTreeMap::new();
+        for destination in &self.route {
+            let weight = match (destination.weight, single) {
+                (Some(weight), _) => weight,
+                (None, true) => 100,
+                (None, false) => 0,
+            };
+            *weights.entry(destination.version(self)).or_insert(0) += weight;
+        }
+        weights
+    }
+}
+
+impl RouteDestination {
+    /// The model version behind this destination: the `x-model-version` response header it sets, else the subset,
+    /// else the host.
+    pub fn version(&self, route: &HttpRoute) -> String {
+        let set_header = |headers: &Option<Headers>| {
+            headers
+                .as_ref()
+                .and_then(|headers| headers.response.as_ref())
+                .and_then(|response| response.set.get(VERSION_HEADER).cloned())
+        };
+        set_header(&self.headers)
+            .or_else(|| set_header(&route.headers))
+            .or_else(|| self.destination.subset.clone())
+            .unwrap_or_else(|| self.destination.host.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stages::LabDefinition;
+
+    fn stage_routing(name: &str) -> VirtualServiceSpec {
+        let lab = LabDefinition::load_default().unwrap();
+        let manifests = lab.stage_manifests(lab.stage(name).unwrap()).unwrap();
+        VirtualServiceSpec::from_manifests(&manifests).unwrap()
+    }
+
+    #[test]
+    fn every_stage_has_the_weights_it_says() {
+        let no_headers = BTreeMap::new();
+        let canary = BTreeMap::from([("user-group".to_string(), "canary".to_string())]);
+        let weights = |stage: &str, headers: &BTreeMap<String, String>| {
+            let routing = stage_routing(stage);
+            routing.route_for("/v1/models/image_classifier:predict", headers).unwrap().unwrap().weights()
+        };
+        let expect = |pairs: &[(&str, u32)]| -> BTreeMap<String, u32> {
+            pairs.iter().map(|(version, weight)| (version.to_string(), *weight)).collect()
+        };
+        assert_eq!(weights("stable", &no_headers), expect(&[("resnet50", 100)]));
+        assert_eq!(weights("canary-deployed", &no_headers), expect(&[("resnet50", 100), ("resnet101", 0)]));
+        assert_eq!(weights("split-70-30", &no_headers), expect(&[("resnet50", 70), ("resnet101", 30)]));
+        assert_eq!(weights("focused", &canary), expect(&[("resnet101", 100)]));
+        assert_eq!(weights("focused", &no_headers), expect(&[("resnet50", 100)]));
+    }
+
+    #[test]
+    fn an_unknown_field_is_an_error_not_ignored() {
+        let object = serde_json::json!({"spec": {"http": [{"route": [], "mirror": {"host": "x"}}]}});
+        let error = VirtualServiceSpec::from_object(&object).unwrap_err().to_string();
+        assert!(error.contains("unknown field `mirror`"), "{error}");
+    }
+
+    #[test]
+    fn the_spec_round_trips_through_json() {
+        let routing = stage_routing("focused");
+        let again: VirtualServiceSpec = serde_json::from_value(serde_json::to_value(&routing).unwrap()).unwrap();
+        assert_eq!(again, routing);
+    }
+}
