@@ -15,6 +15,7 @@ pub mod preflight;
 pub mod report;
 pub mod settings;
 pub mod stages;
+pub mod stats;
 pub mod tool;
 
 pub use error::{CommandStatus, LabError};
