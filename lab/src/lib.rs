@@ -18,6 +18,7 @@ pub mod report;
 pub mod routing;
 pub mod settings;
 pub mod stages;
+pub mod stats;
 pub mod tool;
 
 pub use error::{CommandStatus, LabError};

@@ -8,6 +8,8 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+pub mod stats;
+
 /// Where benchmarks write and what they may use.
 #[derive(Debug, Clone)]
 pub struct BenchContext {
@@ -100,5 +102,5 @@ pub type BenchFn = fn(&BenchContext) -> anyhow::Result<Vec<BenchResult>>;
 
 /// Every benchmark group, in the order they run.
 pub fn all() -> Vec<(&'static str, BenchFn)> {
-    vec![]
+    vec![("stats", stats::run)]
 }

@@ -2,5 +2,6 @@
 
 mod cli_surface;
 mod doctor;
+mod statistics;
 mod tf_serving;
 mod tidy;
