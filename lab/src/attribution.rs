@@ -104,16 +104,26 @@ mod tests {
 
     #[test]
     fn the_header_wins() {
-        let attribution = attribute(Some("resnet101"), Some(br#"{"predictions":[[0.7,0.2,0.1]]}"#), &references());
+        let attribution = attribute(
+            Some("resnet101"),
+            Some(br#"{"predictions":[[0.7,0.2,0.1]]}"#),
+            &references(),
+        );
         assert_eq!(attribution, Attribution::Version("resnet101".into()));
     }
 
     #[test]
     fn the_nearest_reference_wins_when_clearly_nearest() {
         let body = br#"{"predictions":[[0.6999,0.2001,0.1]]}"#;
-        assert_eq!(attribute(None, Some(body), &references()), Attribution::Version("resnet50".into()));
+        assert_eq!(
+            attribute(None, Some(body), &references()),
+            Attribution::Version("resnet50".into())
+        );
         let columnar = br#"{"outputs":{"predictions":[[0.1,0.2,0.7]]}}"#;
-        assert_eq!(attribute(None, Some(columnar), &references()), Attribution::Version("resnet101".into()));
+        assert_eq!(
+            attribute(None, Some(columnar), &references()),
+            Attribution::Version("resnet101".into())
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod assets;
 pub mod attribution;
+pub mod checks;
 pub mod error;
 pub mod istio;
 pub mod kube_client;

@@ -154,7 +154,10 @@ impl Probe {
     pub fn new(config: ProbeConfig) -> anyhow::Result<Probe> {
         crate::kube_client::install_crypto_provider();
         let mut headers = HeaderMap::new();
-        headers.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         for (name, value) in &config.headers {
             let name = HeaderName::from_bytes(name.as_bytes()).with_context(|| format!("header name \"{name}\""))?;
             let value = HeaderValue::from_str(value).with_context(|| format!("value of header \"{name}\""))?;
@@ -165,7 +168,11 @@ impl Probe {
             .connect_timeout(config.request_timeout)
             .build()
             .context("building the HTTP client")?;
-        Ok(Probe { client, config, headers })
+        Ok(Probe {
+            client,
+            config,
+            headers,
+        })
     }
 
     /// The configuration.
@@ -194,18 +201,30 @@ impl Probe {
             let observation = match next {
                 Err(_elapsed) => {
                     let end = RunEnd::Deadline;
-                    return RunSummary { end, launched, observed };
+                    return RunSummary {
+                        end,
+                        launched,
+                        observed,
+                    };
                 }
                 Ok(None) => {
                     let end = RunEnd::Exhausted;
-                    return RunSummary { end, launched, observed };
+                    return RunSummary {
+                        end,
+                        launched,
+                        observed,
+                    };
                 }
                 Ok(Some(observation)) => observation,
             };
             observed += 1;
             if observe(observation) == Flow::Stop {
                 let end = RunEnd::Stopped;
-                return RunSummary { end, launched, observed };
+                return RunSummary {
+                    end,
+                    launched,
+                    observed,
+                };
             }
         }
     }

@@ -193,8 +193,14 @@ impl VirtualServiceSpec {
         let (Some(manifest), None) = (services.next(), services.next()) else {
             anyhow::bail!("a stage needs exactly one VirtualService among its manifests");
         };
-        VirtualServiceSpec::from_object(&manifest.object)
-            .with_context(|| format!("reading {} ({}, document {})", manifest.describe(), manifest.file, manifest.document))
+        VirtualServiceSpec::from_object(&manifest.object).with_context(|| {
+            format!(
+                "reading {} ({}, document {})",
+                manifest.describe(),
+                manifest.file,
+                manifest.document
+            )
+        })
     }
 
     /// The spec of a VirtualService object (the whole object, with `spec`).
@@ -294,14 +300,27 @@ mod tests {
         let canary = BTreeMap::from([("user-group".to_string(), "canary".to_string())]);
         let weights = |stage: &str, headers: &BTreeMap<String, String>| {
             let routing = stage_routing(stage);
-            routing.route_for("/v1/models/image_classifier:predict", headers).unwrap().unwrap().weights()
+            routing
+                .route_for("/v1/models/image_classifier:predict", headers)
+                .unwrap()
+                .unwrap()
+                .weights()
         };
         let expect = |pairs: &[(&str, u32)]| -> BTreeMap<String, u32> {
-            pairs.iter().map(|(version, weight)| (version.to_string(), *weight)).collect()
+            pairs
+                .iter()
+                .map(|(version, weight)| (version.to_string(), *weight))
+                .collect()
         };
         assert_eq!(weights("stable", &no_headers), expect(&[("resnet50", 100)]));
-        assert_eq!(weights("canary-deployed", &no_headers), expect(&[("resnet50", 100), ("resnet101", 0)]));
-        assert_eq!(weights("split-70-30", &no_headers), expect(&[("resnet50", 70), ("resnet101", 30)]));
+        assert_eq!(
+            weights("canary-deployed", &no_headers),
+            expect(&[("resnet50", 100), ("resnet101", 0)])
+        );
+        assert_eq!(
+            weights("split-70-30", &no_headers),
+            expect(&[("resnet50", 70), ("resnet101", 30)])
+        );
         assert_eq!(weights("focused", &canary), expect(&[("resnet101", 100)]));
         assert_eq!(weights("focused", &no_headers), expect(&[("resnet50", 100)]));
     }

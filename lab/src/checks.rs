@@ -1,0 +1,598 @@
+//! A stage's assertions, run against an ingress URL: wait until the routes are in effect, send predictions, and
+//! decide from the responses where traffic went (a [`StageReport`]).
+//!
+//! - `exact`: every response must come from one version. One response from another version (or one that cannot be
+//!   attributed) fails at once; otherwise enough requests are sent that a leak of 5% or more would be seen with
+//!   probability at least 1 − 10⁻⁶ ([`stats::exact_sample_size`]).
+//! - `share`: the sequential [`ShareTest`] (false failure and miss both ≤ 10⁻⁶), fed in response-arrival order;
+//!   no more requests are launched once it decides; at the cap it is inconclusive, never a pass.
+//! - Failed requests are counted by version and kind; an error rate above the maximum fails the assertion with
+//!   the errors summarised.
+//!
+//! Before an exact assertion the gateway is probed until it routes as the stage says (a bounded poll, never a fixed
+//! sleep), so a stage that was just applied is not judged on the previous stage's routes.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use crate::attribution::References;
+use crate::probe::{ErrorKind, Flow, Observation, Outcome, Probe, ProbeConfig, RunEnd};
+use crate::report::{AssertionReport, ErrorCount, Expectation, LatencySummary, StageReport, Verdict, VersionStats};
+use crate::routing::VirtualServiceSpec;
+use crate::stages::{AssertionSpec, LabDefinition, Stage};
+use crate::stats::{self, ShareTest, ShareTestConfig};
+
+/// The path the lab's predictions go to (as in the original lab).
+pub const PREDICT_PATH: &str = "/v1/models/image_classifier/versions/1:predict";
+/// The smallest leak an exact assertion is sized to catch.
+pub const LEAK_SHARE: f64 = 0.05;
+/// The probability with which an exact assertion may miss such a leak.
+pub const MISS_PROBABILITY: f64 = 1e-6;
+/// The default maximum share of failed requests.
+pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.01;
+/// The default time the routes get to take effect.
+pub const DEFAULT_SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default deadline of one assertion.
+pub const DEFAULT_ASSERTION_TIMEOUT: Duration = Duration::from_secs(600);
+/// Consecutive responses from the expected version that show an exact stage's routes are in effect.
+pub const SETTLE_STREAK: u32 = 10;
+/// The pause between settle probes after a response that does not match yet.
+const SETTLE_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// A share assertion settles once it has seen the versions it expects, or after this many responses.
+const SHARE_SETTLE_RESPONSES: u32 = 50;
+
+/// How to run the assertions.
+#[derive(Debug, Clone)]
+pub struct CheckConfig {
+    /// The ingress URL: a base (`http://127.0.0.1:8080`, [`PREDICT_PATH`] is appended) or a full predict URL.
+    pub url: String,
+    /// The prediction request body, sent with every request.
+    pub body: Bytes,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// The timeout of one request.
+    pub request_timeout: Duration,
+    /// The largest share of failed requests that still passes (0–1).
+    pub max_error_rate: f64,
+    /// How long the routes get to take effect before an exact assertion.
+    pub settle_timeout: Duration,
+    /// The deadline of one assertion's requests (after settling).
+    pub assertion_timeout: Duration,
+    /// Reference predictions per version, to attribute responses without a version header.
+    pub references: References,
+}
+
+impl CheckConfig {
+    /// The defaults for `url` and `body`.
+    pub fn new(url: &str, body: Bytes) -> CheckConfig {
+        CheckConfig {
+            url: url.to_string(),
+            body,
+            concurrency: crate::probe::DEFAULT_CONCURRENCY,
+            request_timeout: crate::probe::DEFAULT_REQUEST_TIMEOUT,
+            max_error_rate: DEFAULT_MAX_ERROR_RATE,
+            settle_timeout: DEFAULT_SETTLE_TIMEOUT,
+            assertion_timeout: DEFAULT_ASSERTION_TIMEOUT,
+            references: References::default(),
+        }
+    }
+}
+
+/// The predict URL for an ingress URL: [`PREDICT_PATH`] appended when it has no path.
+pub fn predict_url(url: &str) -> anyhow::Result<String> {
+    let parsed = reqwest::Url::parse(url)
+        .with_context(|| format!("invalid ingress URL \"{url}\"\nhelp: pass a URL like http://127.0.0.1:8080"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        anyhow::bail!("ingress URL \"{url}\" is not http(s)\nhelp: pass a URL like http://127.0.0.1:8080");
+    }
+    match parsed.path() {
+        "" | "/" => Ok(format!("{}{PREDICT_PATH}", url.trim_end_matches('/'))),
+        _ => Ok(url.to_string()),
+    }
+}
+
+/// Runs every assertion of `stage` against `config.url`.
+pub async fn check_stage(lab: &LabDefinition, stage: &Stage, config: &CheckConfig) -> anyhow::Result<StageReport> {
+    let started = Instant::now();
+    let url = predict_url(&config.url)?;
+    let path = reqwest::Url::parse(&url)?.path().to_string();
+    let manifests = lab.stage_manifests(stage)?;
+    let routing = VirtualServiceSpec::from_manifests(&manifests)
+        .with_context(|| format!("reading the routing of stage \"{}\"", stage.name))?;
+    let mut assertions = Vec::new();
+    for spec in &stage.assertions {
+        let configured_weights = routing
+            .route_for(&path, spec.headers())?
+            .map(|route| route.weights())
+            .unwrap_or_default();
+        let probe = Probe::new(ProbeConfig {
+            url: url.clone(),
+            body: config.body.clone(),
+            headers: spec.headers().clone(),
+            concurrency: config.concurrency,
+            request_timeout: config.request_timeout,
+            references: config.references.clone(),
+        })?;
+        let mut report = check_assertion(&stage.name, spec, &probe, config).await;
+        report.configured_weights = configured_weights;
+        assertions.push(report);
+    }
+    Ok(StageReport {
+        stage: stage.name.clone(),
+        verdict: Verdict::combine(assertions.iter().map(|assertion| assertion.verdict)),
+        duration_seconds: started.elapsed().as_secs_f64(),
+        assertions,
+    })
+}
+
+/// Runs one assertion with `probe` (whose headers are the assertion's).
+pub async fn check_assertion(
+    stage: &str,
+    spec: &AssertionSpec,
+    probe: &Probe,
+    config: &CheckConfig,
+) -> AssertionReport {
+    let (expectation, name) = match spec {
+        AssertionSpec::Exact { version, .. } => (
+            Expectation::Exact {
+                version: version.clone(),
+                leak_share: LEAK_SHARE,
+                miss_probability: MISS_PROBABILITY,
+            },
+            format!("{}every response from {version}", describe_headers(spec)),
+        ),
+        AssertionSpec::Share {
+            version,
+            share,
+            tolerance,
+            ..
+        } => {
+            let test_config = ShareTestConfig::lab_default(*share, *tolerance);
+            let expectation = Expectation::Share {
+                version: version.clone(),
+                share: *share,
+                tolerance: *tolerance,
+                false_failure: test_config.false_failure,
+                miss: test_config.miss,
+                max_requests: test_config.max_requests,
+            };
+            let name = format!(
+                "{}share of {version} is {} ± {}",
+                describe_headers(spec),
+                percent(*share),
+                percent(*tolerance)
+            );
+            (expectation, name)
+        }
+    };
+    let mut report = AssertionReport {
+        name,
+        expectation,
+        verdict: Verdict::Fail,
+        message: String::new(),
+        request_headers: spec.headers().clone(),
+        requests: 0,
+        versions: Vec::new(),
+        errors: Vec::new(),
+        configured_weights: BTreeMap::new(),
+    };
+    let (verdict, message, tally) = match spec {
+        AssertionSpec::Exact { version, .. } => match settle_exact(stage, spec, version, probe, config).await {
+            Ok(()) => check_exact(version, probe, config).await,
+            Err(message) => (Verdict::Fail, message, Tally::default()),
+        },
+        AssertionSpec::Share {
+            version,
+            share,
+            tolerance,
+            ..
+        } => {
+            settle_share(version, *share, probe, config).await;
+            let test_config = ShareTestConfig::lab_default(*share, *tolerance);
+            check_share(version, test_config, probe, config).await
+        }
+    };
+    report.verdict = verdict;
+    report.message = message;
+    report.requests = tally.requests;
+    report.versions = tally.version_stats();
+    report.errors = tally.error_counts();
+    report
+}
+
+/// Probes one request at a time until [`SETTLE_STREAK`] consecutive responses come from `expected`, or fails with
+/// a message naming the stage, the expectation and what was seen.
+async fn settle_exact(
+    stage: &str,
+    spec: &AssertionSpec,
+    expected: &str,
+    probe: &Probe,
+    config: &CheckConfig,
+) -> Result<(), String> {
+    let deadline = Instant::now() + config.settle_timeout;
+    let mut streak = 0;
+    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+    loop {
+        let observation = match tokio::time::timeout_at(deadline, probe.send_one()).await {
+            Ok(observation) => observation,
+            Err(_elapsed) => break,
+        };
+        *seen.entry(outcome_label(&observation.outcome)).or_insert(0) += 1;
+        let matches = matches!(&observation.outcome, Outcome::Answered { version } if version == expected);
+        if matches {
+            streak += 1;
+            if streak >= SETTLE_STREAK {
+                return Ok(());
+            }
+            continue;
+        }
+        streak = 0;
+        let next_poll = (Instant::now() + SETTLE_POLL_INTERVAL).min(deadline);
+        tokio::time::sleep_until(next_poll).await;
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    let seen_text: Vec<String> = seen.iter().map(|(label, count)| format!("{label} ×{count}")).collect();
+    let seen_text = match seen_text.is_empty() {
+        true => "no complete response".to_string(),
+        false => seen_text.join(", "),
+    };
+    Err(format!(
+        "stage \"{stage}\": the routes did not take effect within {}s: {}every response should come from {expected}, but the gateway answered {seen_text}",
+        config.settle_timeout.as_secs_f64(),
+        describe_headers(spec)
+    ))
+}
+
+/// Probes until `version` has answered (when its share is above 0) and another version has (when below 1), or
+/// [`SHARE_SETTLE_RESPONSES`] responses or the settle timeout pass. It never fails: the share test judges.
+async fn settle_share(version: &str, share: f64, probe: &Probe, config: &CheckConfig) {
+    let deadline = Instant::now() + config.settle_timeout;
+    let mut seen_version = share <= 0.0;
+    let mut seen_other = share >= 1.0;
+    let mut responses = 0;
+    while !(seen_version && seen_other) && responses < SHARE_SETTLE_RESPONSES {
+        let Ok(observation) = tokio::time::timeout_at(deadline, probe.send_one()).await else {
+            return;
+        };
+        responses += 1;
+        match &observation.outcome {
+            Outcome::Answered { version: answered } if answered == version => seen_version = true,
+            Outcome::Answered { .. } => seen_other = true,
+            Outcome::Failed { .. } => {
+                let next_poll = (Instant::now() + SETTLE_POLL_INTERVAL).min(deadline);
+                tokio::time::sleep_until(next_poll).await;
+            }
+        }
+    }
+}
+
+async fn check_exact(expected: &str, probe: &Probe, config: &CheckConfig) -> (Verdict, String, Tally) {
+    let required = stats::exact_sample_size(LEAK_SHARE, MISS_PROBABILITY);
+    let error_budget = error_budget(required, config.max_error_rate);
+    let mut tally = Tally::default();
+    let mut wrong: Option<String> = None;
+    let deadline = Instant::now() + config.assertion_timeout;
+    let summary = probe
+        .run(required + error_budget, deadline, |observation| {
+            tally.add(&observation);
+            match &observation.outcome {
+                Outcome::Answered { version } if version == expected => match tally.answered() >= required {
+                    true => Flow::Stop,
+                    false => Flow::Continue,
+                },
+                Outcome::Answered { version } => {
+                    wrong = Some(format!(
+                        "response {} came from {version}, but every response must come from {expected}",
+                        tally.requests
+                    ));
+                    Flow::Stop
+                }
+                Outcome::Failed {
+                    kind: ErrorKind::Unattributed,
+                    ..
+                } => {
+                    wrong = Some(format!(
+                        "response {} could not be attributed to a version (no {} header, and its predictions are not clearly one model's), but every response must come from {expected}",
+                        tally.requests,
+                        crate::routing::VERSION_HEADER
+                    ));
+                    Flow::Stop
+                }
+                Outcome::Failed { .. } => match tally.errors_total > error_budget {
+                    true => Flow::Stop,
+                    false => Flow::Continue,
+                },
+            }
+        })
+        .await;
+    if let Some(message) = wrong {
+        return (Verdict::Fail, message, tally);
+    }
+    if let Some(message) = tally.error_rate_failure(config.max_error_rate) {
+        return (Verdict::Fail, message, tally);
+    }
+    if summary.end == RunEnd::Deadline {
+        let message = format!(
+            "the deadline of {}s passed after {} requests ({} of {required} responses from {expected} so far)",
+            config.assertion_timeout.as_secs_f64(),
+            tally.requests,
+            tally.answered()
+        );
+        return (Verdict::Inconclusive, message, tally);
+    }
+    let message = format!(
+        "all {} responses came from {expected} ({} requests, {} failed)",
+        tally.answered(),
+        tally.requests,
+        tally.errors_total
+    );
+    (Verdict::Pass, message, tally)
+}
+
+async fn check_share(
+    version: &str,
+    test_config: ShareTestConfig,
+    probe: &Probe,
+    config: &CheckConfig,
+) -> (Verdict, String, Tally) {
+    let mut test = ShareTest::new(test_config);
+    let error_budget = error_budget(test_config.max_requests, config.max_error_rate);
+    let mut tally = Tally::default();
+    let deadline = Instant::now() + config.assertion_timeout;
+    let summary = probe
+        .run(test_config.max_requests + error_budget, deadline, |observation| {
+            tally.add(&observation);
+            match &observation.outcome {
+                Outcome::Answered { version: answered } => match test.observe(answered == version) {
+                    Some(_) => Flow::Stop,
+                    None => Flow::Continue,
+                },
+                Outcome::Failed { .. } => match tally.errors_total > error_budget {
+                    true => Flow::Stop,
+                    false => Flow::Continue,
+                },
+            }
+        })
+        .await;
+    let (hits, trials) = test.counts();
+    let (low, high) = stats::wilson_interval(hits, trials, 1.96);
+    let observed = match trials {
+        0 => "no attributed responses".to_string(),
+        _ => format!(
+            "{version} answered {hits} of {trials} ({}, 95% interval {}–{})",
+            percent(hits as f64 / trials as f64),
+            percent(low),
+            percent(high)
+        ),
+    };
+    let configured = format!("{} ± {}", percent(test_config.share), percent(test_config.tolerance));
+    if let Some(message) = tally.error_rate_failure(config.max_error_rate) {
+        return (Verdict::Fail, format!("{message}; {observed}"), tally);
+    }
+    let (verdict, message) = match (test.verdict(), summary.end) {
+        (Some(Verdict::Pass), _) => (Verdict::Pass, format!("{observed}: consistent with {configured}")),
+        (Some(Verdict::Fail), _) => (Verdict::Fail, format!("{observed}: not consistent with {configured}")),
+        (Some(Verdict::Inconclusive), _) => (
+            Verdict::Inconclusive,
+            format!("{observed}: no decision within {} responses", test_config.max_requests),
+        ),
+        (None, RunEnd::Deadline) => (
+            Verdict::Inconclusive,
+            format!(
+                "{observed}: no decision before the deadline of {}s",
+                config.assertion_timeout.as_secs_f64()
+            ),
+        ),
+        (None, _) => (
+            Verdict::Inconclusive,
+            format!("{observed}: no decision (too few attributed responses)"),
+        ),
+    };
+    (verdict, message, tally)
+}
+
+/// The failures allowed among `required + budget` requests: the largest `budget` with
+/// `budget / (required + budget) <= max_error_rate`.
+fn error_budget(required: u64, max_error_rate: f64) -> u64 {
+    let rate = max_error_rate.clamp(0.0, 0.99);
+    (rate * required as f64 / (1.0 - rate) + 1e-9).floor() as u64
+}
+
+/// What the requests of one assertion found, aggregated (no per-request records but latencies).
+#[derive(Debug, Default)]
+struct Tally {
+    requests: u64,
+    latencies_ms: BTreeMap<String, Vec<f64>>,
+    errors: BTreeMap<(Option<String>, ErrorKind), u64>,
+    errors_total: u64,
+}
+
+impl Tally {
+    fn add(&mut self, observation: &Observation) {
+        self.requests += 1;
+        let latency_ms = observation.latency.as_secs_f64() * 1000.0;
+        match &observation.outcome {
+            Outcome::Answered { version } => self.latencies_ms.entry(version.clone()).or_default().push(latency_ms),
+            Outcome::Failed { version, kind } => {
+                *self.errors.entry((version.clone(), *kind)).or_insert(0) += 1;
+                self.errors_total += 1;
+            }
+        }
+    }
+
+    fn answered(&self) -> u64 {
+        self.latencies_ms.values().map(|latencies| latencies.len() as u64).sum()
+    }
+
+    /// A failure message when more than `max_error_rate` of the requests failed.
+    fn error_rate_failure(&self, max_error_rate: f64) -> Option<String> {
+        if self.requests == 0 {
+            return Some("no request completed".to_string());
+        }
+        let rate = self.errors_total as f64 / self.requests as f64;
+        if rate <= max_error_rate {
+            return None;
+        }
+        let mut by_version: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for ((version, kind), count) in &self.errors {
+            let version = version.clone().unwrap_or_else(|| "version unknown".to_string());
+            by_version.entry(version).or_default().push(format!("{kind} ×{count}"));
+        }
+        let mut summary = String::new();
+        for (version, kinds) in &by_version {
+            if !summary.is_empty() {
+                summary.push_str("; ");
+            }
+            let _ = write!(summary, "{version}: {}", kinds.join(", "));
+        }
+        Some(format!(
+            "{} of {} requests failed ({}, more than the maximum {}): {summary}",
+            self.errors_total,
+            self.requests,
+            percent(rate),
+            percent(max_error_rate)
+        ))
+    }
+
+    fn version_stats(&self) -> Vec<VersionStats> {
+        let answered = self.answered();
+        self.latencies_ms
+            .iter()
+            .map(|(version, latencies)| {
+                let responses = latencies.len() as u64;
+                let (low, high) = stats::wilson_interval(responses, answered, 1.96);
+                let mut sorted = latencies.clone();
+                sorted.sort_by(f64::total_cmp);
+                VersionStats {
+                    version: version.clone(),
+                    responses,
+                    share: responses as f64 / answered.max(1) as f64,
+                    share_interval_95: [low, high],
+                    latency_ms: LatencySummary {
+                        p50: stats::percentile(&sorted, 50.0),
+                        p95: stats::percentile(&sorted, 95.0),
+                        p99: stats::percentile(&sorted, 99.0),
+                    },
+                }
+            })
+            .collect()
+    }
+
+    fn error_counts(&self) -> Vec<ErrorCount> {
+        self.errors
+            .iter()
+            .map(|((version, kind), count)| ErrorCount {
+                version: version.clone(),
+                kind: kind.as_str().to_string(),
+                count: *count,
+            })
+            .collect()
+    }
+}
+
+/// `resnet50`, or the error kind (with the version when known), for messages.
+fn outcome_label(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Answered { version } => version.clone(),
+        Outcome::Failed {
+            version: Some(version),
+            kind,
+        } => format!("{kind} from {version}"),
+        Outcome::Failed { version: None, kind } => kind.to_string(),
+    }
+}
+
+/// `with user-group: canary: ` or `` for an assertion without headers.
+fn describe_headers(spec: &AssertionSpec) -> String {
+    let headers = spec.headers();
+    if headers.is_empty() {
+        return String::new();
+    }
+    let pairs: Vec<String> = headers.iter().map(|(name, value)| format!("{name}: {value}")).collect();
+    format!("with {}: ", pairs.join(", "))
+}
+
+/// A share as a percentage with at most one decimal: `30%`, `27.4%`.
+fn percent(share: f64) -> String {
+    let value = share * 100.0;
+    match (value - value.round()).abs() < 0.05 {
+        true => format!("{}%", value.round()),
+        false => format!("{value:.1}%"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_budget_keeps_the_rate_at_or_below_the_maximum() {
+        assert_eq!(error_budget(270, 0.01), 2);
+        assert_eq!(error_budget(270, 0.0), 0);
+        assert_eq!(error_budget(3000, 0.01), 30);
+        for (required, rate) in [(270, 0.01), (3000, 0.01), (270, 0.05), (100, 0.5)] {
+            let budget = error_budget(required, rate);
+            assert!(budget as f64 / (required + budget) as f64 <= rate);
+            assert!((budget + 1) as f64 / (required + budget + 1) as f64 > rate);
+        }
+    }
+
+    #[test]
+    fn predict_url_appends_the_lab_path_to_a_bare_ingress() {
+        assert_eq!(
+            predict_url("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080/v1/models/image_classifier/versions/1:predict"
+        );
+        assert_eq!(
+            predict_url("http://127.0.0.1:8080/").unwrap(),
+            "http://127.0.0.1:8080/v1/models/image_classifier/versions/1:predict"
+        );
+        assert_eq!(
+            predict_url("http://h/v1/models/m:predict").unwrap(),
+            "http://h/v1/models/m:predict"
+        );
+        let error = predict_url("127.0.0.1:8080").unwrap_err().to_string();
+        assert!(error.contains("\"127.0.0.1:8080\""), "{error}");
+    }
+
+    #[test]
+    fn an_error_summary_names_version_and_kind() {
+        let mut tally = Tally::default();
+        let answered = Observation {
+            latency: Duration::from_millis(5),
+            outcome: Outcome::Answered {
+                version: "resnet50".into(),
+            },
+        };
+        let unavailable = Observation {
+            latency: Duration::from_millis(5),
+            outcome: Outcome::Failed {
+                version: Some("resnet101".into()),
+                kind: ErrorKind::Http503,
+            },
+        };
+        for _ in 0..8 {
+            tally.add(&answered);
+        }
+        tally.add(&unavailable);
+        tally.add(&unavailable);
+        let message = tally.error_rate_failure(0.01).unwrap();
+        assert_eq!(
+            message,
+            "2 of 10 requests failed (20%, more than the maximum 1%): resnet101: http_503 ×2"
+        );
+        assert_eq!(tally.error_rate_failure(0.2), None);
+        let stats = tally.version_stats();
+        assert_eq!(
+            (stats[0].version.as_str(), stats[0].responses, stats[0].share),
+            ("resnet50", 8, 1.0)
+        );
+    }
+}
