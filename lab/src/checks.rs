@@ -96,6 +96,65 @@ pub fn predict_url(url: &str) -> anyhow::Result<String> {
     }
 }
 
+/// The prediction body for `image`, as the original lab's `gen_payload.py` sends it: `{"instances": [H×W×3 nested
+/// lists of 0–255 ints]}` (RGB, no resize, no preprocessing).
+///
+/// Stand-in until `lab::payload` (raw/keras/bytes bodies, chosen from the model's metadata) is merged: the lead
+/// swaps this call for the payload builder.
+pub fn raw_image_body(image: &std::path::Path) -> anyhow::Result<Bytes> {
+    let decoded = image::open(image)
+        .with_context(|| {
+            format!(
+                "reading image {}\nhelp: pass a JPEG or PNG with --image",
+                image.display()
+            )
+        })?
+        .to_rgb8();
+    let (width, height) = decoded.dimensions();
+    let mut body = String::with_capacity((width * height * 14) as usize + 32);
+    body.push_str("{\"instances\": [[");
+    for y in 0..height {
+        body.push_str(if y == 0 { "[" } else { ", [" });
+        for x in 0..width {
+            let [red, green, blue] = decoded.get_pixel(x, y).0;
+            let separator = if x == 0 { "" } else { ", " };
+            let _ = write!(body, "{separator}[{red}, {green}, {blue}]");
+        }
+        body.push(']');
+    }
+    body.push_str("]]}");
+    Ok(Bytes::from(body))
+}
+
+/// `time` as RFC 3339 UTC with seconds, e.g. `2026-11-29T12:30:00Z` (for [`crate::report::RunReport::started_at`]).
+pub fn rfc3339_utc(time: std::time::SystemTime) -> String {
+    let seconds = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| since.as_secs())
+        .unwrap_or(0);
+    let (days, of_day) = ((seconds / 86_400) as i64, seconds % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+    let shifted = days + 719_468;
+    let era = shifted.div_euclid(146_097);
+    let day_of_era = shifted.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
 /// Runs every assertion of `stage` against `config.url`.
 pub async fn check_stage(lab: &LabDefinition, stage: &Stage, config: &CheckConfig) -> anyhow::Result<StageReport> {
     let started = Instant::now();
@@ -184,7 +243,7 @@ pub async fn check_assertion(
     let (verdict, message, tally) = match spec {
         AssertionSpec::Exact { version, .. } => match settle_exact(stage, spec, version, probe, config).await {
             Ok(()) => check_exact(version, probe, config).await,
-            Err(message) => (Verdict::Fail, message, Tally::default()),
+            Err((message, settle_tally)) => (Verdict::Fail, message, settle_tally),
         },
         AssertionSpec::Share {
             version,
@@ -206,22 +265,24 @@ pub async fn check_assertion(
 }
 
 /// Probes one request at a time until [`SETTLE_STREAK`] consecutive responses come from `expected`, or fails with
-/// a message naming the stage, the expectation and what was seen.
+/// a message naming the stage, the expectation and what was seen (and the settle requests' tally for the report).
 async fn settle_exact(
     stage: &str,
     spec: &AssertionSpec,
     expected: &str,
     probe: &Probe,
     config: &CheckConfig,
-) -> Result<(), String> {
+) -> Result<(), (String, Tally)> {
     let deadline = Instant::now() + config.settle_timeout;
     let mut streak = 0;
     let mut seen: BTreeMap<String, u64> = BTreeMap::new();
+    let mut tally = Tally::default();
     loop {
         let observation = match tokio::time::timeout_at(deadline, probe.send_one()).await {
             Ok(observation) => observation,
             Err(_elapsed) => break,
         };
+        tally.add(&observation);
         *seen.entry(outcome_label(&observation.outcome)).or_insert(0) += 1;
         let matches = matches!(&observation.outcome, Outcome::Answered { version } if version == expected);
         if matches {
@@ -243,11 +304,12 @@ async fn settle_exact(
         true => "no complete response".to_string(),
         false => seen_text.join(", "),
     };
-    Err(format!(
+    let message = format!(
         "stage \"{stage}\": the routes did not take effect within {}s: {}every response should come from {expected}, but the gateway answered {seen_text}",
         config.settle_timeout.as_secs_f64(),
         describe_headers(spec)
-    ))
+    );
+    Err((message, tally))
 }
 
 /// Probes until `version` has answered (when its share is above 0) and another version has (when below 1), or
@@ -542,6 +604,24 @@ mod tests {
             assert!(budget as f64 / (required + budget) as f64 <= rate);
             assert!((budget + 1) as f64 / (required + budget + 1) as f64 > rate);
         }
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        let at = |seconds: u64| rfc3339_utc(std::time::UNIX_EPOCH + Duration::from_secs(seconds));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(at(1_796_041_845), "2026-11-30T12:30:45Z");
+    }
+
+    #[test]
+    fn a_raw_body_is_the_pixels_as_nested_lists() {
+        let file = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
+        image::RgbImage::from_fn(2, 1, |x, _| image::Rgb([x as u8, 2, 3]))
+            .save(file.path())
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&raw_image_body(file.path()).unwrap()).unwrap();
+        assert_eq!(body, serde_json::json!({"instances": [[[[0, 2, 3], [1, 2, 3]]]]}));
     }
 
     #[test]

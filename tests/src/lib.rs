@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod envoy;
 pub mod fake_kube;
 pub mod fake_tools;
 pub mod tf_serving;

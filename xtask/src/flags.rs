@@ -128,6 +128,24 @@ pub struct CheckFlags {
     /// The ingress URL, e.g. http://127.0.0.1:8080.
     #[arg(long)]
     pub url: Option<String>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: u32,
+    /// The timeout of one request, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub timeout_ms: u64,
+    /// The largest share of failed requests that still passes (0–1).
+    #[arg(long, default_value_t = 0.01)]
+    pub max_error_rate: f64,
+    /// How long the gateway gets to route as the stage says before an exact assertion, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub settle_timeout_s: u64,
+    /// The deadline of one assertion's requests, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub deadline_s: u64,
+    /// The image sent as the prediction payload (default: the lab's Grace Hopper photo).
+    #[arg(long)]
+    pub image: Option<PathBuf>,
 }
 
 /// `lab predict`

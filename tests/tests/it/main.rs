@@ -5,3 +5,4 @@ mod doctor;
 mod statistics;
 mod tf_serving;
 mod tidy;
+mod traffic;

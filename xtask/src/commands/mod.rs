@@ -1,6 +1,7 @@
 //! Dispatch: turn flags into `lab` settings and call the command's module.
 
 mod bench;
+mod check;
 mod doctor;
 mod stages;
 mod test;
@@ -19,7 +20,7 @@ pub(crate) async fn run(flags: Xtask) -> CommandResult {
         TopCommand::Lab(LabCommand::Stages) => stages::run(&settings),
         TopCommand::Lab(LabCommand::Stage(_)) => not_implemented("lab stage"),
         TopCommand::Lab(LabCommand::Reset(_)) => not_implemented("lab reset"),
-        TopCommand::Lab(LabCommand::Check(_)) => not_implemented("lab check"),
+        TopCommand::Lab(LabCommand::Check(check_flags)) => check::run(&settings, &check_flags).await,
         TopCommand::Lab(LabCommand::Predict(_)) => not_implemented("lab predict"),
         TopCommand::Lab(LabCommand::Render(_)) => not_implemented("lab render"),
         TopCommand::Lab(LabCommand::Status) => not_implemented("lab status"),

@@ -1,0 +1,229 @@
+//! Every stage's assertions through real Envoy in front of two stand-in TF Serving servers: correct routing passes,
+//! mis-weighted, leaking and header-ignoring routing fails, and `lab check` says so through the CLI.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use canary_lab_tests::cli::Cli;
+use canary_lab_tests::envoy::{Envoy, StageRouting};
+use canary_lab_tests::tf_serving::TfServing;
+use lab::checks::{CheckConfig, check_stage};
+use lab::report::{StageReport, Verdict};
+use lab::stages::LabDefinition;
+
+/// Two stand-ins, as the lab's two Deployments.
+pub struct Models {
+    pub resnet50: TfServing,
+    pub resnet101: TfServing,
+}
+
+impl Models {
+    pub async fn start() -> Models {
+        Models {
+            resnet50: TfServing::start("resnet50").await,
+            resnet101: TfServing::start("resnet101").await,
+        }
+    }
+
+    /// Pod label `version` → address, for the stages where both are deployed.
+    pub fn both(&self) -> BTreeMap<String, SocketAddr> {
+        BTreeMap::from([
+            ("resnet50".to_string(), self.resnet50.addr()),
+            ("resnet101".to_string(), self.resnet101.addr()),
+        ])
+    }
+
+    /// Only ResNet50, as in the `stable` stage.
+    pub fn stable_only(&self) -> BTreeMap<String, SocketAddr> {
+        BTreeMap::from([("resnet50".to_string(), self.resnet50.addr())])
+    }
+}
+
+/// A small valid body: the assertions do not depend on the payload's size.
+pub const BODY: &str = r#"{"instances": [[[[12, 34, 56], [78, 90, 12]]]]}"#;
+
+/// Check settings for tests: short settle and request timeouts so failures come fast.
+pub fn test_config(url: &str) -> CheckConfig {
+    let mut config = CheckConfig::new(url, bytes::Bytes::from_static(BODY.as_bytes()));
+    config.request_timeout = Duration::from_secs(5);
+    config.settle_timeout = Duration::from_secs(3);
+    config.assertion_timeout = Duration::from_secs(120);
+    config
+}
+
+pub async fn check(stage: &str, config: &CheckConfig) -> StageReport {
+    let lab = LabDefinition::load_default().unwrap();
+    check_stage(&lab, lab.stage(stage).unwrap(), config).await.unwrap()
+}
+
+/// The report, readable in a failure message.
+pub fn show(report: &StageReport) -> String {
+    serde_json::to_string_pretty(report).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_stage_passes_through_envoy_routing_as_configured() {
+    let models = Models::start().await;
+    for stage in ["stable", "canary-deployed", "split-70-30", "focused"] {
+        let backends = match stage {
+            "stable" => models.stable_only(),
+            _ => models.both(),
+        };
+        let envoy = Envoy::start(&StageRouting::of_stage(stage), &backends).await;
+        let report = check(stage, &test_config(&envoy.url())).await;
+        assert_eq!(report.verdict, Verdict::Pass, "{stage}: {}", show(&report));
+        for assertion in &report.assertions {
+            assert!(assertion.errors.is_empty(), "{stage}: {}", show(&report));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_70_30_report_has_weights_shares_and_latencies() {
+    let models = Models::start().await;
+    let envoy = Envoy::start(&StageRouting::of_stage("split-70-30"), &models.both()).await;
+    let report = check("split-70-30", &test_config(&envoy.url())).await;
+    let assertion = &report.assertions[0];
+    assert_eq!(assertion.verdict, Verdict::Pass, "{}", show(&report));
+    let weights: Vec<(&str, u32)> = assertion
+        .configured_weights
+        .iter()
+        .map(|(version, weight)| (version.as_str(), *weight))
+        .collect();
+    assert_eq!(weights, [("resnet101", 30), ("resnet50", 70)]);
+    let versions: Vec<&str> = assertion.versions.iter().map(|stats| stats.version.as_str()).collect();
+    assert_eq!(versions, ["resnet101", "resnet50"]);
+    let resnet101 = &assertion.versions[0];
+    let [low, high] = resnet101.share_interval_95;
+    assert!(low <= resnet101.share && resnet101.share <= high, "{}", show(&report));
+    assert!(resnet101.latency_ms.p50 > 0.0 && resnet101.latency_ms.p50 <= resnet101.latency_ms.p99);
+    let answered: u64 = assertion.versions.iter().map(|stats| stats.responses).sum();
+    assert_eq!(answered, assertion.requests, "no errors, every response attributed");
+    // The stand-ins saw the settle requests and the assertion's (requests in flight at the decision included).
+    let served = models.resnet50.predictions() + models.resnet101.predictions();
+    assert!(served >= assertion.requests, "{served} < {}", assertion.requests);
+    assert!(
+        assertion.message.contains("consistent with 30% ± 15%"),
+        "{}",
+        assertion.message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_50_50_split_fails_the_70_30_stage() {
+    let models = Models::start().await;
+    let routing = StageRouting::of_stage("split-70-30").with_weights(&[("resnet50", 50), ("resnet101", 50)]);
+    let envoy = Envoy::start(&routing, &models.both()).await;
+    let report = check("split-70-30", &test_config(&envoy.url())).await;
+    assert_eq!(report.verdict, Verdict::Fail, "{}", show(&report));
+    let message = &report.assertions[0].message;
+    assert!(message.contains("not consistent with 30% ± 15%"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_3_percent_leak_fails_the_100_0_stage() {
+    let models = Models::start().await;
+    let routing = StageRouting::of_stage("canary-deployed").with_weights(&[("resnet50", 97), ("resnet101", 3)]);
+    let envoy = Envoy::start(&routing, &models.both()).await;
+    // The exact assertion is sized for a 5% leak at 10⁻⁶; a 3% leak slips through one run of 270 responses with
+    // probability 0.97^270 ≈ 2.7·10⁻⁴. Two runs bring that to 7·10⁻⁸, so the test is not flaky; each run is a
+    // complete, independent check (Envoy picks weighted clusters at random).
+    let mut reports = Vec::new();
+    for _ in 0..2 {
+        let report = check("canary-deployed", &test_config(&envoy.url())).await;
+        let caught = report.verdict == Verdict::Fail;
+        reports.push(report);
+        if caught {
+            break;
+        }
+    }
+    let report = reports.last().unwrap();
+    assert_eq!(report.verdict, Verdict::Fail, "{}", show(report));
+    let message = &report.assertions[0].message;
+    assert!(
+        message.contains("came from resnet101, but every response must come from resnet50"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_the_gateway_ignores_fails_the_focused_stage() {
+    let models = Models::start().await;
+    // The header route is gone: requests with `user-group: canary` go to resnet50 like all others.
+    let routing = StageRouting::of_stage("focused").ignoring_header_matches();
+    let envoy = Envoy::start(&routing, &models.both()).await;
+    let report = check("focused", &test_config(&envoy.url())).await;
+    assert_eq!(report.verdict, Verdict::Fail, "{}", show(&report));
+    let with_header = &report.assertions[0];
+    assert_eq!(with_header.verdict, Verdict::Fail);
+    assert_eq!(
+        with_header.versions[0].version, "resnet50",
+        "the settle probes are reported"
+    );
+    assert!(
+        with_header.message.starts_with("stage \"focused\": the routes did not take effect within 3s: with user-group: canary: every response should come from resnet101, but the gateway answered resnet50 ×"),
+        "{}",
+        with_header.message
+    );
+    assert_eq!(report.assertions[1].verdict, Verdict::Pass, "{}", show(&report));
+
+    // The match conditions are gone: every request goes to resnet101, with the header or not.
+    let routing = StageRouting::of_stage("focused").ignoring_matches();
+    let envoy = Envoy::start(&routing, &models.both()).await;
+    let report = check("focused", &test_config(&envoy.url())).await;
+    let verdicts: Vec<Verdict> = report.assertions.iter().map(|assertion| assertion.verdict).collect();
+    assert_eq!(verdicts, [Verdict::Pass, Verdict::Fail], "{}", show(&report));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_check_passes_70_30_and_fails_50_50_through_the_cli() {
+    let models = Models::start().await;
+    let good = Envoy::start(&StageRouting::of_stage("split-70-30"), &models.both()).await;
+    let routing = StageRouting::of_stage("split-70-30").with_weights(&[("resnet50", 50), ("resnet101", 50)]);
+    let bad = Envoy::start(&routing, &models.both()).await;
+    let image = tiny_image();
+    let output = lab_check(&["split-70-30", "--url", &good.url()], &image).await;
+    assert_eq!(output.code, 0, "{output:#?}");
+    assert!(
+        output.stdout.contains("split-70-30") && output.stdout.contains("pass"),
+        "{output:#?}"
+    );
+    let output = lab_check(&["split-70-30", "--url", &bad.url(), "--format", "json"], &image).await;
+    assert_eq!(output.code, 1, "{output:#?}");
+    let report: lab::report::RunReport = serde_json::from_str(&output.stdout).expect("a RunReport");
+    assert_eq!(report.verdict, Verdict::Fail);
+    assert_eq!(report.stages[0].stage, "split-70-30");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_check_focused_passes_on_header_routing_and_fails_when_it_is_ignored() {
+    let models = Models::start().await;
+    let good = Envoy::start(&StageRouting::of_stage("focused"), &models.both()).await;
+    let ignored = StageRouting::of_stage("focused").ignoring_header_matches();
+    let bad = Envoy::start(&ignored, &models.both()).await;
+    let image = tiny_image();
+    let output = lab_check(&["focused", "--url", &good.url()], &image).await;
+    assert_eq!(output.code, 0, "{output:#?}");
+    let output = lab_check(&["focused", "--url", &bad.url(), "--settle-timeout-s", "2"], &image).await;
+    assert_eq!(output.code, 1, "{output:#?}");
+    assert!(output.stdout.contains("the routes did not take effect"), "{output:#?}");
+}
+
+/// A 4×3 PNG, so the raw payload stays small.
+pub fn tiny_image() -> tempfile::NamedTempFile {
+    let file = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
+    let image = image::RgbImage::from_fn(4, 3, |x, y| image::Rgb([x as u8 * 60, y as u8 * 80, 200]));
+    image.save(file.path()).unwrap();
+    file
+}
+
+/// `lab check ARGS --image IMAGE`, run off the async runtime so the stand-ins keep serving.
+pub async fn lab_check(args: &[&str], image: &tempfile::NamedTempFile) -> canary_lab_tests::cli::CliOutput {
+    let mut all = vec!["lab", "check"];
+    all.extend_from_slice(args);
+    let image = image.path().to_str().unwrap().to_string();
+    all.extend(["--image", &image]);
+    let cli = Cli::new(&all);
+    tokio::task::spawn_blocking(move || cli.run()).await.unwrap()
+}
