@@ -2,6 +2,7 @@
 
 mod cli_surface;
 mod doctor;
+mod faults;
 mod statistics;
 mod tf_serving;
 mod tidy;
