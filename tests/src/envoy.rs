@@ -93,6 +93,19 @@ impl StageRouting {
         self
     }
 
+    /// Removes every response header operation, so responses no longer say which version answered (attribution
+    /// then falls back to the predictions' fingerprint).
+    #[must_use]
+    pub fn without_response_headers(mut self) -> StageRouting {
+        for route in &mut self.virtual_service.http {
+            route.headers = None;
+            for destination in &mut route.route {
+                destination.headers = None;
+            }
+        }
+        self
+    }
+
     /// Adds Istio fault injection to every route.
     #[must_use]
     pub fn with_fault(mut self, fault: lab::routing::HttpFault) -> StageRouting {

@@ -111,6 +111,54 @@ async fn the_70_30_report_has_weights_shares_and_latencies() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_version_headers_responses_are_attributed_by_fingerprint() {
+    let models = Models::start().await;
+    let routing = StageRouting::of_stage("split-70-30").without_response_headers();
+    let envoy = Envoy::start(&routing, &models.both()).await;
+    let mut config = test_config(&envoy.url());
+    // Without references nothing can be attributed: every response is unattributed, so nothing passes.
+    let report = check("split-70-30", &config).await;
+    assert_ne!(report.verdict, Verdict::Pass, "{}", show(&report));
+    assert_eq!(report.assertions[0].errors[0].kind, "unattributed", "{}", show(&report));
+
+    // With each version's reference prediction for the payload (fetched from each version directly), it passes.
+    let mut references = BTreeMap::new();
+    for model in [&models.resnet50, &models.resnet101] {
+        let url = format!("{}{}", model.url(), lab::checks::PREDICT_PATH);
+        let body = reqwest::Client::new()
+            .post(url)
+            .body(BODY)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let scores = lab::attribution::first_scores(&body).expect("predictions");
+        references.insert(model.identity().to_string(), scores);
+    }
+    config.references = lab::attribution::References::new(references);
+    let report = check("split-70-30", &config).await;
+    assert_eq!(report.verdict, Verdict::Pass, "{}", show(&report));
+    assert!(report.assertions[0].errors.is_empty(), "{}", show(&report));
+
+    // An exact stage fails at once on a response the fingerprint cannot place: the references are swapped for
+    // ones that match neither model.
+    let envoy = Envoy::start(
+        &StageRouting::of_stage("stable").without_response_headers(),
+        &models.stable_only(),
+    )
+    .await;
+    config.url = envoy.url();
+    config.references = lab::attribution::References::new(BTreeMap::from([
+        ("resnet50".to_string(), vec![0.001; 1000]),
+        ("resnet101".to_string(), vec![0.001; 1000]),
+    ]));
+    let report = check("stable", &config).await;
+    assert_eq!(report.verdict, Verdict::Fail, "{}", show(&report));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_50_50_split_fails_the_70_30_stage() {
     let models = Models::start().await;
     let routing = StageRouting::of_stage("split-70-30").with_weights(&[("resnet50", 50), ("resnet101", 50)]);
