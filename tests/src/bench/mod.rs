@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+pub mod probe;
 pub mod stats;
 
 /// Where benchmarks write and what they may use.
@@ -102,5 +103,5 @@ pub type BenchFn = fn(&BenchContext) -> anyhow::Result<Vec<BenchResult>>;
 
 /// Every benchmark group, in the order they run.
 pub fn all() -> Vec<(&'static str, BenchFn)> {
-    vec![("stats", stats::run)]
+    vec![("stats", stats::run), ("probe", probe::run)]
 }

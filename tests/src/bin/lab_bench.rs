@@ -6,6 +6,10 @@ use std::process::ExitCode;
 use canary_lab_tests::bench::{BenchContext, all};
 
 fn main() -> ExitCode {
+    // The probe memory benchmark measures a child process of this binary.
+    if let Some(exit) = canary_lab_tests::bench::probe::child_main() {
+        return exit;
+    }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)

@@ -14,6 +14,7 @@ pub(crate) fn run(flags: &BenchFlags) -> CommandResult {
     let workspace = super::test::workspace_root();
     let tools_dir = super::test::target_dir(&workspace).join("test-tools");
     super::test::install_python_tools(&workspace, &tools_dir)?;
+    install_wrk()?;
     let cargo = std::env::var_os("CARGO")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("cargo"));
@@ -37,4 +38,33 @@ pub(crate) fn run(flags: &BenchFlags) -> CommandResult {
     }
     command.run_inherited().context("running the benchmarks")?;
     Ok(CommandStatus::Ok)
+}
+
+/// `wrk` is the probe benchmark's baseline: install it from Debian when it is missing (as root), else say how.
+fn install_wrk() -> anyhow::Result<()> {
+    let on_path =
+        std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("wrk").is_file()));
+    if on_path {
+        return Ok(());
+    }
+    let help = "help: install wrk (Debian: `sudo apt-get install wrk`), then run `cargo xtask bench` again";
+    let is_root = std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(1) == Some("0"))
+    });
+    if !is_root {
+        anyhow::bail!("wrk, the probe benchmark's baseline, is not on PATH\n{help}");
+    }
+    eprintln!("installing wrk (the probe benchmark's baseline) with apt-get…");
+    ToolCommand::new(
+        "install wrk",
+        std::path::Path::new("apt-get"),
+        &["install", "-y", "--no-install-recommends", "wrk"],
+    )
+    .env("DEBIAN_FRONTEND", "noninteractive")
+    .timeout(std::time::Duration::from_secs(600))
+    .run()
+    .context(help)?;
+    Ok(())
 }
