@@ -161,8 +161,8 @@ fn memory(servers: &tokio::runtime::Runtime) -> anyhow::Result<BenchResult> {
         String::from_utf8_lossy(&output.stderr)
     );
     let peak_kb: f64 = stdout
-        .lines()
-        .find_map(|line| line.strip_prefix("peak_rss_kb="))
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("peak_rss_kb="))
         .and_then(|value| value.trim().parse().ok())
         .with_context(|| format!("no peak_rss_kb in the child's output: {stdout}"))?;
     let peak_mb = peak_kb / 1024.0;
