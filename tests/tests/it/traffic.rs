@@ -275,3 +275,65 @@ pub async fn lab_check(args: &[&str], image: &tempfile::NamedTempFile) -> canary
     let cli = Cli::new(&all);
     tokio::task::spawn_blocking(move || cli.run()).await.unwrap()
 }
+
+fn probe_config(url: &str, concurrency: usize, request_timeout: Duration) -> lab::probe::ProbeConfig {
+    lab::probe::ProbeConfig {
+        url: format!("{url}{}", lab::checks::PREDICT_PATH),
+        body: bytes::Bytes::from_static(BODY.as_bytes()),
+        headers: BTreeMap::new(),
+        concurrency,
+        request_timeout,
+        references: lab::attribution::References::default(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probe_stops_launching_once_told_and_keeps_its_deadline() {
+    use lab::probe::{Flow, Probe, RunEnd};
+    let model = TfServing::start("resnet50").await;
+    let probe = Probe::new(probe_config(&model.url(), 8, Duration::from_secs(5))).unwrap();
+    let far = tokio::time::Instant::now() + Duration::from_secs(60);
+    let summary = probe.run(1000, far, |_| Flow::Stop).await;
+    assert_eq!((summary.end, summary.observed), (RunEnd::Stopped, 1));
+    assert_eq!(summary.launched, 8, "only the first window was launched");
+
+    let mut seen = 0;
+    let summary = probe
+        .run(50, far, |_| {
+            seen += 1;
+            Flow::Continue
+        })
+        .await;
+    assert_eq!((summary.end, summary.launched, seen), (RunEnd::Exhausted, 50, 50));
+
+    model.set_delay(Duration::from_secs(30));
+    let soon = tokio::time::Instant::now() + Duration::from_millis(300);
+    let summary = probe.run(100, soon, |_| Flow::Continue).await;
+    assert_eq!((summary.end, summary.observed), (RunEnd::Deadline, 0));
+    let observation = Probe::new(probe_config(&model.url(), 1, Duration::from_millis(200)))
+        .unwrap()
+        .send_one()
+        .await;
+    assert_eq!(
+        observation.outcome,
+        lab::probe::Outcome::Failed {
+            version: None,
+            kind: lab::probe::ErrorKind::Timeout
+        }
+    );
+}
+
+#[test]
+fn lab_check_without_a_url_or_with_an_unknown_stage_is_a_usage_error() {
+    let output = Cli::new(&["lab", "check", "stable"]).run();
+    assert_eq!(output.code, 2, "{output:#?}");
+    assert!(
+        output
+            .stderr
+            .contains("help: run `cargo xtask lab check stable --url http://127.0.0.1:8080`"),
+        "{output:#?}"
+    );
+    let output = Cli::new(&["lab", "check", "canary", "--url", "http://127.0.0.1:9"]).run();
+    assert_eq!(output.code, 2, "{output:#?}");
+    assert!(output.stderr.contains("no stage \"canary\""), "{output:#?}");
+}
