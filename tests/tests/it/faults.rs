@@ -7,7 +7,7 @@ use canary_lab_tests::envoy::{Envoy, StageRouting};
 use lab::report::{StageReport, Verdict};
 use lab::routing::{FaultAbort, FaultDelay, HttpFault, Percent};
 
-use crate::traffic::{Models, check, show, test_config};
+use crate::traffic::{Models, check, failing_config, show, test_config};
 
 fn failure_message(report: &StageReport) -> String {
     assert_eq!(report.verdict, Verdict::Fail, "{}", show(report));
@@ -25,7 +25,7 @@ async fn upstream_503s_at_a_rate_fail_naming_the_version() {
     let models = Models::start().await;
     models.resnet101.set_error_rate(0.2);
     let envoy = Envoy::start(&StageRouting::of_stage("split-70-30"), &models.both()).await;
-    let report = check("split-70-30", &test_config(&envoy.url())).await;
+    let report = check("split-70-30", &failing_config(&envoy.url())).await;
     let message = failure_message(&report);
     assert!(
         message.contains("more than the maximum 1%): resnet101: http_503 ×"),
@@ -57,7 +57,7 @@ async fn a_delay_beyond_the_request_timeout_fails_as_timeouts() {
     let models = Models::start().await;
     models.resnet101.set_delay(Duration::from_secs(3));
     let envoy = Envoy::start(&StageRouting::of_stage("split-70-30"), &models.both()).await;
-    let mut config = test_config(&envoy.url());
+    let mut config = failing_config(&envoy.url());
     config.request_timeout = Duration::from_millis(300);
     let report = check("split-70-30", &config).await;
     let message = failure_message(&report);
@@ -69,12 +69,12 @@ async fn connection_resets_and_a_version_down_fail_naming_the_version() {
     let models = Models::start().await;
     models.resnet101.set_reset(true);
     let envoy = Envoy::start(&StageRouting::of_stage("split-70-30"), &models.both()).await;
-    let message = failure_message(&check("split-70-30", &test_config(&envoy.url())).await);
+    let message = failure_message(&check("split-70-30", &failing_config(&envoy.url())).await);
     // Envoy answers a reset upstream with a 503 of its own, still carrying the destination's version header.
     assert!(message.contains("resnet101: http_503 ×"), "{message}");
 
     models.resnet101.shut_down();
-    let message = failure_message(&check("split-70-30", &test_config(&envoy.url())).await);
+    let message = failure_message(&check("split-70-30", &failing_config(&envoy.url())).await);
     assert!(message.contains("resnet101: http_503 ×"), "{message}");
     // The canary is down, but the stage that sends it nothing still passes.
     let envoy = Envoy::start(&StageRouting::of_stage("canary-deployed"), &models.both()).await;
@@ -94,7 +94,7 @@ async fn envoy_fault_injection_fails_the_stage() {
     };
     let routing = StageRouting::of_stage("canary-deployed").with_fault(abort);
     let envoy = Envoy::start(&routing, &models.both()).await;
-    let message = failure_message(&check("canary-deployed", &test_config(&envoy.url())).await);
+    let message = failure_message(&check("canary-deployed", &failing_config(&envoy.url())).await);
     assert!(message.contains("http_503"), "{message}");
 
     let delay = HttpFault {
@@ -106,7 +106,7 @@ async fn envoy_fault_injection_fails_the_stage() {
     };
     let routing = StageRouting::of_stage("stable").with_fault(delay);
     let envoy = Envoy::start(&routing, &models.stable_only()).await;
-    let mut config = test_config(&envoy.url());
+    let mut config = failing_config(&envoy.url());
     config.request_timeout = Duration::from_millis(300);
     let message = failure_message(&check("stable", &config).await);
     assert!(
@@ -120,8 +120,7 @@ async fn nothing_listening_fails_as_connection_errors() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
-    let mut config = test_config(&url);
-    config.settle_timeout = Duration::from_secs(1);
+    let config = failing_config(&url);
     let message = failure_message(&check("split-70-30", &config).await);
     assert!(message.contains("version unknown: connection ×"), "{message}");
 }

@@ -43,12 +43,19 @@ impl Models {
 /// A small valid body: the assertions do not depend on the payload's size.
 pub const BODY: &str = r#"{"instances": [[[[12, 34, 56], [78, 90, 12]]]]}"#;
 
-/// Check settings for tests: short settle and request timeouts so failures come fast.
+/// Check settings for tests that expect a pass: generous timeouts, so a busy machine cannot fail them.
 pub fn test_config(url: &str) -> CheckConfig {
     let mut config = CheckConfig::new(url, bytes::Bytes::from_static(BODY.as_bytes()));
-    config.request_timeout = Duration::from_secs(5);
-    config.settle_timeout = Duration::from_secs(3);
-    config.assertion_timeout = Duration::from_secs(120);
+    config.request_timeout = Duration::from_secs(10);
+    config.settle_timeout = Duration::from_secs(20);
+    config.assertion_timeout = Duration::from_secs(300);
+    config
+}
+
+/// Check settings for tests that expect a failure: a short settle timeout, so the failure comes fast.
+pub fn failing_config(url: &str) -> CheckConfig {
+    let mut config = test_config(url);
+    config.settle_timeout = Duration::from_secs(2);
     config
 }
 
@@ -115,7 +122,7 @@ async fn without_version_headers_responses_are_attributed_by_fingerprint() {
     let models = Models::start().await;
     let routing = StageRouting::of_stage("split-70-30").without_response_headers();
     let envoy = Envoy::start(&routing, &models.both()).await;
-    let mut config = test_config(&envoy.url());
+    let mut config = failing_config(&envoy.url());
     // Without references nothing can be attributed: every response is unattributed, so nothing passes.
     let report = check("split-70-30", &config).await;
     assert_ne!(report.verdict, Verdict::Pass, "{}", show(&report));
@@ -201,7 +208,7 @@ async fn a_header_the_gateway_ignores_fails_the_focused_stage() {
     // The header route is gone: requests with `user-group: canary` go to resnet50 like all others.
     let routing = StageRouting::of_stage("focused").ignoring_header_matches();
     let envoy = Envoy::start(&routing, &models.both()).await;
-    let report = check("focused", &test_config(&envoy.url())).await;
+    let report = check("focused", &failing_config(&envoy.url())).await;
     assert_eq!(report.verdict, Verdict::Fail, "{}", show(&report));
     let with_header = &report.assertions[0];
     assert_eq!(with_header.verdict, Verdict::Fail);
@@ -210,7 +217,7 @@ async fn a_header_the_gateway_ignores_fails_the_focused_stage() {
         "the settle probes are reported"
     );
     assert!(
-        with_header.message.starts_with("stage \"focused\": the routes did not take effect within 3s: with user-group: canary: every response should come from resnet101, but the gateway answered resnet50 ×"),
+        with_header.message.starts_with("stage \"focused\": the routes did not take effect within 2s: with user-group: canary: every response should come from resnet101, but the gateway answered resnet50 ×"),
         "{}",
         with_header.message
     );
@@ -219,7 +226,7 @@ async fn a_header_the_gateway_ignores_fails_the_focused_stage() {
     // The match conditions are gone: every request goes to resnet101, with the header or not.
     let routing = StageRouting::of_stage("focused").ignoring_matches();
     let envoy = Envoy::start(&routing, &models.both()).await;
-    let report = check("focused", &test_config(&envoy.url())).await;
+    let report = check("focused", &failing_config(&envoy.url())).await;
     let verdicts: Vec<Verdict> = report.assertions.iter().map(|assertion| assertion.verdict).collect();
     assert_eq!(verdicts, [Verdict::Pass, Verdict::Fail], "{}", show(&report));
 }
