@@ -647,12 +647,14 @@ mod tests {
         let mut tally = Tally::default();
         let answered = Observation {
             latency: Duration::from_millis(5),
+            status: Some(200),
             outcome: Outcome::Answered {
                 version: "resnet50".into(),
             },
         };
         let unavailable = Observation {
             latency: Duration::from_millis(5),
+            status: Some(503),
             outcome: Outcome::Failed {
                 version: Some("resnet101".into()),
                 kind: ErrorKind::Http503,

@@ -47,6 +47,8 @@ pub struct ProbeConfig {
 pub struct Observation {
     /// From sending to the end of the response (or the failure).
     pub latency: Duration,
+    /// The HTTP status, when a response came.
+    pub status: Option<u16>,
     /// Who answered, or how it failed.
     pub outcome: Outcome,
 }
@@ -232,14 +234,15 @@ impl Probe {
     /// Sends one request and classifies what came back.
     pub async fn send_one(&self) -> Observation {
         let started = Instant::now();
-        let outcome = self.outcome_of_one().await;
+        let (status, outcome) = self.outcome_of_one().await;
         Observation {
             latency: started.elapsed(),
+            status,
             outcome,
         }
     }
 
-    async fn outcome_of_one(&self) -> Outcome {
+    async fn outcome_of_one(&self) -> (Option<u16>, Outcome) {
         let request = self
             .client
             .post(&self.config.url)
@@ -248,9 +251,10 @@ impl Probe {
             .body(self.config.body.clone());
         let mut response = match request.send().await {
             Ok(response) => response,
-            Err(error) => return failed(None, kind_of(&error)),
+            Err(error) => return (None, failed(None, kind_of(&error))),
         };
         let status = response.status();
+        let code = Some(status.as_u16());
         let version = response
             .headers()
             .get(VERSION_HEADER)
@@ -265,7 +269,7 @@ impl Probe {
                 Ok(Some(chunk)) if needs_body => body.extend_from_slice(&chunk),
                 Ok(Some(_)) => {}
                 Ok(None) => break,
-                Err(error) => return failed(version, kind_of(&error)),
+                Err(error) => return (code, failed(version, kind_of(&error))),
             }
         }
         let kind = match status.as_u16() {
@@ -276,16 +280,17 @@ impl Probe {
             _ => Some(ErrorKind::HttpOther),
         };
         if let Some(kind) = kind {
-            return failed(version, kind);
+            return (code, failed(version, kind));
         }
         let body = match needs_body {
             true => Some(body.as_slice()),
             false => None,
         };
-        match attribution::attribute(version.as_deref(), body, &self.config.references) {
+        let outcome = match attribution::attribute(version.as_deref(), body, &self.config.references) {
             Attribution::Version(version) => Outcome::Answered { version },
             Attribution::Unattributed => failed(None, ErrorKind::Unattributed),
-        }
+        };
+        (code, outcome)
     }
 }
 

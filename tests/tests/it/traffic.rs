@@ -321,6 +321,7 @@ async fn the_probe_stops_launching_once_told_and_keeps_its_deadline() {
         .unwrap()
         .send_one()
         .await;
+    assert_eq!(observation.status, None);
     assert_eq!(
         observation.outcome,
         lab::probe::Outcome::Failed {
