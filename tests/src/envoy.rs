@@ -121,22 +121,27 @@ impl StageRouting {
         let mut routes = Vec::new();
         for http in &self.virtual_service.http {
             let mut action = json!({"timeout": http.timeout.clone().unwrap_or_else(|| "0s".to_string())});
+            // As istiod: one destination is a plain cluster; several are weighted clusters without the weight-0 ones.
             let live: Vec<&RouteDestination> = http
                 .route
                 .iter()
                 .filter(|destination| http.route.len() == 1 || destination.weight.unwrap_or(0) > 0)
                 .collect();
+            let single = match http.route.len() {
+                1 => live.first().copied(),
+                _ => None,
+            };
             let mut route_headers =
                 header_operations(http.headers.as_ref().and_then(|headers| headers.response.as_ref()));
-            match live.as_slice() {
-                [single] => {
+            match single {
+                Some(single) => {
                     action["cluster"] = json!(self.cluster_for(single, backends, &mut clusters));
                     let own = header_operations(single.headers.as_ref().and_then(|headers| headers.response.as_ref()));
                     route_headers.0.extend(own.0);
                     route_headers.1.extend(own.1);
                 }
-                many => {
-                    let weighted: Vec<Value> = many
+                None => {
+                    let weighted: Vec<Value> = live
                         .iter()
                         .map(|destination| {
                             let (add, remove) = header_operations(

@@ -345,3 +345,54 @@ fn lab_check_without_a_url_or_with_an_unknown_stage_is_a_usage_error() {
     assert_eq!(output.code, 2, "{output:#?}");
     assert!(output.stderr.contains("no stage \"canary\""), "{output:#?}");
 }
+
+#[test]
+fn the_envoy_bootstrap_follows_the_virtual_service_as_istiod_would() {
+    let backends = BTreeMap::from([
+        ("resnet50".to_string(), "127.0.0.1:1050".parse().unwrap()),
+        ("resnet101".to_string(), "127.0.0.1:1101".parse().unwrap()),
+    ]);
+    let routes = |stage: &str| {
+        let bootstrap = StageRouting::of_stage(stage).bootstrap(&backends);
+        let manager = &bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0];
+        manager["typed_config"]["route_config"]["virtual_hosts"][0]["routes"].clone()
+    };
+    let split = routes("split-70-30");
+    let clusters = &split[0]["route"]["weighted_clusters"]["clusters"];
+    assert_eq!(clusters[0]["name"], "outbound|8501|resnet50|image-classifier");
+    assert_eq!(
+        (clusters[0]["weight"].as_u64(), clusters[1]["weight"].as_u64()),
+        (Some(70), Some(30))
+    );
+    assert_eq!(
+        clusters[1]["response_headers_to_add"][0]["header"]["value"],
+        "resnet101"
+    );
+    assert_eq!(
+        split[0]["route"]["timeout"], "0s",
+        "Istio sets no route timeout unless asked"
+    );
+    // Weight 0 is dropped, as istiod drops it; a single destination is a plain cluster.
+    let canary_deployed = routes("canary-deployed");
+    assert_eq!(
+        canary_deployed[0]["route"]["weighted_clusters"]["clusters"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let focused = routes("focused");
+    assert_eq!(
+        focused[0]["match"]["headers"][0],
+        serde_json::json!({"name": "user-group", "string_match": {"exact": "canary"}})
+    );
+    assert_eq!(
+        focused[0]["route"]["cluster"],
+        "outbound|8501|resnet101|image-classifier"
+    );
+    assert_eq!(focused[1]["match"], serde_json::json!({"prefix": "/"}));
+    // Without a subset the whole Service: every pod behind it.
+    let stable = StageRouting::of_stage("stable").bootstrap(&backends);
+    let endpoints = &stable["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"];
+    assert_eq!(endpoints.as_array().unwrap().len(), 2);
+}
