@@ -148,7 +148,7 @@ pub struct RunSummary {
 pub struct Probe {
     client: reqwest::Client,
     config: ProbeConfig,
-    headers: HeaderMap,
+    url: reqwest::Url,
 }
 
 impl Probe {
@@ -165,16 +165,15 @@ impl Probe {
             let value = HeaderValue::from_str(value).with_context(|| format!("value of header \"{name}\""))?;
             headers.insert(name, value);
         }
+        let url = reqwest::Url::parse(&config.url).with_context(|| format!("invalid URL \"{}\"", config.url))?;
+        // Parsed once and sent as the client's default headers: nothing per request but the request itself.
         let client = reqwest::Client::builder()
+            .default_headers(headers)
             .pool_max_idle_per_host(config.concurrency.max(1))
             .connect_timeout(config.request_timeout)
             .build()
             .context("building the HTTP client")?;
-        Ok(Probe {
-            client,
-            config,
-            headers,
-        })
+        Ok(Probe { client, config, url })
     }
 
     /// The configuration.
@@ -245,8 +244,7 @@ impl Probe {
     async fn outcome_of_one(&self) -> (Option<u16>, Outcome) {
         let request = self
             .client
-            .post(&self.config.url)
-            .headers(self.headers.clone())
+            .post(self.url.clone())
             .timeout(self.config.request_timeout)
             .body(self.config.body.clone());
         let mut response = match request.send().await {
