@@ -6,9 +6,12 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod image_decode;
 pub mod istio;
 pub mod kube_client;
+pub mod labels;
 pub mod output;
+pub mod payload;
 pub mod preflight;
 pub mod report;
 pub mod settings;

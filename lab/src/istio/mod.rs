@@ -19,12 +19,18 @@ pub struct FetchOptions {
 impl FetchOptions {
     /// The lab's defaults: Istio 1.12.7 for this platform, cached under `cache_dir`.
     pub fn lab_default(cache_dir: PathBuf) -> FetchOptions {
-        FetchOptions { version: ISTIO_VERSION.to_string(), cache_dir }
+        FetchOptions {
+            version: ISTIO_VERSION.to_string(),
+            cache_dir,
+        }
     }
 }
 
 /// Returns the path of a verified `istioctl`, downloading and verifying it when the cache has none.
 pub async fn fetch_istioctl(options: &FetchOptions) -> anyhow::Result<PathBuf> {
     let _ = options;
-    Err(LabError::NotImplemented { command: "istio fetch".to_string() }.into())
+    Err(LabError::NotImplemented {
+        command: "istio fetch".to_string(),
+    }
+    .into())
 }
