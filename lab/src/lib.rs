@@ -12,9 +12,11 @@ pub mod kube_client;
 pub mod labels;
 pub mod output;
 pub mod payload;
+pub mod predict;
 pub mod preflight;
 pub mod report;
 pub mod settings;
+pub mod state;
 pub mod tool;
 
 pub use error::{CommandStatus, LabError};

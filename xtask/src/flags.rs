@@ -136,6 +136,34 @@ pub struct PredictFlags {
     /// The image to classify (default: the lab's Grace Hopper photo).
     #[arg(long)]
     pub image: Option<PathBuf>,
+    /// A request header, `name=value` (repeatable), e.g. `--header user-group=canary`.
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    pub headers: Vec<String>,
+    /// How many classes to show.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// How many requests to send.
+    #[arg(long, default_value_t = 1)]
+    pub count: usize,
+    /// The request body.
+    #[arg(long, value_enum, default_value_t = PayloadFlag::Auto)]
+    pub payload: PayloadFlag,
+    /// The ingress URL (default: the one `lab up` recorded).
+    #[arg(long)]
+    pub url: Option<String>,
+}
+
+/// `lab predict --payload`
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PayloadFlag {
+    /// `bytes` when the model has a `serving_bytes` signature, else `keras`.
+    Auto,
+    /// The original lab's body: the re-saved JPEG's pixels as ints, no resize or preprocessing.
+    Raw,
+    /// Keras ResNet input: 224×224, BGR, minus the ImageNet means.
+    Keras,
+    /// The image file, base64, for the `serving_bytes` signature.
+    Bytes,
 }
 
 /// `lab render`

@@ -3,4 +3,5 @@
 mod cli_surface;
 mod doctor;
 mod payload;
+mod predict;
 mod tidy;

@@ -2,6 +2,7 @@
 
 mod bench;
 mod doctor;
+mod predict;
 mod test;
 
 use lab::{Format, LabError, Settings};
@@ -19,7 +20,7 @@ pub(crate) async fn run(flags: Xtask) -> CommandResult {
         TopCommand::Lab(LabCommand::Stage(_)) => not_implemented("lab stage"),
         TopCommand::Lab(LabCommand::Reset(_)) => not_implemented("lab reset"),
         TopCommand::Lab(LabCommand::Check(_)) => not_implemented("lab check"),
-        TopCommand::Lab(LabCommand::Predict(_)) => not_implemented("lab predict"),
+        TopCommand::Lab(LabCommand::Predict(predict_flags)) => predict::run(&settings, &predict_flags).await,
         TopCommand::Lab(LabCommand::Render(_)) => not_implemented("lab render"),
         TopCommand::Lab(LabCommand::Status) => not_implemented("lab status"),
         TopCommand::Lab(LabCommand::Down(_)) => not_implemented("lab down"),
