@@ -4,4 +4,5 @@ mod cli_surface;
 mod doctor;
 mod payload;
 mod predict;
+mod report;
 mod tidy;
