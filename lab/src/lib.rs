@@ -5,18 +5,22 @@
 
 #![warn(missing_docs)]
 
+pub mod assets;
 pub mod error;
 pub mod image_decode;
 pub mod istio;
 pub mod kube_client;
 pub mod labels;
+pub mod manifests;
 pub mod output;
 pub mod payload;
 pub mod predict;
 pub mod preflight;
 pub mod report;
 pub mod settings;
+pub mod stages;
 pub mod state;
+pub mod stats;
 pub mod tool;
 
 pub use error::{CommandStatus, LabError};

@@ -91,7 +91,7 @@ pub struct PredictSummary {
     pub by_version: BTreeMap<String, usize>,
     /// Median latency of all requests, milliseconds.
     pub latency_p50_ms: f64,
-    /// 95th percentile latency, milliseconds (nearest rank).
+    /// 95th percentile latency, milliseconds.
     pub latency_p95_ms: f64,
     /// Largest latency, milliseconds.
     pub latency_max_ms: f64,
@@ -281,7 +281,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Counts by outcome and version, and latency percentiles (nearest rank) over every request.
+/// Counts by outcome and version, and latency percentiles (as [`crate::stats::percentile`]) over every request.
 fn summarise(requests: &[PredictionRecord]) -> PredictSummary {
     let ok = requests.iter().filter(|record| record.error.is_none()).count();
     let mut by_version = BTreeMap::new();
@@ -291,17 +291,13 @@ fn summarise(requests: &[PredictionRecord]) -> PredictSummary {
     }
     let mut latencies: Vec<f64> = requests.iter().map(|record| record.latency_ms).collect();
     latencies.sort_by(f64::total_cmp);
-    let nearest_rank = |quantile: f64| match latencies.len() {
-        0 => 0.0,
-        count => latencies[((quantile * count as f64).ceil() as usize).clamp(1, count) - 1],
-    };
     PredictSummary {
         requests: requests.len(),
         ok,
         failed: requests.len() - ok,
         by_version,
-        latency_p50_ms: nearest_rank(0.50),
-        latency_p95_ms: nearest_rank(0.95),
+        latency_p50_ms: crate::stats::percentile(&latencies, 50.0),
+        latency_p95_ms: crate::stats::percentile(&latencies, 95.0),
         latency_max_ms: latencies.last().copied().unwrap_or(0.0),
     }
 }
@@ -348,8 +344,12 @@ mod tests {
         assert_eq!((summary.requests, summary.ok, summary.failed), (20, 19, 1));
         assert_eq!(summary.by_version["resnet101"], 9);
         assert_eq!(summary.by_version["unknown"], 10);
-        assert_eq!(summary.latency_p50_ms, 10.0);
-        assert_eq!(summary.latency_p95_ms, 19.0);
+        assert_eq!(summary.latency_p50_ms, 10.5);
+        assert!(
+            (summary.latency_p95_ms - 19.05).abs() < 1e-9,
+            "{}",
+            summary.latency_p95_ms
+        );
         assert_eq!(summary.latency_max_ms, 20.0);
     }
 

@@ -155,25 +155,14 @@ fn version_stats(version: &str, responses: u64, total: u64) -> VersionStats {
         version: version.to_string(),
         responses,
         share,
-        share_interval_95: wilson_interval(responses, total),
+        share_interval_95: {
+            let (low, high) = crate::stats::wilson_interval(responses, total, 1.959_963_984_540_054);
+            [low, high]
+        },
         latency_ms: LatencySummary {
             p50: base,
             p95: base * 1.6,
             p99: base * 2.3,
         },
     }
-}
-
-/// The Wilson score interval at 95% for `successes` of `trials`.
-fn wilson_interval(successes: u64, trials: u64) -> [f64; 2] {
-    if trials == 0 {
-        return [0.0, 1.0];
-    }
-    let z: f64 = 1.959_963_984_540_054;
-    let n = trials as f64;
-    let p = successes as f64 / n;
-    let denominator = 1.0 + z * z / n;
-    let centre = (p + z * z / (2.0 * n)) / denominator;
-    let half_width = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / denominator;
-    [(centre - half_width).max(0.0), (centre + half_width).min(1.0)]
 }

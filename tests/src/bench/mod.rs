@@ -4,11 +4,12 @@
 //! line in [`all`]. The `lab-bench` binary (run by `cargo xtask bench`) runs them all, writes one JSON file per
 //! result under `target/bench/` and prints a table. See `docs/benchmarks.md` for how to read it.
 
-pub mod payload;
-
 use std::path::PathBuf;
 
 use serde::Serialize;
+
+pub mod payload;
+pub mod stats;
 
 /// Where benchmarks write and what they may use.
 #[derive(Debug, Clone)]
@@ -102,5 +103,5 @@ pub type BenchFn = fn(&BenchContext) -> anyhow::Result<Vec<BenchResult>>;
 
 /// Every benchmark group, in the order they run.
 pub fn all() -> Vec<(&'static str, BenchFn)> {
-    vec![("payload", payload::run)]
+    vec![("stats", stats::run), ("payload", payload::run)]
 }

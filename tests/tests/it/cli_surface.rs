@@ -40,3 +40,24 @@ fn usage_errors_exit_2() {
     let output = Cli::new(&["lab", "doctor", "--format", "yaml"]).run();
     assert_eq!(output.code, 2, "{output:#?}");
 }
+
+#[test]
+fn stages_are_listed_in_order_one_line_each() {
+    let output = Cli::new(&["lab", "stages"]).run();
+    assert_eq!(output.code, 0, "{output:#?}");
+    let names: Vec<&str> = output
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().nth(1).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        names,
+        ["stable", "canary-deployed", "split-70-30", "focused"],
+        "{}",
+        output.stdout
+    );
+    let json = Cli::new(&["lab", "stages", "--format", "json"]).run();
+    let stages: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(stages[2]["name"], "split-70-30");
+}

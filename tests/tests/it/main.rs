@@ -5,4 +5,5 @@ mod doctor;
 mod payload;
 mod predict;
 mod report;
+mod statistics;
 mod tidy;

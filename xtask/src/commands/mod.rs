@@ -3,6 +3,7 @@
 mod bench;
 mod doctor;
 mod predict;
+mod stages;
 mod test;
 
 use lab::{Format, LabError, Settings};
@@ -16,7 +17,7 @@ pub(crate) async fn run(flags: Xtask) -> CommandResult {
     match flags.command {
         TopCommand::Lab(LabCommand::Doctor) => doctor::run(&settings).await,
         TopCommand::Lab(LabCommand::Up(_)) => not_implemented("lab up"),
-        TopCommand::Lab(LabCommand::Stages) => not_implemented("lab stages"),
+        TopCommand::Lab(LabCommand::Stages) => stages::run(&settings),
         TopCommand::Lab(LabCommand::Stage(_)) => not_implemented("lab stage"),
         TopCommand::Lab(LabCommand::Reset(_)) => not_implemented("lab reset"),
         TopCommand::Lab(LabCommand::Check(_)) => not_implemented("lab check"),

@@ -1,0 +1,285 @@
+//! The lab's stages as data: `assets/lab.toml` lists them in order, with their manifests and assertions.
+//!
+//! Loading validates everything a typo could break (unknown keys, a stage without assertions, a share outside
+//! 0–1, a manifest that does not exist, duplicate names) and reports it with the file, line and column.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::manifests::{self, Manifest};
+
+/// The stage `lab reset` returns to by default.
+pub const DEFAULT_RESET_STAGE: &str = "stable";
+
+/// All stages, in order.
+#[derive(Debug, Clone)]
+pub struct LabDefinition {
+    /// The stages in the order `lab up` walks them.
+    pub stages: Vec<Stage>,
+    /// Where the manifests named by the stages live.
+    pub manifests_dir: PathBuf,
+}
+
+/// One stage of the lab.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    /// The stage name, e.g. `split-70-30`.
+    pub name: String,
+    /// One line for `lab stages`.
+    pub summary: String,
+    /// The manifest files (in `assets/manifests/`) that make up the stage, applied in order.
+    pub manifests: Vec<String>,
+    /// Where the traffic must go.
+    #[serde(rename = "assert")]
+    pub assertions: Vec<AssertionSpec>,
+}
+
+/// Where traffic must go, as written in `lab.toml`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AssertionSpec {
+    /// Every response comes from `version`.
+    Exact {
+        /// The version (the `x-model-version` value, the subset name).
+        version: String,
+        /// Headers sent with every request.
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+    },
+    /// The share of responses from `version` is consistent with `share`.
+    Share {
+        /// The version whose share is tested.
+        version: String,
+        /// The configured share, 0–1.
+        share: f64,
+        /// The smallest deviation the test must catch, e.g. 0.15.
+        tolerance: f64,
+        /// Headers sent with every request.
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+    },
+}
+
+impl AssertionSpec {
+    /// The headers sent with this assertion's requests.
+    pub fn headers(&self) -> &BTreeMap<String, String> {
+        match self {
+            AssertionSpec::Exact { headers, .. } | AssertionSpec::Share { headers, .. } => headers,
+        }
+    }
+
+    /// The version the assertion is about.
+    pub fn version(&self) -> &str {
+        match self {
+            AssertionSpec::Exact { version, .. } | AssertionSpec::Share { version, .. } => version,
+        }
+    }
+}
+
+/// A malformed `lab.toml`: the file, line and column, and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{}:{line}:{column}: {message}\nhelp: fix the stage definitions in {}", .path.display(), .path.display())]
+pub struct DefinitionError {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LabFile {
+    #[serde(rename = "stage")]
+    stages: Vec<toml::Spanned<Stage>>,
+}
+
+impl LabDefinition {
+    /// Loads `assets/lab.toml` (or `$CANARY_LAB_ASSETS/lab.toml`).
+    pub fn load_default() -> anyhow::Result<LabDefinition> {
+        let assets = crate::assets::assets_dir();
+        LabDefinition::load(&assets.join("lab.toml"), &assets.join("manifests"))
+    }
+
+    /// Loads and validates a stage file whose manifests live in `manifests_dir`.
+    pub fn load(path: &Path, manifests_dir: &Path) -> anyhow::Result<LabDefinition> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| anyhow::anyhow!("reading stage definitions {}: {error}", path.display()))?;
+        Ok(LabDefinition::parse(path, &text, manifests_dir)?)
+    }
+
+    /// Parses and validates stage definitions from `text` (read from `path`, used in messages).
+    pub fn parse(path: &Path, text: &str, manifests_dir: &Path) -> Result<LabDefinition, DefinitionError> {
+        let error_at = |offset: usize, message: String| {
+            let (line, column) = line_column(text, offset);
+            DefinitionError {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        };
+        let file: LabFile = toml::from_str(text).map_err(|error| {
+            let offset = error.span().map(|span| span.start).unwrap_or(0);
+            error_at(offset, error.message().to_string())
+        })?;
+        if file.stages.is_empty() {
+            return Err(error_at(0, "no [[stage]] defined".to_string()));
+        }
+        let mut stages = Vec::new();
+        for spanned in file.stages {
+            let offset = spanned.span().start;
+            let stage = spanned.into_inner();
+            if stages.iter().any(|seen: &Stage| seen.name == stage.name) {
+                return Err(error_at(offset, format!("stage \"{}\" is defined twice", stage.name)));
+            }
+            if stage.manifests.is_empty() {
+                return Err(error_at(offset, format!("stage \"{}\" names no manifests", stage.name)));
+            }
+            if stage.assertions.is_empty() {
+                return Err(error_at(
+                    offset,
+                    format!("stage \"{}\" has no [[stage.assert]]", stage.name),
+                ));
+            }
+            for file in &stage.manifests {
+                if !manifests_dir.join(file).is_file() {
+                    let message = format!(
+                        "stage \"{}\" names manifest \"{file}\", which is not in {}",
+                        stage.name,
+                        manifests_dir.display()
+                    );
+                    return Err(error_at(offset, message));
+                }
+            }
+            for assertion in &stage.assertions {
+                if let AssertionSpec::Share { share, tolerance, .. } = assertion {
+                    let valid = (0.0..=1.0).contains(share) && *tolerance > 0.0 && *tolerance < 1.0;
+                    if !valid {
+                        let message = format!(
+                            "stage \"{}\": share must be within 0–1 and tolerance within (0, 1), found share {share}, tolerance {tolerance}",
+                            stage.name
+                        );
+                        return Err(error_at(offset, message));
+                    }
+                }
+            }
+            stages.push(stage);
+        }
+        Ok(LabDefinition {
+            stages,
+            manifests_dir: manifests_dir.to_path_buf(),
+        })
+    }
+
+    /// The stage called `name`, or an error listing the stages there are.
+    pub fn stage(&self, name: &str) -> anyhow::Result<&Stage> {
+        match self.stages.iter().find(|stage| stage.name == name) {
+            Some(stage) => Ok(stage),
+            None => {
+                let names: Vec<&str> = self.stages.iter().map(|stage| stage.name.as_str()).collect();
+                anyhow::bail!(
+                    "no stage \"{name}\" (the stages are: {})\nhelp: run `cargo xtask lab stages`",
+                    names.join(", ")
+                )
+            }
+        }
+    }
+
+    /// The stages from the first up to and including `last` (all of them when `last` is `None`).
+    pub fn stages_through(&self, last: Option<&str>) -> anyhow::Result<&[Stage]> {
+        match last {
+            None => Ok(&self.stages),
+            Some(name) => {
+                self.stage(name)?;
+                let end = self
+                    .stages
+                    .iter()
+                    .position(|stage| stage.name == name)
+                    .expect("stage exists")
+                    + 1;
+                Ok(&self.stages[..end])
+            }
+        }
+    }
+
+    /// Every object a stage applies, in order.
+    pub fn stage_manifests(&self, stage: &Stage) -> anyhow::Result<Vec<Manifest>> {
+        manifests::load_files(&self.manifests_dir, &stage.manifests)
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map(|rest| rest.chars().count()).unwrap_or(0) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifests_dir() -> PathBuf {
+        crate::assets::manifests_dir()
+    }
+
+    #[test]
+    fn the_shipped_stages_load_in_order() {
+        let lab = LabDefinition::load_default().unwrap();
+        let names: Vec<&str> = lab.stages.iter().map(|stage| stage.name.as_str()).collect();
+        assert_eq!(names, ["stable", "canary-deployed", "split-70-30", "focused"]);
+        let focused = lab.stage("focused").unwrap();
+        assert_eq!(
+            focused.assertions[0].headers().get("user-group").map(String::as_str),
+            Some("canary")
+        );
+        assert_eq!(lab.stages_through(Some("split-70-30")).unwrap().len(), 3);
+        for stage in &lab.stages {
+            assert!(!lab.stage_manifests(stage).unwrap().is_empty());
+        }
+    }
+
+    #[test]
+    fn a_typo_is_reported_with_line_and_column() {
+        let text = "[[stage]]\nname = \"a\"\nsumary = \"x\"\n";
+        let error = LabDefinition::parse(Path::new("lab.toml"), text, &manifests_dir()).unwrap_err();
+        assert_eq!((error.line, error.column), (3, 1), "{error}");
+        assert!(
+            error.to_string().starts_with("lab.toml:3:1: unknown field `sumary`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_missing_manifest_is_reported_at_its_stage() {
+        let text = "[[stage]]\nname = \"a\"\nsummary = \"x\"\nmanifests = [\"nope.yaml\"]\n[[stage.assert]]\nkind = \"exact\"\nversion = \"v\"\n";
+        let error = LabDefinition::parse(Path::new("lab.toml"), text, &manifests_dir()).unwrap_err();
+        assert_eq!(error.line, 1);
+        assert!(error.message.contains("\"nope.yaml\""), "{error}");
+    }
+
+    #[test]
+    fn a_share_outside_zero_to_one_is_refused() {
+        let text = "[[stage]]\nname = \"a\"\nsummary = \"x\"\nmanifests = [\"namespace.yaml\"]\n[[stage.assert]]\nkind = \"share\"\nversion = \"v\"\nshare = 30.0\ntolerance = 0.15\n";
+        let error = LabDefinition::parse(Path::new("lab.toml"), text, &manifests_dir()).unwrap_err();
+        assert!(error.message.contains("share must be within 0–1"), "{error}");
+    }
+
+    #[test]
+    fn an_unknown_stage_lists_the_known_ones() {
+        let lab = LabDefinition::load_default().unwrap();
+        let error = lab.stage("canary").unwrap_err().to_string();
+        assert!(
+            error.contains("stable, canary-deployed, split-70-30, focused"),
+            "{error}"
+        );
+    }
+}

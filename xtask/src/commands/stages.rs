@@ -1,0 +1,44 @@
+//! `lab stages`: list the stages of `assets/lab.toml`, one line each.
+
+use lab::output::{table, to_json};
+use lab::stages::LabDefinition;
+use lab::{CommandStatus, Format, Settings};
+use serde::Serialize;
+
+use crate::CommandResult;
+
+#[derive(Serialize)]
+struct StageLine<'a> {
+    name: &'a str,
+    summary: &'a str,
+    manifests: &'a [String],
+}
+
+/// Prints the stages in order.
+pub(crate) fn run(settings: &Settings) -> CommandResult {
+    let lab = LabDefinition::load_default()?;
+    match settings.format {
+        Format::Json => {
+            let lines: Vec<StageLine> = lab
+                .stages
+                .iter()
+                .map(|stage| StageLine {
+                    name: &stage.name,
+                    summary: &stage.summary,
+                    manifests: &stage.manifests,
+                })
+                .collect();
+            println!("{}", to_json(&lines));
+        }
+        Format::Human => {
+            let rows: Vec<Vec<String>> = lab
+                .stages
+                .iter()
+                .enumerate()
+                .map(|(index, stage)| vec![format!("{}", index + 1), stage.name.clone(), stage.summary.clone()])
+                .collect();
+            print!("{}", table(&["#", "stage", "what it proves"], &rows));
+        }
+    }
+    Ok(CommandStatus::Ok)
+}
