@@ -131,6 +131,13 @@ async fn keras_predictions_report_labels_versions_and_a_summary() {
     let canary = json_of(&run_cli(cli).await);
 
     assert_eq!(output.code, 0, "{output:#?}");
+    assert!(
+        output
+            .stdout
+            .starts_with(&format!("{} with the keras payload\n", server.url)),
+        "{}",
+        output.stdout
+    );
     assert!(output.stdout.contains("served by resnet50"), "{}", output.stdout);
     assert!(output.stdout.contains("mortarboard"), "{}", output.stdout);
     assert!(
@@ -190,7 +197,12 @@ async fn a_tf_serving_error_is_shown_with_its_status_and_exits_1() {
     let server = TfServing::start(Scenario::ServableMissing).await;
     let output = run_cli(Cli::new(&["lab", "predict", "--url", &server.url, "--payload", "raw"])).await;
     assert_eq!(output.code, 1, "{output:#?}");
-    let line = output.stdout.lines().next().unwrap_or_default();
+    let mut lines = output.stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some(format!("{} with the raw payload", server.url).as_str())
+    );
+    let line = lines.next().unwrap_or_default();
     assert!(line.starts_with("request 1: failed"), "{}", output.stdout);
     assert!(line.contains("HTTP 404 Not Found"), "{line}");
     assert!(

@@ -65,7 +65,20 @@ fn plan_from(settings: &Settings, flags: &PredictFlags) -> anyhow::Result<Predic
 /// Per request a line and a table of the top classes; a summary line when more than one request was sent.
 fn render_human(report: &PredictReport) -> String {
     let colour = use_colour();
-    let mut text = String::new();
+    let headers: Vec<String> = report
+        .request_headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}"))
+        .collect();
+    let mut text = format!(
+        "{} with the {} payload{}\n",
+        report.url,
+        report.payload,
+        match headers.is_empty() {
+            true => String::new(),
+            false => format!(" and headers {}", headers.join(", ")),
+        }
+    );
     for record in &report.requests {
         let version = record.model_version.as_deref().unwrap_or("an unknown model");
         match &record.error {
