@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod http;
 pub mod istio;
 pub mod kube_client;
 pub mod output;
