@@ -237,7 +237,8 @@ impl Downloader {
                     progress.received(chunk.len() as u64);
                 }
                 Ok(None) => break Ok(()),
-                Err(error) => break Err(retry_or_final(&error)),
+                // reqwest reports a body cut short (EOF, reset, idle timeout) as a decode error: always retry.
+                Err(error) => break Err(AttemptError::Retry(describe(&error))),
             }
         };
         // Whatever arrived is kept on disk for the next attempt to resume.
