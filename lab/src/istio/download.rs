@@ -217,7 +217,7 @@ impl Downloader {
             0 => Sha256::new(),
             _ => hash_file(partial).map_err(final_error)?.0,
         };
-        let mut file = tokio::fs::OpenOptions::new()
+        let opened = tokio::fs::OpenOptions::new()
             .create(true)
             .write(true)
             .append(already > 0)
@@ -225,6 +225,8 @@ impl Downloader {
             .open(partial)
             .await
             .map_err(final_error)?;
+        // Network chunks are small; a large buffer keeps the number of trips to the blocking pool down.
+        let mut file = tokio::io::BufWriter::with_capacity(1024 * 1024, opened);
         let body_length = response.content_length();
         progress.length_known(body_length.map(|length| length + already), already);
         let mut received = 0u64;
@@ -243,7 +245,7 @@ impl Downloader {
         };
         // Whatever arrived is kept on disk for the next attempt to resume.
         file.flush().await.map_err(final_error)?;
-        file.sync_all().await.map_err(final_error)?;
+        file.get_ref().sync_all().await.map_err(final_error)?;
         body_result?;
         if let Some(length) = body_length
             && received < length
