@@ -92,6 +92,19 @@ pub fn write_verified_marker(staging_dir: &Path, sha256: &str) -> anyhow::Result
     std::fs::write(&path, format!("{sha256}\n")).with_context(|| format!("writing \"{}\"", path.display()))
 }
 
+/// Removes staging directories (`.unpack-*`) left by a run that was killed; call it holding the lock.
+pub fn remove_stale_staging_dirs(version_dir: &Path) -> anyhow::Result<()> {
+    let entries = std::fs::read_dir(version_dir).with_context(|| format!("listing \"{}\"", version_dir.display()))?;
+    for entry in entries.flatten() {
+        let stale = entry.file_name().to_string_lossy().starts_with(".unpack-");
+        if stale {
+            let path = entry.path();
+            std::fs::remove_dir_all(&path).with_context(|| format!("removing the stale \"{}\"", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// An exclusive lock on a cache directory; released when dropped.
 #[must_use = "the lock is released when this is dropped"]
 #[derive(Debug)]

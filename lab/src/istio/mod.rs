@@ -180,6 +180,7 @@ pub async fn fetch_istioctl(options: &FetchOptions) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(version_dir)
         .with_context(|| format!("creating the istio cache \"{}\"", version_dir.display()))?;
     let _lock = CacheLock::acquire(&layout.lock_path()).await?;
+    cache::remove_stale_staging_dirs(version_dir)?;
     let mut trust = TrustStore::load(&layout.trust_file())?;
     let pinned = verify::pinned_sha256(&asset);
     if options.sha256.is_some() {
@@ -228,8 +229,28 @@ pub async fn fetch_istioctl(options: &FetchOptions) -> anyhow::Result<PathBuf> {
             (archive.clone(), sum)
         }
         None => {
-            let sum = download_verified(options, &layout, &asset, offline_expectation.as_ref()).await?;
-            (layout.archive_path(), sum)
+            // An archive verified by an earlier run (its unpacked copy is gone) is reused when a sum known
+            // offline still vouches for it; otherwise it is downloaded again.
+            let cached_archive = layout.archive_path();
+            let cached_sum = match (&offline_expectation, cached_archive.is_file()) {
+                (Some(expected), true) => {
+                    let path = cached_archive.clone();
+                    let actual = tokio::task::spawn_blocking(move || verify::sha256_of_file(&path))
+                        .await
+                        .context("hashing the cached archive")?
+                        .with_context(|| format!("reading \"{}\"", cached_archive.display()))?;
+                    (actual == expected.sha256).then_some(actual)
+                }
+                _ => None,
+            };
+            let sum = match cached_sum {
+                Some(sum) => {
+                    tracing::info!(asset, "reusing the verified archive in the cache");
+                    sum
+                }
+                None => download_verified(options, &layout, &asset, offline_expectation.as_ref()).await?,
+            };
+            (cached_archive, sum)
         }
     };
     if pinned.is_none() && options.sha256.is_none() && trust.get(&asset).is_none() {

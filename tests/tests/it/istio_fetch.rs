@@ -102,6 +102,46 @@ async fn good_tarball_with_sha256_flag_yields_an_executable_istioctl_and_a_secon
 }
 
 #[tokio::test]
+async fn a_verified_archive_in_the_cache_is_unpacked_again_without_a_request() {
+    let server = AssetServer::start().await;
+    let tarball = Tarball::istioctl_release("1.12.7").build();
+    server.add(PINNED_ASSET, &tarball);
+    let cache = tempfile::tempdir().unwrap();
+    let options = options(cache.path(), &server, Platform::LinuxAmd64, Some(&sha256_hex(&tarball)));
+    let istioctl = fetch_istioctl(&options).await.unwrap();
+    std::fs::remove_dir_all(istioctl.parent().unwrap()).unwrap();
+    // A staging directory left by a killed run is cleaned up too.
+    std::fs::create_dir_all(cache.path().join("istio/1.12.7/.unpack-killed/x")).unwrap();
+
+    assert_eq!(fetch_istioctl(&options).await.unwrap(), istioctl);
+    assert_executable_istioctl(&istioctl);
+    assert_eq!(server.requests().len(), 1, "{:?}", server.requests());
+    assert!(!cache.path().join("istio/1.12.7/.unpack-killed").exists());
+}
+
+#[tokio::test]
+async fn a_403_is_final_and_not_retried() {
+    let server = AssetServer::start().await;
+    server.add(PINNED_ASSET, b"never served");
+    server.misbehave(PINNED_ASSET, &[Misbehaviour::Status(403)]);
+    let cache = tempfile::tempdir().unwrap();
+
+    let error = fetch_istioctl(&options(
+        cache.path(),
+        &server,
+        Platform::LinuxAmd64,
+        Some(&"2".repeat(64)),
+    ))
+    .await
+    .unwrap_err();
+    let FetchError::Refused { status, .. } = fetch_error(&error) else {
+        panic!("{error:#}")
+    };
+    assert_eq!(*status, 403);
+    assert_eq!(server.requests().len(), 1, "{:?}", server.requests());
+}
+
+#[tokio::test]
 async fn full_release_unpacks_istio_version_dir() {
     let server = AssetServer::start().await;
     let tarball = Tarball::full_release("1.12.7").build();
@@ -239,12 +279,13 @@ async fn an_unpinned_asset_is_trusted_on_first_use_and_a_later_different_sum_is_
     let recorded = std::fs::read_to_string(&lock_file).unwrap();
     assert!(recorded.contains(UNPINNED_ASSET), "{recorded}");
 
-    // The release changes under the same name (new sum, consistent .sha256) and the cached copy is gone.
+    // The release changes under the same name (new sum, consistent .sha256) and the cached copies are gone.
     let changed = Tarball::istioctl_release("1.12.7")
         .file("NOTICE", b"changed\n", 0o644)
         .build();
     server.add_with_sha256(UNPINNED_ASSET, &changed);
     std::fs::remove_dir_all(istioctl.parent().unwrap()).unwrap();
+    std::fs::remove_file(cache.path().join("istio/1.12.7").join(UNPINNED_ASSET)).unwrap();
     let error = fetch_istioctl(&options).await.unwrap_err();
     let FetchError::ChecksumMismatch {
         source_of_expectation, ..
