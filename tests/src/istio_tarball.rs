@@ -19,6 +19,7 @@ enum TarEntry {
     Symlink { path: String, target: String },
     HardLink { path: String, target: String },
     Fifo { path: String },
+    PaxGlobalHeader,
 }
 
 impl Tarball {
@@ -35,6 +36,7 @@ impl Tarball {
     /// The full release: `istio-<version>/bin/istioctl`, a sample and a manifest.
     pub fn full_release(version: &str) -> Tarball {
         Tarball::new()
+            .pax_global_header()
             .directory(&format!("istio-{version}/"))
             .directory(&format!("istio-{version}/bin/"))
             .file(
@@ -84,6 +86,13 @@ impl Tarball {
         self
     }
 
+    /// Adds a pax global header (as `git archive` writes first): metadata, not a file.
+    #[must_use]
+    pub fn pax_global_header(mut self) -> Tarball {
+        self.entries.push(TarEntry::PaxGlobalHeader);
+        self
+    }
+
     /// Adds a named pipe (tar entry type 6).
     #[must_use]
     pub fn fifo(mut self, path: &str) -> Tarball {
@@ -119,6 +128,13 @@ impl Tarball {
                 TarEntry::Symlink { path, target } => (path, &[], 0o777, tar::EntryType::Symlink, Some(target)),
                 TarEntry::HardLink { path, target } => (path, &[], 0o644, tar::EntryType::Link, Some(target)),
                 TarEntry::Fifo { path } => (path, &[], 0o644, tar::EntryType::Fifo, None),
+                TarEntry::PaxGlobalHeader => (
+                    "pax_global_header",
+                    b"27 comment=canary-lab-test\n",
+                    0o644,
+                    tar::EntryType::XGlobalHeader,
+                    None,
+                ),
             };
             // Raw name fields: `Header::set_path` refuses `..` and absolute paths, and hostile archives are the point.
             let name = &mut header.as_old_mut().name;

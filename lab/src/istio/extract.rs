@@ -48,6 +48,8 @@ pub fn unpack_safely(archive: &Path, asset: &str, destination: &Path) -> anyhow:
             }
         }
         match entry.header().entry_type() {
+            // Metadata for the archive or the next entry (GNU tar, git archive): nothing to write.
+            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink => continue,
             EntryType::Regular | EntryType::Continuous | EntryType::Directory => {}
             EntryType::Symlink => {
                 let target = entry

@@ -169,6 +169,19 @@ pub async fn fetch_istioctl(options: &FetchOptions) -> anyhow::Result<PathBuf> {
         Some(platform) => platform,
         None => Platform::current()?,
     };
+    // The version becomes a directory and part of a URL: nothing but the characters of a release tag.
+    let plain_version = !options.version.is_empty()
+        && options
+            .version
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c))
+        && !options.version.starts_with('.');
+    if !plain_version {
+        anyhow::bail!(
+            "\"{}\" is not an Istio release version\nhelp: pass a version such as `--version {ISTIO_VERSION}`",
+            options.version
+        );
+    }
     let asset = options.flavor.asset_name(&options.version, platform);
     let layout = CacheLayout::new(
         &options.cache_dir,

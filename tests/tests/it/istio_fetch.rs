@@ -618,6 +618,22 @@ async fn a_file_url_base_works_offline() {
     assert!(matches!(fetch_error(&error), FetchError::NotFound { .. }), "{error:#}");
 }
 
+#[tokio::test]
+async fn a_version_that_is_not_a_release_tag_is_refused_before_touching_the_cache() {
+    let server = AssetServer::start().await;
+    let cache = tempfile::tempdir().unwrap();
+    let mut options = options(cache.path(), &server, Platform::LinuxAmd64, None);
+    options.version = "../../1.12.7".to_string();
+
+    let error = fetch_istioctl(&options).await.unwrap_err();
+    assert!(
+        format!("{error:#}").contains("is not an Istio release version"),
+        "{error:#}"
+    );
+    assert!(files_under(cache.path()).is_empty());
+    assert!(server.requests().is_empty());
+}
+
 /// Runs `lab-cli ARGS` off the runtime thread, so the asset server keeps answering.
 async fn cli(args: Vec<String>) -> CliOutput {
     tokio::task::spawn_blocking(move || {
