@@ -266,9 +266,11 @@ pub async fn fetch_istioctl(options: &FetchOptions) -> anyhow::Result<PathBuf> {
             (cached_archive, sum)
         }
     };
-    if pinned.is_none() && options.sha256.is_none() && trust.get(&asset).is_none() {
-        tracing::warn!(asset, lock_file = %trust.path().display(), "this asset has no pinned sum; trusting it on first use");
-        trust.record(&asset, &archive_sum)?;
+    if pinned.is_none() && options.sha256.is_none() {
+        tracing::warn!(asset, lock_file = %trust.path().display(), "this asset has no pinned sum; it is trusted on first use");
+        if trust.get(&asset).is_none() {
+            trust.record(&asset, &archive_sum)?;
+        }
     }
 
     unpack_into_place(&layout, &asset, &archive, &archive_sum, &options.version).await?;
