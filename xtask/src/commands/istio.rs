@@ -40,3 +40,57 @@ fn fetch_options(settings: &Settings, flags: &FetchFlags) -> anyhow::Result<Fetc
     options.archive = flags.archive.clone();
     Ok(options)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::flags::{IstioCommand, TopCommand, Xtask};
+
+    fn plan(args: &[&str]) -> anyhow::Result<FetchOptions> {
+        let flags = Xtask::try_parse_from(std::iter::once("cargo xtask").chain(args.iter().copied())).unwrap();
+        let mut settings = Settings::with_defaults("minikube").unwrap();
+        if let Some(dir) = &flags.global.cache_dir {
+            settings.cache_dir = dir.clone();
+        }
+        let TopCommand::Istio(IstioCommand::Fetch(fetch_flags)) = flags.command else {
+            panic!("not istio fetch")
+        };
+        fetch_options(&settings, &fetch_flags)
+    }
+
+    #[test]
+    fn flags_become_fetch_options() {
+        let sum = "AB".repeat(32);
+        let options = plan(&[
+            "istio",
+            "fetch",
+            "--platform",
+            "osx-arm64",
+            "--full",
+            "--base-url",
+            "file:///m/",
+            "--sha256",
+            &sum,
+            "--cache-dir",
+            "/c",
+        ])
+        .unwrap();
+        assert_eq!(options.platform, Some(Platform::OsxArm64));
+        assert_eq!(options.flavor, AssetFlavor::Full);
+        assert_eq!(options.base_url.as_deref(), Some("file:///m/"));
+        assert_eq!(options.sha256, Some("ab".repeat(32)));
+        assert_eq!(options.cache_dir, std::path::PathBuf::from("/c"));
+        assert_eq!(options.version, "1.12.7");
+
+        let defaults = plan(&["istio", "fetch"]).unwrap();
+        assert_eq!((defaults.platform, defaults.flavor), (None, AssetFlavor::IstioctlOnly));
+    }
+
+    #[test]
+    fn a_malformed_sha256_is_a_usage_error_naming_the_flag() {
+        let error = plan(&["istio", "fetch", "--sha256", "abc"]).unwrap_err();
+        assert!(format!("{error:#}").contains("--sha256"), "{error:#}");
+    }
+}
