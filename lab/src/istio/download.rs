@@ -105,7 +105,11 @@ impl Downloader {
                 .await
                 .map_err(|error| retry_or_final(&error))?;
             check_status(url, response.status(), None)?;
-            response.text().await.map_err(|error| retry_or_final(&error))
+            // A body cut short is reported as a decode error: retry it like a reset.
+            response
+                .text()
+                .await
+                .map_err(|error| AttemptError::Retry(describe(&error)))
         })
         .await
     }

@@ -409,6 +409,25 @@ async fn a_500_then_200_is_retried() {
 }
 
 #[tokio::test]
+async fn a_truncated_sha256_file_is_fetched_again() {
+    let server = AssetServer::start().await;
+    server.add_with_sha256(UNPINNED_ASSET, &Tarball::istioctl_release("1.12.7").build());
+    let sum_file = format!("{UNPINNED_ASSET}.sha256");
+    server.misbehave(&sum_file, &[Misbehaviour::TruncateAfter(10)]);
+    let cache = tempfile::tempdir().unwrap();
+
+    fetch_istioctl(&options(cache.path(), &server, Platform::OsxArm64, None))
+        .await
+        .unwrap();
+    let ranges: Vec<Option<String>> = server
+        .requests_for(&sum_file)
+        .into_iter()
+        .map(|request| request.range)
+        .collect();
+    assert_eq!(ranges, vec![None, None]);
+}
+
+#[tokio::test]
 async fn a_server_too_slow_times_out_after_bounded_retries_and_keeps_the_partial_file() {
     let server = AssetServer::start().await;
     let tarball = Tarball::istioctl_release("1.12.7")
