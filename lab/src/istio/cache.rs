@@ -92,6 +92,13 @@ pub fn write_verified_marker(staging_dir: &Path, sha256: &str) -> anyhow::Result
     std::fs::write(&path, format!("{sha256}\n")).with_context(|| format!("writing \"{}\"", path.display()))
 }
 
+/// Flushes a directory's entries to disk, so that a rename into it survives a crash.
+pub fn sync_dir(directory: &Path) -> anyhow::Result<()> {
+    File::open(directory)
+        .and_then(|handle| handle.sync_all())
+        .with_context(|| format!("syncing \"{}\"", directory.display()))
+}
+
 /// Removes staging directories (`.unpack-*`) left by a run that was killed; call it holding the lock.
 pub fn remove_stale_staging_dirs(version_dir: &Path) -> anyhow::Result<()> {
     let entries = std::fs::read_dir(version_dir).with_context(|| format!("listing \"{}\"", version_dir.display()))?;

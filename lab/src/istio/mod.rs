@@ -386,6 +386,7 @@ async fn download_verified(
     let archive = layout.archive_path();
     std::fs::rename(&partial, &archive)
         .with_context(|| format!("moving \"{}\" to \"{}\"", partial.display(), archive.display()))?;
+    cache::sync_dir(layout.version_dir())?;
     tracing::info!(asset, bytes = downloaded.bytes, sha256 = %downloaded.sha256, "verified");
     Ok(downloaded.sha256)
 }
@@ -444,6 +445,7 @@ async fn unpack_into_place(
     let staged = staging.keep();
     std::fs::rename(&staged, &destination)
         .with_context(|| format!("moving \"{}\" to \"{}\"", staged.display(), destination.display()))?;
+    cache::sync_dir(layout.version_dir())?;
     Ok(())
 }
 
