@@ -17,7 +17,8 @@ const PINNED_ASSET: &str = "istioctl-1.12.7-linux-amd64.tar.gz";
 /// Not pinned: trusted on first use.
 const UNPINNED_ASSET: &str = "istioctl-1.12.7-osx-arm64.tar.gz";
 
-/// Options for the loopback server: sub-second timeouts and backoff so misbehaviour costs little.
+/// Options for the loopback server: quick backoff so misbehaviour costs little. The idle timeout stays generous
+/// (a loaded machine must not turn a good answer into a retry); the slow-server test shortens it.
 fn options(cache: &Path, server: &AssetServer, platform: Platform, sha256: Option<&str>) -> FetchOptions {
     let mut options = FetchOptions::lab_default(cache.to_path_buf());
     options.platform = Some(platform);
@@ -27,7 +28,7 @@ fn options(cache: &Path, server: &AssetServer, platform: Platform, sha256: Optio
     options.network = NetworkPolicy {
         timeouts: HttpTimeouts {
             connect: Duration::from_secs(5),
-            idle: Duration::from_millis(300),
+            idle: Duration::from_secs(10),
         },
         max_attempts: 4,
         retry_budget: Duration::from_secs(30),
@@ -437,7 +438,8 @@ async fn a_server_too_slow_times_out_after_bounded_retries_and_keeps_the_partial
     server.misbehave(PINNED_ASSET, &[Misbehaviour::StallAfter(1_000); 4]);
     let cache = tempfile::tempdir().unwrap();
     let sum = sha256_hex(&tarball);
-    let options = options(cache.path(), &server, Platform::LinuxAmd64, Some(&sum));
+    let mut options = options(cache.path(), &server, Platform::LinuxAmd64, Some(&sum));
+    options.network.timeouts.idle = Duration::from_millis(300);
 
     let error = fetch_istioctl(&options).await.unwrap_err();
     let FetchError::GaveUp {
@@ -460,7 +462,8 @@ async fn a_server_too_slow_times_out_after_bounded_retries_and_keeps_the_partial
     assert_eq!(std::fs::metadata(partial_path).unwrap().len(), 4_000);
     assert!(format!("{error:#}").contains("a rerun resumes it"), "{error:#}");
 
-    // The next run resumes the kept bytes and finishes.
+    // The next run (the server answering normally again) resumes the kept bytes and finishes.
+    options.network.timeouts.idle = Duration::from_secs(10);
     fetch_istioctl(&options).await.unwrap();
     let last = server.requests_for(PINNED_ASSET).pop().unwrap();
     assert_eq!(last.range.as_deref(), Some("bytes=4000-"));
