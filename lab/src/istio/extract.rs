@@ -120,6 +120,64 @@ fn relative_inside(path: &Path) -> Result<PathBuf, &'static str> {
 mod tests {
     use super::*;
 
+    /// A `.tar.gz` with `links` (path → target) then `files` (path, contents), written under `dir`.
+    fn archive(dir: &Path, links: &[(&str, &str)], files: &[(&str, &[u8])]) -> PathBuf {
+        let path = dir.join("test.tar.gz");
+        let encoder = flate2::write::GzEncoder::new(std::fs::File::create(&path).unwrap(), Default::default());
+        let mut builder = tar::Builder::new(encoder);
+        for (link, target) in links {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(EntryType::Symlink);
+            header.set_size(0);
+            builder.append_link(&mut header, link, target).unwrap();
+        }
+        for (name, contents) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(contents.len() as u64);
+            header.set_mode(0o755);
+            builder.append_data(&mut header, name, *contents).unwrap();
+        }
+        builder.into_inner().unwrap().finish().unwrap();
+        path
+    }
+
+    #[test]
+    fn links_that_stay_inside_are_unpacked_and_modes_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let tarball = archive(
+            dir.path(),
+            &[("bin/link", "../istioctl")],
+            &[("istioctl", b"#!/bin/sh\n")],
+        );
+        let destination = dir.path().join("out");
+        std::fs::create_dir(&destination).unwrap();
+        unpack_safely(&tarball, "test.tar.gz", &destination).unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(destination.join("istioctl")).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o111, 0o111, "{mode:o}");
+        assert_eq!(
+            std::fs::read_link(destination.join("bin/link")).unwrap(),
+            Path::new("../istioctl")
+        );
+    }
+
+    #[test]
+    fn an_entry_below_a_symlink_is_refused_even_when_the_link_stays_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        let tarball = archive(dir.path(), &[("a", "sub")], &[("a/f", b"x")]);
+        let destination = dir.path().join("out");
+        std::fs::create_dir(&destination).unwrap();
+        let error = unpack_safely(&tarball, "test.tar.gz", &destination).unwrap_err();
+        match error.downcast_ref::<FetchError>() {
+            Some(FetchError::UnsafeEntry { entry, reason, .. }) => {
+                assert_eq!((entry.as_str(), reason.as_str()), ("a/f", "lies below a symlink"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!destination.join("sub/f").exists());
+    }
+
     #[test]
     fn relative_inside_resolves_dots_and_refuses_escapes() {
         assert_eq!(relative_inside(Path::new("./a/b")), Ok(PathBuf::from("a/b")));
