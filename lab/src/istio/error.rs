@@ -33,7 +33,7 @@ impl fmt::Display for PartialFile {
 pub enum FetchError {
     /// The archive's SHA-256 is not the one expected.
     #[error(
-        "checksum mismatch for \"{asset}\": expected sha256 {expected} ({source_of_expectation}), got {actual}; {partial}\nhelp: if you trust this file (a mirror or private build), pass `--sha256 {actual}` to `cargo xtask istio fetch`"
+        "checksum mismatch for \"{asset}\": expected sha256 {expected} ({source_of_expectation}), got {actual}; {partial}\nhelp: the file is corrupt or not the release it claims to be: rerun `cargo xtask istio fetch`; for a mirror or private build you trust, pass its sum with --sha256"
     )]
     ChecksumMismatch {
         /// The asset's file name.
