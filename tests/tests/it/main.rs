@@ -2,5 +2,6 @@
 
 mod cli_surface;
 mod doctor;
+mod istio_fetch;
 mod statistics;
 mod tidy;
