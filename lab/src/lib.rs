@@ -7,6 +7,7 @@
 
 pub mod assets;
 pub mod error;
+pub mod http;
 pub mod image_decode;
 pub mod istio;
 pub mod kube_client;

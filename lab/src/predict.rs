@@ -136,14 +136,13 @@ pub struct PredictClient {
 }
 
 impl PredictClient {
-    /// A client for `url` (no trailing slash needed) with connect and request timeouts.
+    /// A client for `url` (no trailing slash needed) with connect and idle timeouts.
     pub fn new(url: &str) -> anyhow::Result<PredictClient> {
-        crate::kube_client::install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(60))
-            .build()
-            .context("building the HTTP client")?;
+        let http = crate::http::client(crate::http::HttpTimeouts {
+            connect: Duration::from_secs(5),
+            // A cold TF Serving answers its first prediction slowly; silence longer than this is a failure.
+            idle: Duration::from_secs(60),
+        })?;
         Ok(PredictClient {
             http,
             base_url: url.trim_end_matches('/').to_string(),

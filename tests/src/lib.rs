@@ -3,10 +3,12 @@
 //! Everything here runs offline on loopback. Tools that cargo does not bring (Envoy, Python) come from
 //! `cargo xtask test`; [`test_tools`] fails loudly, naming that command, when they are missing.
 
+pub mod asset_server;
 pub mod bench;
 pub mod cli;
 pub mod fake_kube;
 pub mod fake_tools;
+pub mod istio_tarball;
 
 use std::path::PathBuf;
 

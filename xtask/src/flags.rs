@@ -189,12 +189,45 @@ pub enum IstioCommand {
     Fetch(FetchFlags),
 }
 
-/// `istio fetch`
+/// `istio fetch` (the cache directory is the global `--cache-dir`).
 #[derive(Debug, Args)]
 pub struct FetchFlags {
     /// The Istio version.
     #[arg(long, default_value = "1.12.7")]
     pub version: String,
+    /// The platform whose istioctl to fetch.
+    #[arg(long, value_enum, default_value_t = PlatformFlag::Auto)]
+    pub platform: PlatformFlag,
+    /// Take the full release (istio-<version>-<platform>.tar.gz: samples, manifests) instead of istioctl alone.
+    #[arg(long)]
+    pub full: bool,
+    /// The folder that holds the release assets (https://, http:// or file://).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// The archive's SHA-256 in hex; replaces the pinned and published sums (mirrors, private builds).
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+    /// An already-downloaded archive to verify and unpack (offline rooms).
+    #[arg(long, value_name = "PATH")]
+    pub archive: Option<PathBuf>,
+}
+
+/// `istio fetch --platform`
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PlatformFlag {
+    /// This machine's platform.
+    Auto,
+    /// Linux on x86-64.
+    #[value(name = "linux-amd64")]
+    LinuxAmd64,
+    /// Linux on ARM64.
+    #[value(name = "linux-arm64")]
+    LinuxArm64,
+    /// macOS on Intel.
+    Osx,
+    /// macOS on Apple silicon.
+    #[value(name = "osx-arm64")]
+    OsxArm64,
 }
 
 /// `cargo xtask test`

@@ -2,6 +2,7 @@
 
 mod cli_surface;
 mod doctor;
+mod istio_fetch;
 mod payload;
 mod predict;
 mod report;

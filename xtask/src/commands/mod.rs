@@ -2,6 +2,7 @@
 
 mod bench;
 mod doctor;
+mod istio;
 mod predict;
 mod stages;
 mod test;
@@ -25,7 +26,7 @@ pub(crate) async fn run(flags: Xtask) -> CommandResult {
         TopCommand::Lab(LabCommand::Render(_)) => not_implemented("lab render"),
         TopCommand::Lab(LabCommand::Status) => not_implemented("lab status"),
         TopCommand::Lab(LabCommand::Down(_)) => not_implemented("lab down"),
-        TopCommand::Istio(IstioCommand::Fetch(_)) => not_implemented("istio fetch"),
+        TopCommand::Istio(IstioCommand::Fetch(fetch_flags)) => istio::run_fetch(&settings, &fetch_flags).await,
         TopCommand::Test(test_flags) => test::run(&test_flags),
         TopCommand::Bench(bench_flags) => bench::run(&bench_flags),
     }
