@@ -13,10 +13,13 @@
 //! mozjpeg's one difference from libjpeg-turbo is its encoder defaults (trellis quantisation, progressive scans,
 //! other quantisation tables). Selecting the `JCP_FASTEST` compression profile before `jpeg_set_defaults` turns all
 //! of that off: baseline, 4:2:0, the standard (Annex K) tables scaled to quality 75, ISLOW FDCT — exactly what
-//! `Image.save(…, "JPEG")` writes with Pillow's defaults. `tests/tests/it/payload.rs` compares the pixels with
-//! Pillow's on the lab's images.
+//! `Image.save(…, "JPEG")` writes with Pillow's defaults. `tests/tests/it/payload.rs` compares the payloads with
+//! Pillow's element by element — equal on the lab's images and on grey, progressive, 4:4:4, 4:2:2 and odd-sized
+//! JPEGs. (Measured before choosing: the `image` crate's zune-jpeg differs from Pillow in 113,630 of 921,600
+//! values of grace_hopper.jpg, by up to 4, and in 5,866 of 819,840 of rocket.jpg, by up to 2.)
 //!
-//! PNG is lossless; the `image` crate decodes it.
+//! PNG is lossless; the `image` crate decodes it (RGBA loses its alpha and palettes are expanded, as Pillow's
+//! `convert("RGB")` does). CMYK JPEGs are refused.
 
 use std::ffi::{CStr, c_int, c_ulong, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};

@@ -52,11 +52,11 @@ fn flatten(body: &Value) -> ((usize, usize, usize), Vec<f64>) {
 }
 
 /// Builds both bodies and asserts equal shapes and equal elements (as float32 for keras, as ints for raw).
-fn assert_equal_to_python(kind: PayloadKind) {
-    for image in lab_images() {
-        let file_bytes = std::fs::read(&image).unwrap();
+fn assert_equal_to_python(kind: PayloadKind, images: &[PathBuf]) {
+    for image in images {
+        let file_bytes = std::fs::read(image).unwrap();
         let ours: Value = serde_json::from_slice(&build_payload(kind, &file_bytes).unwrap().body).unwrap();
-        let theirs = python_body(&image, kind.as_str());
+        let theirs = python_body(image, kind.as_str());
         assert_eq!(
             ours.as_object().unwrap().len(),
             1,
@@ -87,12 +87,61 @@ fn assert_equal_to_python(kind: PayloadKind) {
 
 #[test]
 fn raw_payload_equals_pillows_element_wise() {
-    assert_equal_to_python(PayloadKind::Raw);
+    assert_equal_to_python(PayloadKind::Raw, &lab_images());
 }
 
 #[test]
 fn keras_payload_equals_pillows_and_numpys_element_wise() {
-    assert_equal_to_python(PayloadKind::Keras);
+    assert_equal_to_python(PayloadKind::Keras, &lab_images());
+}
+
+/// Other layouts a user's image may have, made by Pillow from the lab's images: grey, progressive, 4:4:4 and
+/// 4:2:2 JPEGs, an odd size (partial MCUs), an upscale, and RGBA, palette and grey PNGs.
+#[test]
+fn other_image_layouts_equal_pillows_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let make_images = r#"
+import sys
+from PIL import Image
+rocket, cat, out = Image.open(sys.argv[1]).convert("RGB"), Image.open(sys.argv[2]).convert("RGB"), sys.argv[3]
+rocket.convert("L").save(out + "/grey.jpg", quality=90)
+rocket.save(out + "/progressive.jpg", progressive=True, quality=85)
+cat.save(out + "/444.jpg", subsampling=0, quality=95)
+cat.save(out + "/422.jpg", subsampling=1, quality=80)
+rocket.crop((3, 5, 104, 82)).save(out + "/odd.jpg")
+cat.crop((0, 0, 150, 100)).save(out + "/small.jpg")
+rgba = cat.convert("RGBA"); rgba.putalpha(128); rgba.save(out + "/rgba.png")
+cat.convert("P", palette=Image.ADAPTIVE, colors=64).save(out + "/palette.png")
+cat.convert("L").save(out + "/grey.png")
+"#;
+    let python = canary_lab_tests::test_tools().join("venv/bin/python");
+    // Test code may start processes: Pillow makes the images.
+    #[allow(clippy::disallowed_methods)]
+    let status = std::process::Command::new(python)
+        .args(["-c", make_images])
+        .arg(root.join("tests/data/rocket.jpg"))
+        .arg(root.join("tests/data/chelsea.png"))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let images: Vec<PathBuf> = [
+        "grey.jpg",
+        "progressive.jpg",
+        "444.jpg",
+        "422.jpg",
+        "odd.jpg",
+        "small.jpg",
+        "rgba.png",
+        "palette.png",
+        "grey.png",
+    ]
+    .iter()
+    .map(|name| dir.path().join(name))
+    .collect();
+    assert_equal_to_python(PayloadKind::Raw, &images);
+    assert_equal_to_python(PayloadKind::Keras, &images);
 }
 
 #[test]
