@@ -12,6 +12,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use serde::Serialize;
 
+use crate::LabError;
 use crate::labels::{ClassScore, top_k};
 use crate::payload::{METADATA_PATH, PREDICT_PATH, Payload, PayloadKind, build_payload};
 
@@ -152,28 +153,35 @@ impl PredictClient {
     /// `bytes` when the model has a `serving_bytes` signature, else `keras`; a model without metadata (404) is
     /// treated as having only `serving_default`.
     pub async fn payload_kind_from_metadata(&self) -> anyhow::Result<PayloadKind> {
+        const HELP: &str =
+            "check the URL (has `cargo xtask lab up` finished?), or choose the body with `--payload keras|raw|bytes`";
         let url = format!("{}{METADATA_PATH}", self.base_url);
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .with_context(|| format!("asking the model's signatures for `--payload auto`: GET {url}"))
-            .context("help: check the URL, or choose the body with `--payload keras|raw|bytes`")?;
+        let asking = "asking the model's signatures for `--payload auto`";
+        let response = match self.http.get(&url).send().await {
+            Ok(response) => response,
+            Err(error) => {
+                let message = format!("{asking}: GET {url}: {}", error_chain(&error));
+                return Err(LabError::not_ready(message, HELP).into());
+            }
+        };
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             tracing::warn!(%url, "the model has no metadata endpoint; sending the keras payload");
             return Ok(PayloadKind::Keras);
         }
         let status = response.status();
-        let text = response.text().await.context("reading the model's metadata")?;
+        let text = match response.text().await {
+            Ok(text) => text,
+            Err(error) => {
+                let message = format!("{asking}: reading the answer of GET {url}: {}", error_chain(&error));
+                return Err(LabError::not_ready(message, HELP).into());
+            }
+        };
         if !status.is_success() {
-            anyhow::bail!(
-                "asking the model's signatures for `--payload auto`: GET {url} answered {status}: {}\nhelp: choose the body with `--payload keras|raw|bytes`",
-                server_error_message(&text)
-            );
+            let message = format!("{asking}: GET {url} answered {status}: {}", server_error_message(&text));
+            return Err(LabError::not_ready(message, HELP).into());
         }
         let metadata: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("GET {url} answered with malformed JSON"))?;
+            serde_json::from_str(&text).with_context(|| format!("{asking}: GET {url} answered with malformed JSON"))?;
         Ok(PayloadKind::for_metadata(&metadata))
     }
 

@@ -261,4 +261,21 @@ async fn an_unreachable_url_fails_each_request_with_the_reason() {
         "{error}"
     );
     assert_eq!(report["summary"]["failed"], 1);
+
+    // With `--payload auto` the metadata request fails first: exit 1 with the reason and what to do.
+    let output = run_cli(Cli::new(&["lab", "predict", "--url", &url])).await;
+    assert_eq!(output.code, 1, "{output:#?}");
+    assert!(
+        output
+            .stderr
+            .contains("asking the model's signatures for `--payload auto`"),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        output.stderr.to_lowercase().contains("connection refused"),
+        "{}",
+        output.stderr
+    );
+    assert!(output.stderr.contains("help: check the URL"), "{}", output.stderr);
 }
