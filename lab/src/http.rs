@@ -1,0 +1,28 @@
+//! Building HTTP clients: one place that installs the rustls crypto provider and sets timeouts.
+//!
+//! reqwest is built with `rustls-no-provider`, so a client built before a provider is installed panics; every
+//! client in `lab` comes from here (or from `kube_client`, which installs the same provider).
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+/// Timeouts for one HTTP client.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpTimeouts {
+    /// How long establishing a TCP (and TLS) connection may take.
+    pub connect: Duration,
+    /// How long the connection may stay silent while a response (or its body) is expected.
+    pub idle: Duration,
+}
+
+/// A reqwest client with the lab's crypto provider, the given timeouts and a `canary-lab/<version>` user agent.
+pub fn client(timeouts: HttpTimeouts) -> anyhow::Result<reqwest::Client> {
+    crate::kube_client::install_crypto_provider();
+    reqwest::Client::builder()
+        .user_agent(concat!("canary-lab/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(timeouts.connect)
+        .read_timeout(timeouts.idle)
+        .build()
+        .context("building the HTTP client")
+}

@@ -1,0 +1,380 @@
+//! `lab predict`: send predictions through the ingress and report the top classes, the serving model and latency.
+//!
+//! The body is built once ([`crate::payload`]) and reused for every request. Each request's outcome is a value
+//! ([`PredictionRecord`]): a TF Serving error (`{"error": "…"}` with its HTTP status), a transport failure or a
+//! malformed answer is recorded with the version that answered, when the response said, and does not stop the
+//! run; the report says how many failed.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::LabError;
+use crate::labels::{ClassScore, top_k};
+use crate::payload::{METADATA_PATH, PREDICT_PATH, Payload, PayloadKind, build_payload};
+
+/// The lab's Grace Hopper photo, the default image.
+pub const DEFAULT_IMAGE: &[u8] = include_bytes!("../../assets/images/grace_hopper.jpg");
+/// The response header that names the model version that served.
+pub const MODEL_VERSION_HEADER: &str = "x-model-version";
+
+/// Which body to send: a fixed kind, or `auto` (ask the model's metadata).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadChoice {
+    /// `bytes` when the model has a `serving_bytes` signature, else `keras`.
+    Auto,
+    /// This kind.
+    Fixed(PayloadKind),
+}
+
+/// Everything `lab predict` needs, resolved from flags.
+#[derive(Debug, Clone)]
+pub struct PredictPlan {
+    /// The ingress URL, e.g. `http://127.0.0.1:31380`.
+    pub url: String,
+    /// The image file's bytes.
+    pub image: Vec<u8>,
+    /// Request headers, e.g. `user-group: canary`.
+    pub headers: Vec<(String, String)>,
+    /// How many classes to show.
+    pub top: usize,
+    /// How many requests to send.
+    pub count: usize,
+    /// Which body to send.
+    pub payload: PayloadChoice,
+}
+
+/// What a run of predictions found.
+#[derive(Debug, Clone, Serialize)]
+pub struct PredictReport {
+    /// The ingress URL.
+    pub url: String,
+    /// The kind of body sent.
+    pub payload: &'static str,
+    /// The request headers sent.
+    pub request_headers: BTreeMap<String, String>,
+    /// One record per request, in order.
+    pub requests: Vec<PredictionRecord>,
+    /// Counts and latency over all requests.
+    pub summary: PredictSummary,
+}
+
+/// One request's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct PredictionRecord {
+    /// 1-based request number.
+    pub request: usize,
+    /// The HTTP status, when a response came.
+    pub status: Option<u16>,
+    /// The `x-model-version` response header, when present.
+    pub model_version: Option<String>,
+    /// From sending the request to the end of the response body, in milliseconds.
+    pub latency_ms: f64,
+    /// The top classes (empty on failure).
+    pub top: Vec<ClassScore>,
+    /// What went wrong, in one line; `None` for a good prediction.
+    pub error: Option<String>,
+}
+
+/// Counts and latency over a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct PredictSummary {
+    /// Requests sent.
+    pub requests: usize,
+    /// Requests that returned predictions.
+    pub ok: usize,
+    /// Requests that failed.
+    pub failed: usize,
+    /// Good predictions per `x-model-version` (`unknown` when the header was missing).
+    pub by_version: BTreeMap<String, usize>,
+    /// Median latency of all requests, milliseconds.
+    pub latency_p50_ms: f64,
+    /// 95th percentile latency, milliseconds.
+    pub latency_p95_ms: f64,
+    /// Largest latency, milliseconds.
+    pub latency_max_ms: f64,
+}
+
+/// Parses a `--header` value: `name=value` or `name: value`.
+pub fn parse_header(text: &str) -> anyhow::Result<(String, String)> {
+    let split = text.split_once('=').or_else(|| text.split_once(':'));
+    match split {
+        Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_string(), value.trim().to_string())),
+        _ => anyhow::bail!("header \"{text}\" is not `name=value`\nhelp: e.g. `--header user-group=canary`"),
+    }
+}
+
+/// Sends `plan.count` predictions and records each.
+pub async fn run_predictions(plan: &PredictPlan) -> anyhow::Result<PredictReport> {
+    let client = PredictClient::new(&plan.url)?;
+    let kind = match plan.payload {
+        PayloadChoice::Fixed(kind) => kind,
+        PayloadChoice::Auto => client.payload_kind_from_metadata().await?,
+    };
+    let payload = build_payload(kind, &plan.image).context("building the prediction payload")?;
+    let mut requests = Vec::with_capacity(plan.count);
+    for request in 1..=plan.count {
+        requests.push(client.predict(request, &payload, &plan.headers, plan.top).await);
+    }
+    let summary = summarise(&requests);
+    Ok(PredictReport {
+        url: client.base_url.clone(),
+        payload: kind.as_str(),
+        request_headers: plan.headers.iter().cloned().collect(),
+        requests,
+        summary,
+    })
+}
+
+/// An HTTP client for one TF Serving REST endpoint (through the ingress).
+#[derive(Debug, Clone)]
+pub struct PredictClient {
+    http: reqwest::Client,
+    base_url: String,
+}
+
+impl PredictClient {
+    /// A client for `url` (no trailing slash needed) with connect and idle timeouts.
+    pub fn new(url: &str) -> anyhow::Result<PredictClient> {
+        let http = crate::http::client(crate::http::HttpTimeouts {
+            connect: Duration::from_secs(5),
+            // A cold TF Serving answers its first prediction slowly; silence longer than this is a failure.
+            idle: Duration::from_secs(60),
+        })?;
+        Ok(PredictClient {
+            http,
+            base_url: url.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// `bytes` when the model has a `serving_bytes` signature, else `keras`; a model without metadata (404) is
+    /// treated as having only `serving_default`.
+    pub async fn payload_kind_from_metadata(&self) -> anyhow::Result<PayloadKind> {
+        const HELP: &str =
+            "check the URL (has `cargo xtask lab up` finished?), or choose the body with `--payload keras|raw|bytes`";
+        let url = format!("{}{METADATA_PATH}", self.base_url);
+        let asking = "asking the model's signatures for `--payload auto`";
+        let response = match self.http.get(&url).send().await {
+            Ok(response) => response,
+            Err(error) => {
+                let message = format!("{asking}: GET {url}: {}", error_chain(&error));
+                return Err(LabError::not_ready(message, HELP).into());
+            }
+        };
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            tracing::warn!(%url, "the model has no metadata endpoint; sending the keras payload");
+            return Ok(PayloadKind::Keras);
+        }
+        let status = response.status();
+        let text = match response.text().await {
+            Ok(text) => text,
+            Err(error) => {
+                let message = format!("{asking}: reading the answer of GET {url}: {}", error_chain(&error));
+                return Err(LabError::not_ready(message, HELP).into());
+            }
+        };
+        if !status.is_success() {
+            let message = format!("{asking}: GET {url} answered {status}: {}", server_error_message(&text));
+            return Err(LabError::not_ready(message, HELP).into());
+        }
+        let metadata: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{asking}: GET {url} answered with malformed JSON"))?;
+        Ok(PayloadKind::for_metadata(&metadata))
+    }
+
+    /// Sends one prediction; never fails, the outcome is in the record.
+    pub async fn predict(
+        &self,
+        request: usize,
+        payload: &Payload,
+        headers: &[(String, String)],
+        top: usize,
+    ) -> PredictionRecord {
+        let url = format!("{}{PREDICT_PATH}", self.base_url);
+        let mut builder = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(Bytes::clone(&payload.body));
+        for (name, value) in headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let started = Instant::now();
+        let mut record = PredictionRecord {
+            request,
+            status: None,
+            model_version: None,
+            latency_ms: 0.0,
+            top: Vec::new(),
+            error: None,
+        };
+        let response = match builder.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                record.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+                record.error = Some(format!("POST {url}: {}", error_chain(&error)));
+                return record;
+            }
+        };
+        let status = response.status();
+        record.status = Some(status.as_u16());
+        record.model_version = response
+            .headers()
+            .get(MODEL_VERSION_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string);
+        let body = response.bytes().await;
+        record.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let body = match body {
+            Ok(body) => body,
+            Err(error) => {
+                record.error = Some(format!("reading the response: {}", error_chain(&error)));
+                return record;
+            }
+        };
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body);
+            record.error = Some(format!("HTTP {status}: {}", server_error_message(&text)));
+            return record;
+        }
+        match parse_predictions(&body) {
+            Ok(scores) => record.top = top_k(&scores, top),
+            Err(detail) => record.error = Some(format!("malformed prediction response: {detail}")),
+        }
+        record
+    }
+}
+
+/// The first row of `{"predictions": [[scores…]]}`.
+fn parse_predictions(body: &[u8]) -> Result<Vec<f32>, String> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|error| format!("not JSON ({error})"))?;
+    if let Some(message) = value.get("error").and_then(|error| error.as_str()) {
+        return Err(format!("the server said \"{message}\""));
+    }
+    let row = value
+        .pointer("/predictions/0")
+        .and_then(|row| row.as_array())
+        .ok_or_else(|| "no `predictions[0]` list".to_string())?;
+    row.iter()
+        .map(|score| score.as_f64().map(|score| score as f32))
+        .collect::<Option<Vec<f32>>>()
+        .ok_or_else(|| "`predictions[0]` holds a value that is not a number".to_string())
+}
+
+/// TF Serving's `{"error": "…"}` message, else the start of the body.
+fn server_error_message(text: &str) -> String {
+    let from_json = serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|value| value.get("error").and_then(|error| error.as_str()).map(str::to_string));
+    match from_json {
+        Some(message) => format!("\"{message}\""),
+        None if text.trim().is_empty() => "(empty body)".to_string(),
+        None => format!("\"{}\"", text.trim().chars().take(300).collect::<String>()),
+    }
+}
+
+/// An error and its sources on one line (reqwest hides the useful part, e.g. "connection refused", in sources).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Counts by outcome and version, and latency percentiles (as [`crate::stats::percentile`]) over every request.
+fn summarise(requests: &[PredictionRecord]) -> PredictSummary {
+    let ok = requests.iter().filter(|record| record.error.is_none()).count();
+    let mut by_version = BTreeMap::new();
+    for record in requests.iter().filter(|record| record.error.is_none()) {
+        let version = record.model_version.clone().unwrap_or_else(|| "unknown".to_string());
+        *by_version.entry(version).or_insert(0) += 1;
+    }
+    let mut latencies: Vec<f64> = requests.iter().map(|record| record.latency_ms).collect();
+    latencies.sort_by(f64::total_cmp);
+    PredictSummary {
+        requests: requests.len(),
+        ok,
+        failed: requests.len() - ok,
+        by_version,
+        latency_p50_ms: crate::stats::percentile(&latencies, 50.0),
+        latency_p95_ms: crate::stats::percentile(&latencies, 95.0),
+        latency_max_ms: latencies.last().copied().unwrap_or(0.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(latency_ms: f64, version: Option<&str>, error: Option<&str>) -> PredictionRecord {
+        PredictionRecord {
+            request: 1,
+            status: Some(200),
+            model_version: version.map(str::to_string),
+            latency_ms,
+            top: Vec::new(),
+            error: error.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn headers_parse_with_equals_or_colon() {
+        assert_eq!(
+            parse_header("user-group=canary").unwrap(),
+            ("user-group".into(), "canary".into())
+        );
+        assert_eq!(
+            parse_header("user-group: canary").unwrap(),
+            ("user-group".into(), "canary".into())
+        );
+        let error = parse_header("nonsense").unwrap_err().to_string();
+        assert!(error.contains("help: e.g. `--header user-group=canary`"), "{error}");
+    }
+
+    #[test]
+    fn summary_counts_versions_and_percentiles() {
+        let requests: Vec<PredictionRecord> = (1..=20)
+            .map(|index| match index {
+                20 => record(index as f64, Some("resnet101"), Some("HTTP 503")),
+                index if index % 2 == 0 => record(index as f64, Some("resnet101"), None),
+                index => record(index as f64, None, None),
+            })
+            .collect();
+        let summary = summarise(&requests);
+        assert_eq!((summary.requests, summary.ok, summary.failed), (20, 19, 1));
+        assert_eq!(summary.by_version["resnet101"], 9);
+        assert_eq!(summary.by_version["unknown"], 10);
+        assert_eq!(summary.latency_p50_ms, 10.5);
+        assert!(
+            (summary.latency_p95_ms - 19.05).abs() < 1e-9,
+            "{}",
+            summary.latency_p95_ms
+        );
+        assert_eq!(summary.latency_max_ms, 20.0);
+    }
+
+    #[test]
+    fn tf_serving_errors_are_quoted() {
+        assert_eq!(
+            server_error_message(r#"{"error": "Servable not found"}"#),
+            "\"Servable not found\""
+        );
+        assert_eq!(server_error_message(""), "(empty body)");
+        assert_eq!(
+            parse_predictions(br#"{"predictions": [[0.5, 0.25]]}"#).unwrap(),
+            vec![0.5, 0.25]
+        );
+        assert!(
+            parse_predictions(br#"{"outputs": []}"#)
+                .unwrap_err()
+                .contains("predictions[0]")
+        );
+    }
+}

@@ -1,0 +1,165 @@
+//! The report as JUnit XML (`--junit PATH.xml`) for CI systems: one test case per stage assertion.
+//!
+//! Each stage is a `<testsuite>`; each assertion a `<testcase>` with `classname` = the stage. A failed assertion
+//! has a `<failure type="fail">`, an inconclusive one a `<failure type="inconclusive">` (never a pass), both with
+//! the assertion's message. Text and attributes are escaped, and characters XML 1.0 cannot carry at all (control
+//! characters other than tab, newline and carriage return) are replaced by U+FFFD.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::{AssertionReport, RunReport, StageReport, Verdict, write_atomically};
+
+/// The report as a JUnit XML document.
+pub fn render_junit(report: &RunReport) -> String {
+    let assertions = || report.stages.iter().flat_map(|stage| &stage.assertions);
+    let tests = assertions().count();
+    let failures = assertions()
+        .filter(|assertion| assertion.verdict != Verdict::Pass)
+        .count();
+    let seconds: f64 = report.stages.iter().map(|stage| stage.duration_seconds).sum();
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        xml,
+        r#"<testsuites name="canary-lab" tests="{tests}" failures="{failures}" errors="0" time="{seconds:.3}" timestamp="{}">"#,
+        escape(&report.started_at)
+    );
+    for stage in &report.stages {
+        write_suite(&mut xml, report, stage);
+    }
+    xml.push_str("</testsuites>\n");
+    xml
+}
+
+/// Writes the JUnit report to `path`, atomically.
+pub fn write_junit(report: &RunReport, path: &Path) -> anyhow::Result<()> {
+    write_atomically(path, render_junit(report).as_bytes(), "JUnit report")
+}
+
+fn write_suite(xml: &mut String, report: &RunReport, stage: &StageReport) {
+    let failures = stage
+        .assertions
+        .iter()
+        .filter(|assertion| assertion.verdict != Verdict::Pass)
+        .count();
+    let _ = writeln!(
+        xml,
+        r#"  <testsuite name="{}" tests="{}" failures="{failures}" errors="0" skipped="0" time="{:.3}">"#,
+        escape(&stage.stage),
+        stage.assertions.len(),
+        stage.duration_seconds
+    );
+    let _ = writeln!(
+        xml,
+        r#"    <properties><property name="url" value="{}"/><property name="verdict" value="{}"/></properties>"#,
+        escape(&report.url),
+        stage.verdict.as_str()
+    );
+    for assertion in &stage.assertions {
+        write_case(xml, stage, assertion);
+    }
+    xml.push_str("  </testsuite>\n");
+}
+
+fn write_case(xml: &mut String, stage: &StageReport, assertion: &AssertionReport) {
+    let _ = write!(
+        xml,
+        r#"    <testcase classname="{}" name="{}">"#,
+        escape(&stage.stage),
+        escape(&assertion.name)
+    );
+    xml.push('\n');
+    match assertion.verdict {
+        Verdict::Pass => {}
+        verdict => {
+            let _ = writeln!(
+                xml,
+                r#"      <failure type="{}" message="{}">{}</failure>"#,
+                verdict.as_str(),
+                escape(&assertion.message),
+                escape(&details(assertion))
+            );
+        }
+    }
+    let _ = writeln!(xml, "      <system-out>{}</system-out>", escape(&details(assertion)));
+    xml.push_str("    </testcase>\n");
+}
+
+/// What the requests showed, as plain lines: requests, share per version with its interval, errors.
+fn details(assertion: &AssertionReport) -> String {
+    let mut text = format!("{}\nrequests: {}\n", assertion.message, assertion.requests);
+    for (header, value) in &assertion.request_headers {
+        let _ = writeln!(text, "header {header}: {value}");
+    }
+    for stats in &assertion.versions {
+        let weight = assertion
+            .configured_weights
+            .get(&stats.version)
+            .map(|weight| format!("{weight}%"))
+            .unwrap_or_else(|| "-".to_string());
+        let _ = writeln!(
+            text,
+            "{}: {} responses, share {:.1}% (95% interval {:.1}%–{:.1}%), weight {weight}, p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
+            stats.version,
+            stats.responses,
+            stats.share * 100.0,
+            stats.share_interval_95[0] * 100.0,
+            stats.share_interval_95[1] * 100.0,
+            stats.latency_ms.p50,
+            stats.latency_ms.p95,
+            stats.latency_ms.p99
+        );
+    }
+    for error in &assertion.errors {
+        let _ = writeln!(
+            text,
+            "errors {}{}: {}",
+            error.kind,
+            error
+                .version
+                .as_deref()
+                .map(|version| format!(" from {version}"))
+                .unwrap_or_default(),
+            error.count
+        );
+    }
+    text
+}
+
+/// Escapes text for XML content and attribute values.
+fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&apos;"),
+            // Attribute values normalise raw newlines and tabs to spaces: keep them as character references.
+            '\n' => escaped.push_str("&#10;"),
+            '\r' => escaped.push_str("&#13;"),
+            '\t' => escaped.push_str("&#9;"),
+            // Not allowed in XML 1.0 at all, not even as references.
+            '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}' => {
+                escaped.push('\u{fffd}')
+            }
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_covers_markup_quotes_and_forbidden_characters() {
+        assert_eq!(
+            escape(r#"<a & "b" 'c'>"#),
+            "&lt;a &amp; &quot;b&quot; &apos;c&apos;&gt;"
+        );
+        assert_eq!(escape("bell\u{7}\nend"), "bell\u{fffd}&#10;end");
+    }
+}

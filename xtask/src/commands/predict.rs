@@ -1,0 +1,141 @@
+//! `lab predict`: send predictions through the ingress and print the top classes, the model that served, latency.
+
+use anyhow::Context;
+use lab::output::{paint, table, to_json, use_colour};
+use lab::payload::PayloadKind;
+use lab::predict::{DEFAULT_IMAGE, PayloadChoice, PredictPlan, PredictReport, parse_header, run_predictions};
+use lab::{CommandStatus, Format, LabError, Settings};
+
+use crate::CommandResult;
+use crate::flags::{PayloadFlag, PredictFlags};
+
+/// Resolves the flags into a plan, sends the predictions and prints them; exit 1 when any request failed.
+pub(crate) async fn run(settings: &Settings, flags: &PredictFlags) -> CommandResult {
+    let plan = plan_from(settings, flags)?;
+    let report = run_predictions(&plan).await?;
+    match settings.format {
+        Format::Json => println!("{}", to_json(&report)),
+        Format::Human => print!("{}", render_human(&report)),
+    }
+    Ok(match report.summary.failed {
+        0 => CommandStatus::Ok,
+        _ => CommandStatus::NotReady,
+    })
+}
+
+/// The typed plan: URL (flag, else the one `lab up` recorded), image bytes, headers, payload choice.
+fn plan_from(settings: &Settings, flags: &PredictFlags) -> anyhow::Result<PredictPlan> {
+    let url = match &flags.url {
+        Some(url) => url.clone(),
+        None => lab::state::read_ingress_url(settings)?.ok_or_else(|| {
+            LabError::not_ready(
+                "no ingress URL is known",
+                "pass `--url http://HOST:PORT`, or run `cargo xtask lab up`, which records it",
+            )
+        })?,
+    };
+    let image = match &flags.image {
+        Some(path) => std::fs::read(path).with_context(|| format!("reading the image \"{}\"", path.display()))?,
+        None => DEFAULT_IMAGE.to_vec(),
+    };
+    let headers = flags
+        .headers
+        .iter()
+        .map(|header| parse_header(header))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    if flags.count == 0 {
+        anyhow::bail!("`--count 0` sends nothing\nhelp: pass `--count 1` or more");
+    }
+    let payload = match flags.payload {
+        PayloadFlag::Auto => PayloadChoice::Auto,
+        PayloadFlag::Raw => PayloadChoice::Fixed(PayloadKind::Raw),
+        PayloadFlag::Keras => PayloadChoice::Fixed(PayloadKind::Keras),
+        PayloadFlag::Bytes => PayloadChoice::Fixed(PayloadKind::Bytes),
+    };
+    Ok(PredictPlan {
+        url,
+        image,
+        headers,
+        top: flags.top,
+        count: flags.count,
+        payload,
+    })
+}
+
+/// Per request a line and a table of the top classes; a summary line when more than one request was sent.
+fn render_human(report: &PredictReport) -> String {
+    let colour = use_colour();
+    let headers: Vec<String> = report
+        .request_headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}"))
+        .collect();
+    let mut text = format!(
+        "{} with the {} payload{}\n",
+        report.url,
+        report.payload,
+        match headers.is_empty() {
+            true => String::new(),
+            false => format!(" and headers {}", headers.join(", ")),
+        }
+    );
+    for record in &report.requests {
+        let version = record.model_version.as_deref().unwrap_or("an unknown model");
+        match &record.error {
+            Some(error) => {
+                let failed = paint("failed", "31", colour);
+                text.push_str(&format!(
+                    "request {}: {failed} after {:.1} ms (from {version}): {error}\n",
+                    record.request, record.latency_ms
+                ));
+            }
+            None => {
+                text.push_str(&format!(
+                    "request {}: served by {} in {:.1} ms\n",
+                    record.request,
+                    paint(version, "1", colour),
+                    record.latency_ms
+                ));
+                let rows: Vec<Vec<String>> = record
+                    .top
+                    .iter()
+                    .enumerate()
+                    .map(|(rank, class)| {
+                        vec![
+                            format!("{}", rank + 1),
+                            format!("{:.4}", class.score),
+                            class.index.to_string(),
+                            class.label.clone(),
+                        ]
+                    })
+                    .collect();
+                for line in table(&["rank", "score", "class", "label"], &rows).lines() {
+                    text.push_str(&format!("  {line}\n"));
+                }
+            }
+        }
+    }
+    let summary = &report.summary;
+    if summary.requests > 1 {
+        let versions: Vec<String> = summary
+            .by_version
+            .iter()
+            .map(|(version, count)| format!("{version} {count}"))
+            .collect();
+        text.push_str(&format!(
+            "\n{} requests ({} payload): {} ok, {} failed; served by {}; latency p50 {:.1} ms, p95 {:.1} ms, max {:.1} ms\n",
+            summary.requests,
+            report.payload,
+            summary.ok,
+            summary.failed,
+            match versions.is_empty() {
+                true => "none".to_string(),
+                false => versions.join(", "),
+            },
+            summary.latency_p50_ms,
+            summary.latency_p95_ms,
+            summary.latency_max_ms
+        ));
+    }
+    text
+}
