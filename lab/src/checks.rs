@@ -96,36 +96,6 @@ pub fn predict_url(url: &str) -> anyhow::Result<String> {
     }
 }
 
-/// The prediction body for `image`, as the original lab's `gen_payload.py` sends it: `{"instances": [H×W×3 nested
-/// lists of 0–255 ints]}` (RGB, no resize, no preprocessing).
-///
-/// Stand-in until `lab::payload` (raw/keras/bytes bodies, chosen from the model's metadata) is merged: the lead
-/// swaps this call for the payload builder.
-pub fn raw_image_body(image: &std::path::Path) -> anyhow::Result<Bytes> {
-    let decoded = image::open(image)
-        .with_context(|| {
-            format!(
-                "reading image {}\nhelp: pass a JPEG or PNG with --image",
-                image.display()
-            )
-        })?
-        .to_rgb8();
-    let (width, height) = decoded.dimensions();
-    let mut body = String::with_capacity((width * height * 14) as usize + 32);
-    body.push_str("{\"instances\": [[");
-    for y in 0..height {
-        body.push_str(if y == 0 { "[" } else { ", [" });
-        for x in 0..width {
-            let [red, green, blue] = decoded.get_pixel(x, y).0;
-            let separator = if x == 0 { "" } else { ", " };
-            let _ = write!(body, "{separator}[{red}, {green}, {blue}]");
-        }
-        body.push(']');
-    }
-    body.push_str("]]}");
-    Ok(Bytes::from(body))
-}
-
 /// `time` as RFC 3339 UTC with seconds, e.g. `2026-11-29T12:30:00Z` (for [`crate::report::RunReport::started_at`]).
 pub fn rfc3339_utc(time: std::time::SystemTime) -> String {
     let seconds = time
@@ -612,16 +582,6 @@ mod tests {
         assert_eq!(at(0), "1970-01-01T00:00:00Z");
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(at(1_796_041_845), "2026-11-30T12:30:45Z");
-    }
-
-    #[test]
-    fn a_raw_body_is_the_pixels_as_nested_lists() {
-        let file = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
-        image::RgbImage::from_fn(2, 1, |x, _| image::Rgb([x as u8, 2, 3]))
-            .save(file.path())
-            .unwrap();
-        let body: serde_json::Value = serde_json::from_slice(&raw_image_body(file.path()).unwrap()).unwrap();
-        assert_eq!(body, serde_json::json!({"instances": [[[[0, 2, 3], [1, 2, 3]]]]}));
     }
 
     #[test]

@@ -146,6 +146,9 @@ pub struct CheckFlags {
     /// The image sent as the prediction payload (default: the lab's Grace Hopper photo).
     #[arg(long)]
     pub image: Option<PathBuf>,
+    /// The kind of request body (auto: ask the model's metadata through the ingress).
+    #[arg(long, value_enum, default_value_t = PayloadFlag::Auto)]
+    pub payload: PayloadFlag,
 }
 
 /// `lab predict`

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use canary_lab_tests::cli::Cli;
 use canary_lab_tests::envoy::{Envoy, StageRouting};
-use canary_lab_tests::tf_serving::TfServing;
+use canary_lab_tests::tf_serving::{TfServing, TfServingConfig};
 use lab::checks::{CheckConfig, check_stage};
 use lab::report::{StageReport, Verdict};
 use lab::stages::LabDefinition;
@@ -23,6 +23,15 @@ impl Models {
         Models {
             resnet50: TfServing::start("resnet50").await,
             resnet101: TfServing::start("resnet101").await,
+        }
+    }
+
+    /// Models that also offer the `serving_bytes` signature (so `--payload auto` picks `bytes`).
+    pub async fn start_with_bytes_signature() -> Models {
+        let start = |identity: &str| TfServing::start_with(TfServingConfig::new(identity).with_bytes_signature());
+        Models {
+            resnet50: start("resnet50").await,
+            resnet101: start("resnet101").await,
         }
     }
 
@@ -238,13 +247,20 @@ async fn lab_check_passes_70_30_and_fails_50_50_through_the_cli() {
     let routing = StageRouting::of_stage("split-70-30").with_weights(&[("resnet50", 50), ("resnet101", 50)]);
     let bad = Envoy::start(&routing, &models.both()).await;
     let image = tiny_image();
-    let output = lab_check(&["split-70-30", "--url", &good.url()], &image).await;
+    // The original lab's raw body (the models here have no `serving_bytes` signature).
+    let output = lab_check(&["split-70-30", "--url", &good.url(), "--payload", "raw"], &image).await;
     assert_eq!(output.code, 0, "{output:#?}");
-    assert!(
-        output.stdout.contains("split-70-30") && output.stdout.contains("pass"),
-        "{output:#?}"
-    );
-    let output = lab_check(&["split-70-30", "--url", &bad.url(), "--format", "json"], &image).await;
+    assert!(output.stdout.contains("stage split-70-30: pass"), "{output:#?}");
+    let args = [
+        "split-70-30",
+        "--url",
+        &bad.url(),
+        "--payload",
+        "raw",
+        "--format",
+        "json",
+    ];
+    let output = lab_check(&args, &image).await;
     assert_eq!(output.code, 1, "{output:#?}");
     let report: lab::report::RunReport = serde_json::from_str(&output.stdout).expect("a RunReport");
     assert_eq!(report.verdict, Verdict::Fail);
@@ -253,19 +269,21 @@ async fn lab_check_passes_70_30_and_fails_50_50_through_the_cli() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lab_check_focused_passes_on_header_routing_and_fails_when_it_is_ignored() {
-    let models = Models::start().await;
+    // `--payload auto` (the default) reads the metadata through the gateway and sends the image bytes.
+    let models = Models::start_with_bytes_signature().await;
     let good = Envoy::start(&StageRouting::of_stage("focused"), &models.both()).await;
     let ignored = StageRouting::of_stage("focused").ignoring_header_matches();
     let bad = Envoy::start(&ignored, &models.both()).await;
     let image = tiny_image();
     let output = lab_check(&["focused", "--url", &good.url()], &image).await;
     assert_eq!(output.code, 0, "{output:#?}");
+    assert!(output.stdout.contains("stage focused: pass"), "{output:#?}");
     let output = lab_check(&["focused", "--url", &bad.url(), "--settle-timeout-s", "2"], &image).await;
     assert_eq!(output.code, 1, "{output:#?}");
     assert!(output.stdout.contains("the routes did not take effect"), "{output:#?}");
 }
 
-/// A 4×3 PNG, so the raw payload stays small.
+/// A 4×3 PNG, so every payload stays small.
 pub fn tiny_image() -> tempfile::NamedTempFile {
     let file = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
     let image = image::RgbImage::from_fn(4, 3, |x, y| image::Rgb([x as u8 * 60, y as u8 * 80, 200]));

@@ -5,13 +5,14 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use lab::checks::{self, CheckConfig};
-use lab::output::{table, to_json};
-use lab::report::{RunReport, StageReport, Verdict};
+use lab::payload::{PayloadKind, build_payload};
+use lab::predict::{DEFAULT_IMAGE, PredictClient};
+use lab::report::{RunReport, Verdict, render_human, render_json};
 use lab::stages::LabDefinition;
 use lab::{CommandStatus, Format, Settings};
 
 use crate::CommandResult;
-use crate::flags::CheckFlags;
+use crate::flags::{CheckFlags, PayloadFlag};
 
 /// Runs the stage's assertions and prints the report.
 pub(crate) async fn run(settings: &Settings, flags: &CheckFlags) -> CommandResult {
@@ -30,10 +31,22 @@ pub(crate) async fn run(settings: &Settings, flags: &CheckFlags) -> CommandResul
     let lab = LabDefinition::load_default()?;
     let stage = lab.stage(&flags.stage)?;
     let image = match &flags.image {
-        Some(image) => image.clone(),
-        None => lab::assets::assets_dir().join("images/grace_hopper.jpg"),
+        Some(path) => std::fs::read(path).with_context(|| format!("reading the image \"{}\"", path.display()))?,
+        None => DEFAULT_IMAGE.to_vec(),
     };
-    let mut config = CheckConfig::new(url, checks::raw_image_body(&image)?);
+    let kind = match flags.payload {
+        PayloadFlag::Raw => PayloadKind::Raw,
+        PayloadFlag::Keras => PayloadKind::Keras,
+        PayloadFlag::Bytes => PayloadKind::Bytes,
+        PayloadFlag::Auto => {
+            // The metadata lives next to the predict path, at the ingress's root.
+            let predict_url = checks::predict_url(url)?;
+            let base = predict_url.trim_end_matches(checks::PREDICT_PATH);
+            PredictClient::new(base)?.payload_kind_from_metadata().await?
+        }
+    };
+    let payload = build_payload(kind, &image).with_context(|| format!("building the {} payload", kind.as_str()))?;
+    let mut config = CheckConfig::new(url, payload.body);
     config.concurrency = flags.concurrency as usize;
     config.request_timeout = Duration::from_millis(flags.timeout_ms);
     config.max_error_rate = flags.max_error_rate;
@@ -50,41 +63,11 @@ pub(crate) async fn run(settings: &Settings, flags: &CheckFlags) -> CommandResul
         stages: vec![stage_report],
     };
     match settings.format {
-        Format::Json => println!("{}", to_json(&report)),
-        Format::Human => print!("{}", human(&report.stages[0])),
+        Format::Json => println!("{}", render_json(&report)),
+        Format::Human => print!("{}", render_human(&report)),
     }
     match report.verdict {
         Verdict::Pass => Ok(CommandStatus::Ok),
         Verdict::Fail | Verdict::Inconclusive => Ok(CommandStatus::NotReady),
     }
-}
-
-/// A plain summary: the stage's verdict, then one row per assertion.
-fn human(report: &StageReport) -> String {
-    let rows: Vec<Vec<String>> = report
-        .assertions
-        .iter()
-        .map(|assertion| {
-            let versions: Vec<String> = assertion
-                .versions
-                .iter()
-                .map(|stats| format!("{} {}", stats.version, stats.responses))
-                .collect();
-            vec![
-                assertion.verdict.as_str().to_string(),
-                assertion.name.clone(),
-                assertion.requests.to_string(),
-                versions.join(", "),
-                assertion.message.clone(),
-            ]
-        })
-        .collect();
-    let mut text = format!(
-        "stage {}: {} ({:.1}s)\n",
-        report.stage,
-        report.verdict.as_str(),
-        report.duration_seconds
-    );
-    text.push_str(&table(&["verdict", "assertion", "requests", "responses", "why"], &rows));
-    text
 }
