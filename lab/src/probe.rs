@@ -154,7 +154,6 @@ pub struct Probe {
 impl Probe {
     /// A probe for `config`; fails on a header name or value HTTP does not allow.
     pub fn new(config: ProbeConfig) -> anyhow::Result<Probe> {
-        crate::kube_client::install_crypto_provider();
         let mut headers = HeaderMap::new();
         headers.insert(
             reqwest::header::CONTENT_TYPE,
@@ -167,10 +166,13 @@ impl Probe {
         }
         let url = reqwest::Url::parse(&config.url).with_context(|| format!("invalid URL \"{}\"", config.url))?;
         // Parsed once and sent as the client's default headers: nothing per request but the request itself.
-        let client = reqwest::Client::builder()
+        let timeouts = crate::http::HttpTimeouts {
+            connect: config.request_timeout,
+            idle: config.request_timeout,
+        };
+        let client = crate::http::client_builder(timeouts)
             .default_headers(headers)
             .pool_max_idle_per_host(config.concurrency.max(1))
-            .connect_timeout(config.request_timeout)
             .build()
             .context("building the HTTP client")?;
         Ok(Probe { client, config, url })
