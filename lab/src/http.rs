@@ -18,15 +18,18 @@ pub struct HttpTimeouts {
 
 /// A reqwest client with the lab's crypto provider, the given timeouts and a `canary-lab/<version>` user agent.
 pub fn client(timeouts: HttpTimeouts) -> anyhow::Result<reqwest::Client> {
-    client_builder(timeouts).build().context("building the HTTP client")
+    client_builder(timeouts.connect)
+        .read_timeout(timeouts.idle)
+        .build()
+        .context("building the HTTP client")
 }
 
-/// The builder behind [`client`], for a caller that adds settings of its own (the probe: default headers, pool
-/// size); the crypto provider is installed before it is returned.
-pub fn client_builder(timeouts: HttpTimeouts) -> reqwest::ClientBuilder {
+/// The builder behind [`client`] without the idle timeout, for a caller that sets its own settings and bounds every
+/// request with a total timeout instead (the probe: one timer per request, not one per read); the crypto provider
+/// is installed before it is returned.
+pub fn client_builder(connect_timeout: Duration) -> reqwest::ClientBuilder {
     crate::kube_client::install_crypto_provider();
     reqwest::Client::builder()
         .user_agent(concat!("canary-lab/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(timeouts.connect)
-        .read_timeout(timeouts.idle)
+        .connect_timeout(connect_timeout)
 }

@@ -166,11 +166,8 @@ impl Probe {
         }
         let url = reqwest::Url::parse(&config.url).with_context(|| format!("invalid URL \"{}\"", config.url))?;
         // Parsed once and sent as the client's default headers: nothing per request but the request itself.
-        let timeouts = crate::http::HttpTimeouts {
-            connect: config.request_timeout,
-            idle: config.request_timeout,
-        };
-        let client = crate::http::client_builder(timeouts)
+        // Every request has a total timeout (set per request), so the client needs no idle timeout of its own.
+        let client = crate::http::client_builder(config.request_timeout)
             .default_headers(headers)
             .pool_max_idle_per_host(config.concurrency.max(1))
             .build()
@@ -195,14 +192,21 @@ impl Probe {
         let mut in_flight = FuturesUnordered::new();
         let mut launched = 0;
         let mut observed = 0;
+        // One timer for the whole run, not one per response.
+        let deadline_passed = tokio::time::sleep_until(deadline);
+        tokio::pin!(deadline_passed);
         loop {
             while launched < max_requests && in_flight.len() < concurrency {
                 in_flight.push(self.send_one());
                 launched += 1;
             }
-            let next = tokio::time::timeout_at(deadline, in_flight.next()).await;
+            let next = tokio::select! {
+                biased;
+                next = in_flight.next() => Ok(next),
+                () = &mut deadline_passed => Err(()),
+            };
             let observation = match next {
-                Err(_elapsed) => {
+                Err(()) => {
                     let end = RunEnd::Deadline;
                     return RunSummary {
                         end,

@@ -1,5 +1,5 @@
 //! The probe's throughput through the Envoy harness against `wrk` at the same concurrency and payload, and its peak
-//! memory over 10,000 requests with a 4 MB body (measured in a child process, so the servers do not count).
+//! memory over 10,000 requests with the ~4 MB raw payload (measured in a child process, so the servers do not count).
 //!
 //! The servers (two stand-in TF Serving instances behind Envoy; a sink for the memory run) run on a runtime of their
 //! own, so the probe's runtime does only the probing, like `wrk`'s threads.
@@ -25,12 +25,11 @@ const ROUNDS: usize = 3;
 const THROUGHPUT_REQUESTS: u64 = 15_000;
 /// How long one round of `wrk` runs.
 const WRK_SECONDS: u64 = 3;
-/// The memory run: requests and body size.
+/// The memory run's requests (each with the lab's raw Grace Hopper payload, about 4 MB).
 const MEMORY_REQUESTS: u64 = 10_000;
-const MEMORY_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// The peak memory the memory run may use.
 const MEMORY_LIMIT_MB: f64 = 200.0;
-/// Set in the child process of the memory run: `URL REQUESTS BODY_BYTES`.
+/// Set in the child process of the memory run: `URL REQUESTS`.
 const CHILD_ENV: &str = "CANARY_LAB_BENCH_PROBE_MEMORY";
 /// A small valid prediction body.
 const BODY: &str = r#"{"instances": [[[[12, 34, 56], [78, 90, 12]]]]}"#;
@@ -167,10 +166,7 @@ fn memory(servers: &tokio::runtime::Runtime) -> anyhow::Result<BenchResult> {
     let started = Instant::now();
     #[allow(clippy::disallowed_methods)] // The memory run is measured in a child process of its own.
     let output = std::process::Command::new(exe)
-        .env(
-            CHILD_ENV,
-            format!("http://{sink}/ {MEMORY_REQUESTS} {MEMORY_BODY_BYTES}"),
-        )
+        .env(CHILD_ENV, format!("http://{sink}/ {MEMORY_REQUESTS}"))
         .output()
         .context("running the memory child")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -186,7 +182,7 @@ fn memory(servers: &tokio::runtime::Runtime) -> anyhow::Result<BenchResult> {
         .with_context(|| format!("no peak_rss_kb in the child's output: {stdout}"))?;
     let peak_mb = peak_kb / 1024.0;
     Ok(BenchResult::at_most(
-        "probe_peak_memory",
+        "probe_memory",
         peak_mb,
         MEMORY_LIMIT_MB,
         "the 200 MB budget",
@@ -194,8 +190,8 @@ fn memory(servers: &tokio::runtime::Runtime) -> anyhow::Result<BenchResult> {
         1.0,
     )
     .notes(&format!(
-        "peak RSS (VmHWM) of a process that only probes: {MEMORY_REQUESTS} requests, {} MB body, concurrency {CONCURRENCY}, to a sink on loopback; took {:.1}s",
-        MEMORY_BODY_BYTES / (1024 * 1024),
+        "peak RSS (VmHWM) of a process that only probes: {MEMORY_REQUESTS} requests with the raw Grace Hopper payload ({}), concurrency {CONCURRENCY}, to a sink on loopback; took {:.1}s",
+        stdout.split_whitespace().find(|field| field.starts_with("body_bytes=")).unwrap_or("size unknown"),
         started.elapsed().as_secs_f64()
     )))
 }
@@ -218,25 +214,20 @@ pub fn child_main() -> Option<ExitCode> {
     let spec = std::env::var(CHILD_ENV).ok()?;
     let result = (|| -> anyhow::Result<String> {
         let mut parts = spec.split_whitespace();
-        let (Some(url), Some(requests), Some(size)) = (parts.next(), parts.next(), parts.next()) else {
-            anyhow::bail!("{CHILD_ENV} must be `URL REQUESTS BODY_BYTES`, found \"{spec}\"");
+        let (Some(url), Some(requests)) = (parts.next(), parts.next()) else {
+            anyhow::bail!("{CHILD_ENV} must be `URL REQUESTS`, found \"{spec}\"");
         };
         let requests: u64 = requests.parse()?;
-        let size: usize = size.parse()?;
-        // A body of the given size, built once and shared by every request.
-        let mut text = String::with_capacity(size);
-        text.push_str("{\"instances\": [[[");
-        while text.len() + 16 < size {
-            text.push_str("[128, 64, 32], ");
-        }
-        text.push_str("[0, 0, 0]]]]}");
+        // The lab's real raw payload, built once and shared by every request.
+        let payload = lab::payload::build_payload(lab::payload::PayloadKind::Raw, lab::predict::DEFAULT_IMAGE)?;
+        let body_bytes = payload.body.len();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()?;
         let probe = Probe::new(ProbeConfig {
             url: url.to_string(),
-            body: Bytes::from(text),
+            body: payload.body,
             headers: BTreeMap::new(),
             concurrency: CONCURRENCY,
             request_timeout: Duration::from_secs(60),
@@ -263,7 +254,9 @@ pub fn child_main() -> Option<ExitCode> {
             .find_map(|line| line.strip_prefix("VmHWM:"))
             .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .context("no VmHWM in /proc/self/status")?;
-        Ok(format!("answered={answered} latencies={latencies} peak_rss_kb={peak}"))
+        Ok(format!(
+            "answered={answered} latencies={latencies} body_bytes={body_bytes} peak_rss_kb={peak}"
+        ))
     })();
     match result {
         Ok(line) => {
