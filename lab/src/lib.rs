@@ -6,15 +6,19 @@
 #![warn(missing_docs)]
 
 pub mod assets;
+pub mod cluster;
 pub mod error;
+pub mod ingress;
 pub mod istio;
 pub mod kube_client;
 pub mod manifests;
+pub mod models;
 pub mod output;
 pub mod preflight;
 pub mod report;
 pub mod settings;
 pub mod stages;
+pub mod state;
 pub mod tool;
 
 pub use error::{CommandStatus, LabError};

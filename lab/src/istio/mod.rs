@@ -1,5 +1,7 @@
 //! Istio 1.12.7: getting a verified `istioctl` (download, verify, cache, extract).
 
+pub mod install;
+
 use std::path::PathBuf;
 
 use crate::LabError;
