@@ -11,15 +11,18 @@ pub mod error;
 pub mod ingress;
 pub mod istio;
 pub mod kube_client;
+pub mod lifecycle;
 pub mod manifests;
 pub mod models;
 pub mod output;
 pub mod preflight;
 pub mod report;
 pub mod settings;
+pub mod stage_apply;
 pub mod stages;
 pub mod state;
 pub mod tool;
+pub mod up;
 
 pub use error::{CommandStatus, LabError};
 pub use settings::{Format, Settings};

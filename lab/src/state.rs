@@ -52,7 +52,7 @@ pub fn write_active_stage(settings: &Settings, stage: &str) -> anyhow::Result<()
 
 /// Forgets a recorded value (after `lab down`).
 pub fn forget(settings: &Settings, file: &str) -> anyhow::Result<()> {
-    let path = state_dir(settings)?.join(file);
+    let path = settings.state_dir.join(&settings.profile).join(file);
     match std::fs::remove_file(&path) {
         Ok(()) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -62,7 +62,7 @@ pub fn forget(settings: &Settings, file: &str) -> anyhow::Result<()> {
 
 /// Reads one trimmed value from the state directory; `None` when the file is missing or empty.
 pub fn read_value(settings: &Settings, file: &str) -> anyhow::Result<Option<String>> {
-    let path = state_dir(settings)?.join(file);
+    let path = settings.state_dir.join(&settings.profile).join(file);
     match std::fs::read_to_string(&path) {
         Ok(text) if text.trim().is_empty() => Ok(None),
         Ok(text) => Ok(Some(text.trim().to_string())),
