@@ -2,4 +2,5 @@
 
 mod cli_surface;
 mod doctor;
+mod manifests;
 mod tidy;
