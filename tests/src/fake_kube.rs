@@ -709,6 +709,15 @@ async fn watch_stream(shared: SharedState, resource: ResourcePath, query: HashMa
             .collect();
         for key in pending {
             locked.scenarios.insert(key.2.clone(), Scenario::Available);
+            let owned: Vec<Key> = locked
+                .objects
+                .iter()
+                .filter(|((p, _, _), pod)| p == "pods" && pod["metadata"]["ownerDeployment"] == json!(key.2))
+                .map(|(pod_key, _)| pod_key.clone())
+                .collect();
+            for pod_key in owned {
+                remove(&mut locked, &pod_key);
+            }
             let object = locked.objects[&key].clone();
             store(&mut locked, &key.0, &key.1, object);
         }
@@ -925,7 +934,15 @@ fn store(shared: &mut Shared, plural: &str, namespace: &str, mut object: Value) 
     }
     let scenario = shared.scenarios.get(&name).copied().unwrap_or(Scenario::Available);
     match plural {
-        "deployments" => deployment_controller(shared, namespace, &mut object, scenario),
+        "deployments" => {
+            // Like the ReplicaSet controller: new pods only when the pod template changed (or there are none).
+            let previous_template = shared.objects.get(&key).map(|old| old["spec"]["template"].clone());
+            let has_pods = shared.objects.iter().any(|((p, ns, _), pod)| {
+                p == "pods" && ns == namespace && pod["metadata"]["ownerDeployment"] == json!(name)
+            });
+            let roll = !has_pods || previous_template.as_ref() != Some(&object["spec"]["template"]);
+            deployment_controller(shared, namespace, &mut object, scenario, roll)
+        }
         "jobs" => {
             object["status"] = json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]});
         }
@@ -944,7 +961,7 @@ fn store(shared: &mut Shared, plural: &str, namespace: &str, mut object: Value) 
 }
 
 /// What the Deployment and ReplicaSet controllers and the kubelet would do, per scenario.
-fn deployment_controller(shared: &mut Shared, namespace: &str, deployment: &mut Value, scenario: Scenario) {
+fn deployment_controller(shared: &mut Shared, namespace: &str, deployment: &mut Value, scenario: Scenario, roll: bool) {
     let name = deployment["metadata"]["name"].as_str().unwrap_or_default().to_string();
     let generation = deployment["metadata"]["generation"].clone();
     let injected = shared
@@ -969,8 +986,10 @@ fn deployment_controller(shared: &mut Shared, namespace: &str, deployment: &mut 
             ]
         }),
     };
-    // One pod per deployment, replaced on every change.
-    let match_labels = deployment["spec"]["selector"]["matchLabels"].clone();
+    if !roll {
+        return;
+    }
+    // One pod per deployment, replaced when the template changes.
     let pods: Vec<Key> = shared
         .objects
         .iter()
@@ -982,7 +1001,6 @@ fn deployment_controller(shared: &mut Shared, namespace: &str, deployment: &mut 
     for key in pods {
         remove(shared, &key);
     }
-    let _ = match_labels;
     let mut containers: Vec<Value> = deployment["spec"]["template"]["spec"]["containers"]
         .as_array()
         .cloned()

@@ -37,7 +37,12 @@ impl Cluster {
     /// Connects with the settings' kubeconfig context and runs discovery once.
     pub async fn connect(settings: &Settings) -> anyhow::Result<Cluster> {
         let client = crate::kube_client::client_for(settings).await?;
-        let context = settings.kube_context().to_string();
+        Cluster::from_client(client, settings.kube_context()).await
+    }
+
+    /// Runs discovery once with an existing client (named `context` in messages).
+    pub async fn from_client(client: kube::Client, context: &str) -> anyhow::Result<Cluster> {
+        let context = context.to_string();
         // `run_aggregated()` would be two requests instead of one per group, but needs Kubernetes 1.26+, and
         // Istio 1.12.7 runs on 1.19–1.24.
         let discovery = Discovery::new(client.clone())

@@ -75,14 +75,19 @@ fn istio_errors(schemas: &BTreeMap<(String, String), Value>, object: &Value) -> 
         object["apiVersion"].as_str().unwrap().to_string(),
         object["kind"].as_str().unwrap().to_string(),
     );
-    let schema = schemas.get(&key).unwrap_or_else(|| panic!("Istio 1.12.7 has no CRD for {key:?}"));
+    let schema = schemas
+        .get(&key)
+        .unwrap_or_else(|| panic!("Istio 1.12.7 has no CRD for {key:?}"));
     let validator = jsonschema::draft4::new(schema).unwrap();
     let mut checked = object.clone();
     let top = checked.as_object_mut().unwrap();
     for field in ["apiVersion", "kind", "metadata"] {
         top.remove(field);
     }
-    validator.iter_errors(&checked).map(|error| format!("{} at {}", error, error.instance_path())).collect()
+    validator
+        .iter_errors(&checked)
+        .map(|error| format!("{} at {}", error, error.instance_path()))
+        .collect()
 }
 
 /// Deserialises into the typed struct and serialises back: a field the type does not have disappears, so the
@@ -95,7 +100,9 @@ fn round_trip_differs<T: serde::de::DeserializeOwned + serde::Serialize>(object:
     let back = serde_json::to_value(&typed).unwrap();
     match &back == object {
         true => None,
-        false => Some(format!("round trip changed the object:\nbefore {object:#}\nafter  {back:#}")),
+        false => Some(format!(
+            "round trip changed the object:\nbefore {object:#}\nafter  {back:#}"
+        )),
     }
 }
 
@@ -133,7 +140,10 @@ fn every_manifest_is_valid_for_its_schema() {
 fn a_misspelt_field_fails_both_checks() {
     let schemas = istio_schemas();
     let manifests = all_manifests();
-    let virtual_service = manifests.iter().find(|m| m.file == "virtualservice-70-30.yaml").unwrap();
+    let virtual_service = manifests
+        .iter()
+        .find(|m| m.file == "virtualservice-70-30.yaml")
+        .unwrap();
     let mut broken = virtual_service.object.clone();
     let route = broken["spec"]["http"][0]["route"][0].as_object_mut().unwrap();
     let weight = route.remove("weight").unwrap();
@@ -203,10 +213,7 @@ fn render_prints_exactly_the_bring_up_set_and_each_stage() {
     let output = Cli::new(&["lab", "render"]).run();
     assert_eq!(output.code, 0, "{}", output.stderr);
     let rendered = parse_documents("render", &output.stdout).unwrap();
-    let names: Vec<String> = rendered
-        .iter()
-        .map(|m| format!("{}/{}", m.kind(), m.name()))
-        .collect();
+    let names: Vec<String> = rendered.iter().map(|m| format!("{}/{}", m.kind(), m.name())).collect();
     assert_eq!(
         names,
         [
@@ -222,7 +229,8 @@ fn render_prints_exactly_the_bring_up_set_and_each_stage() {
     );
     for manifest in &rendered {
         assert_eq!(
-            manifest.object["metadata"]["labels"]["app.kubernetes.io/managed-by"], "canary-lab",
+            manifest.object["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "canary-lab",
             "{}",
             manifest.describe()
         );
