@@ -263,6 +263,27 @@ impl FakeKube {
         self.lock().scenarios.insert(name.to_string(), scenario);
     }
 
+    /// Makes Deployment `name` in `namespace` available now (a stuck rollout that recovers).
+    pub fn make_available(&self, namespace: &str, name: &str) {
+        let mut shared = self.lock();
+        shared.scenarios.insert(name.to_string(), Scenario::Available);
+        let owned: Vec<Key> = shared
+            .objects
+            .iter()
+            .filter(|((plural, _, _), pod)| plural == "pods" && pod["metadata"]["ownerDeployment"] == json!(name))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in owned {
+            remove(&mut shared, &key);
+        }
+        let key = ("deployments".to_string(), namespace.to_string(), name.to_string());
+        if let Some(object) = shared.objects.get(&key).cloned() {
+            store(&mut shared, "deployments", namespace, object);
+        }
+        drop(shared);
+        self.shared.1.notify_waiters();
+    }
+
     /// Answers the first request with `method` whose path contains `path_contains` with `code` and a `Status`.
     pub fn fail_once(&self, method: &str, path_contains: &str, code: u16, reason: &str, message: &str) {
         self.lock().injected.push(Injected {

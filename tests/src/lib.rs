@@ -7,6 +7,7 @@ pub mod bench;
 pub mod cli;
 pub mod fake_kube;
 pub mod fake_tools;
+pub mod smoke_server;
 
 use std::path::PathBuf;
 

@@ -5,3 +5,4 @@ mod cluster;
 mod doctor;
 mod manifests;
 mod tidy;
+mod up;
