@@ -1,7 +1,6 @@
 //! Reaching the Istio ingress gateway from this machine: `minikube tunnel` (supervised, in the background), a
 //! kube-rs port-forward held while the command runs, or a URL given by hand; and the one prediction through it.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -156,7 +155,7 @@ pub async fn tunnel(settings: &Settings, cluster: &Cluster, deadline: Duration) 
             let handle = command.spawn_logged(&log_path)?;
             let pid = handle.pids().first().copied().unwrap_or_default();
             state::write_value(settings, state::TUNNEL_PID_FILE, &pid.to_string())?;
-            Some(Arc::new(handle))
+            Some(handle)
         }
     };
     let services: Api<Service> = Api::namespaced(cluster.client.clone(), ISTIO_NAMESPACE);
@@ -172,16 +171,23 @@ pub async fn tunnel(settings: &Settings, cluster: &Cluster, deadline: Duration) 
     let service = match handle {
         None => provisioned.await?,
         Some(handle) => {
-            let exited = {
-                let handle = handle.clone();
-                tokio::task::spawn_blocking(move || handle.wait().map(|output| output.status.code()))
+            // Poll the child rather than block on it: a blocked thread would keep the runtime from shutting down
+            // while the tunnel (rightly) keeps running after `lab up`.
+            let exited = async {
+                loop {
+                    match handle.try_wait() {
+                        Ok(Some(output)) => return output.status.code(),
+                        Ok(None) => tokio::time::sleep(Duration::from_millis(200)).await,
+                        Err(_) => return None,
+                    }
+                }
             };
             tokio::select! {
                 service = provisioned => service?,
                 status = exited => {
                     let status = match status {
-                        Ok(Ok(Some(code))) => format!("exit code {code}"),
-                        _ => "killed".to_string(),
+                        Some(code) => format!("exit code {code}"),
+                        None => "killed by a signal".to_string(),
                     };
                     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                     let tail: Vec<&str> = log.lines().rev().take(15).collect();
@@ -196,6 +202,18 @@ pub async fn tunnel(settings: &Settings, cluster: &Cluster, deadline: Duration) 
             }
         }
     };
+    // The gateway's plain-HTTP port (`http2`, 80 in Istio's default profile).
+    let port = service
+        .as_ref()
+        .and_then(|service| service.spec.as_ref())
+        .and_then(|spec| spec.ports.as_ref())
+        .and_then(|ports| {
+            ports
+                .iter()
+                .find(|port| port.name.as_deref() == Some("http2"))
+                .map(|port| port.port)
+        })
+        .unwrap_or(80);
     let address = service
         .and_then(|service| service.status)
         .and_then(|status| status.load_balancer)
@@ -203,7 +221,10 @@ pub async fn tunnel(settings: &Settings, cluster: &Cluster, deadline: Duration) 
         .and_then(|ingress| ingress.into_iter().next())
         .and_then(|ingress| ingress.ip.or(ingress.hostname))
         .context("the ingress gateway's Service has no external address")?;
-    Ok(format!("http://{address}"))
+    match port {
+        80 => Ok(format!("http://{address}")),
+        port => Ok(format!("http://{address}:{port}")),
+    }
 }
 
 /// Stops the tunnel `lab up` recorded, if it still runs.

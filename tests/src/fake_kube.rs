@@ -185,6 +185,7 @@ struct Shared {
     scenarios: HashMap<String, Scenario>,
     injected: Vec<Injected>,
     istio_installed_on_marker: Option<String>,
+    tunnel_address: Option<(String, u16)>,
 }
 
 type SharedState = Arc<(Mutex<Shared>, tokio::sync::Notify)>;
@@ -211,6 +212,7 @@ impl FakeKube {
                 scenarios: HashMap::new(),
                 injected: Vec::new(),
                 istio_installed_on_marker: None,
+                tunnel_address: None,
             }),
             tokio::sync::Notify::new(),
         ));
@@ -220,6 +222,7 @@ impl FakeKube {
             .route("/api", get(core_versions))
             .route("/apis", get(group_list))
             .route("/fake/install-istio", get(install_istio_marker))
+            .route("/fake/tunnel-up", get(tunnel_up_marker))
             .fallback(resources)
             .layer(axum::middleware::from_fn_with_state(shared.clone(), record))
             .with_state(shared.clone());
@@ -307,6 +310,12 @@ impl FakeKube {
     /// Makes `GET /fake/install-istio` (what a scripted fake `istioctl install` calls) install Istio `version`.
     pub fn install_istio_when_asked(&self, version: &str) {
         self.lock().istio_installed_on_marker = Some(version.to_string());
+    }
+
+    /// Makes `GET /fake/tunnel-up` (what a scripted fake `minikube tunnel` calls) give the ingress gateway's
+    /// Service the external address `ip`, with its `http2` port set to `port` (so tests can serve it on loopback).
+    pub fn tunnel_gives_address(&self, ip: &str, port: u16) {
+        self.lock().tunnel_address = Some((ip.to_string(), port));
     }
 
     /// The stored object, if any (`plural` as in the URL: `deployments`, `virtualservices`).
@@ -455,6 +464,28 @@ async fn install_istio_marker(State(shared): State<SharedState>) -> Response {
     drop(locked);
     shared.1.notify_waiters();
     "installed".into_response()
+}
+
+/// `GET /fake/tunnel-up`: what a running `minikube tunnel` does to LoadBalancer Services.
+async fn tunnel_up_marker(State(shared): State<SharedState>) -> Response {
+    let mut locked = shared.0.lock().expect("lock");
+    let Some((ip, port)) = locked.tunnel_address.clone() else {
+        return (StatusCode::NOT_FOUND, "no tunnel scripted").into_response();
+    };
+    let key = (
+        "services".to_string(),
+        "istio-system".to_string(),
+        "istio-ingressgateway".to_string(),
+    );
+    let Some(mut service) = locked.objects.get(&key).cloned() else {
+        return (StatusCode::NOT_FOUND, "no ingress gateway").into_response();
+    };
+    service["spec"]["ports"][0]["port"] = json!(port);
+    service["status"] = json!({"loadBalancer": {"ingress": [{"ip": ip}]}});
+    store(&mut locked, "services", "istio-system", service);
+    drop(locked);
+    shared.1.notify_waiters();
+    "tunnel up".into_response()
 }
 
 fn install_istio_objects(shared: &mut Shared, version: &str) {

@@ -4,5 +4,6 @@ mod cli_surface;
 mod cluster;
 mod doctor;
 mod manifests;
+mod models;
 mod tidy;
 mod up;

@@ -528,3 +528,111 @@ async fn a_tunnel_that_exits_is_detected_and_reported() {
     );
     assert_eq!(lab.state_file("tunnel.pid"), None, "a dead tunnel's pid is forgotten");
 }
+
+#[tokio::test]
+async fn the_tunnel_runs_in_the_background_is_reused_and_down_all_stops_it() {
+    let lab = Lab::start("docker").await;
+    let port: u16 = lab.gateway.url().rsplit(':').next().unwrap().parse().unwrap();
+    lab.kube.tunnel_gives_address("127.0.0.1", port);
+    lab.tools.on(
+        "minikube",
+        &["tunnel"],
+        Rule {
+            stdout: "Status:\n\tmachine: lab\n\tapiserver: Running\n".into(),
+            http_get: Some(format!("{}/fake/tunnel-up", lab.kube.url())),
+            // A tunnel runs until stopped; `lab down --all` stops this one long before.
+            sleep_ms: 120_000,
+            ..Rule::default()
+        },
+    );
+    let args = lab.up_args(&["--stage", "stable"]);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let ingress = args.iter().position(|arg| *arg == "--ingress").unwrap();
+    args[ingress + 1] = "auto"; // password-less sudo is scripted, so auto picks the tunnel
+    let output = run(lab.cli(&args)).await;
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert!(
+        output.stderr.contains(&format!("{} via tunnel", lab.gateway.url())),
+        "{}",
+        output.stderr
+    );
+    let pid: u32 = lab
+        .state_file("tunnel.pid")
+        .expect("the tunnel's pid is recorded")
+        .parse()
+        .unwrap();
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "the tunnel outlives `lab up`"
+    );
+    assert_eq!(lab.state_file("ingress-url"), Some(lab.gateway.url()));
+
+    let again = run(lab.cli(&args)).await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let tunnels = lab
+        .tools
+        .calls("minikube")
+        .iter()
+        .filter(|argv| argv[0] == "tunnel")
+        .count();
+    assert_eq!(tunnels, 1, "the running tunnel is reused");
+
+    let istioctl = lab.tools.istioctl_path();
+    let down = run(lab.cli(&["lab", "down", "--all", "--istioctl", istioctl.to_str().unwrap()])).await;
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    assert!(
+        down.stdout.contains(&format!("minikube tunnel (pid {pid}) stopped")),
+        "{}",
+        down.stdout
+    );
+    let stopped = async {
+        while Path::new(&format!("/proc/{pid}/status")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .unwrap_or_default()
+                .contains("zombie")
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), stopped)
+        .await
+        .expect("the tunnel stopped");
+    assert_eq!(lab.state_file("tunnel.pid"), None);
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_up_and_releases_the_lock() {
+    let lab = Lab::start("docker").await;
+    lab.kube
+        .scenario("image-classifier-resnet50", Scenario::ImagePullBackOff);
+    let args = lab.up_args(&["--rollout-timeout", "600"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = lab.cli(&args).spawn();
+    let watching = async {
+        loop {
+            let watched = lab.kube.requests().iter().any(|request| {
+                request.path() == "/apis/apps/v1/namespaces/tf-serving/deployments"
+                    && request.uri.contains("watch=true")
+            });
+            if watched {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), watching)
+        .await
+        .expect("lab up reached the rollout wait");
+    #[allow(clippy::disallowed_methods)] // The test sends SIGINT as a terminal's Ctrl-C would.
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "interrupted is 'not in the required state'");
+    assert_eq!(lab.state_file("lock"), None, "the lock is released");
+    assert_eq!(lab.state_file("active-stage"), None, "no stage was recorded half-way");
+}
