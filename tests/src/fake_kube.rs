@@ -261,6 +261,15 @@ impl FakeKube {
         write_kubeconfig(path, context, &self.url());
     }
 
+    /// A [`lab::cluster::Cluster`] connected to this server (discovery done), without touching `KUBECONFIG`.
+    pub async fn connect(&self) -> lab::cluster::Cluster {
+        let config = kube::Config::new(self.url().parse().expect("server URL"));
+        let client = kube::Client::try_from(config).expect("kube client");
+        lab::cluster::Cluster::from_client(client, "fake")
+            .await
+            .expect("discovery against the fake API")
+    }
+
     /// How the Deployment or Job `name` behaves when applied (default [`Scenario::Available`]).
     pub fn scenario(&self, name: &str, scenario: Scenario) {
         self.lock().scenarios.insert(name.to_string(), scenario);

@@ -4,6 +4,8 @@
 //! line in [`all`]. The `lab-bench` binary (run by `cargo xtask bench`) runs them all, writes one JSON file per
 //! result under `target/bench/` and prints a table. See `docs/benchmarks.md` for how to read it.
 
+pub mod cluster;
+
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -100,5 +102,5 @@ pub type BenchFn = fn(&BenchContext) -> anyhow::Result<Vec<BenchResult>>;
 
 /// Every benchmark group, in the order they run.
 pub fn all() -> Vec<(&'static str, BenchFn)> {
-    vec![]
+    vec![("cluster", cluster::run)]
 }
