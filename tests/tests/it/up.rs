@@ -57,14 +57,14 @@ impl Lab {
             self.tools.istioctl_path().to_str().unwrap(),
             "--ingress",
             &self.gateway.url(),
-            "--istio-timeout",
-            "10",
         ]
         .iter()
         .map(|arg| arg.to_string())
         .collect();
-        if !extra.contains(&"--rollout-timeout") {
-            args.extend(["--rollout-timeout".to_string(), "10".to_string()]);
+        for timeout in ["--rollout-timeout", "--istio-timeout"] {
+            if !extra.contains(&timeout) {
+                args.extend([timeout.to_string(), "10".to_string()]);
+            }
         }
         args.extend(extra.iter().map(|arg| arg.to_string()));
         args
@@ -635,4 +635,65 @@ async fn ctrl_c_stops_up_and_releases_the_lock() {
     assert_eq!(status.code(), Some(1), "interrupted is 'not in the required state'");
     assert_eq!(lab.state_file("lock"), None, "the lock is released");
     assert_eq!(lab.state_file("active-stage"), None, "no stage was recorded half-way");
+}
+
+#[tokio::test]
+async fn istio_that_never_becomes_available_is_diagnosed() {
+    let lab = Lab::start("docker").await;
+    lab.kube.scenario("istiod", Scenario::ImagePullBackOff);
+    let output = lab.up(&["--istio-timeout", "2"]).await;
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    assert!(
+        output
+            .stderr
+            .contains("… waiting for istiod and istio-ingressgateway to be available (at most 2s)")
+    );
+    assert!(
+        output.stderr.contains(
+            "waiting for Istio's istiod: Deployment/istiod in namespace \"istio-system\" was not rolled out after 2s"
+        ),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("waiting (ImagePullBackOff)"),
+        "{}",
+        output.stderr
+    );
+}
+
+#[tokio::test]
+async fn a_stage_applies_then_hands_over_to_the_assertions_which_are_not_wired_yet() {
+    let lab = Lab::start("docker").await;
+    let output = lab.up(&["--stage", "stable"]).await;
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let output = run(lab.cli(&["lab", "stage", "split-70-30"])).await;
+    assert!(
+        output.stdout.contains("virtualservice/image-classifier configured"),
+        "{}",
+        output.stdout
+    );
+    assert_eq!(lab.state_file("active-stage").as_deref(), Some("split-70-30"));
+    assert_eq!(output.code, 2, "no fake pass: {}", output.stderr);
+    assert!(
+        output
+            .stderr
+            .contains("stage assertions (`lab check`)` is not implemented yet"),
+        "{}",
+        output.stderr
+    );
+
+    let reset = run(lab.cli(&["lab", "reset"])).await;
+    assert_eq!(reset.code, 0, "{}", reset.stderr);
+    assert!(
+        reset.stdout.contains("deployment/image-classifier-resnet101 deleted"),
+        "{}",
+        reset.stdout
+    );
+    assert!(
+        reset.stdout.contains("deployment/image-classifier-resnet50 unchanged"),
+        "{}",
+        reset.stdout
+    );
+    assert!(reset.stdout.contains("stage \"stable\" is active"), "{}", reset.stdout);
 }
