@@ -186,6 +186,7 @@ struct Shared {
     injected: Vec<Injected>,
     istio_installed_on_marker: Option<String>,
     tunnel_address: Option<(String, u16)>,
+    port_forward_target: Option<SocketAddr>,
 }
 
 type SharedState = Arc<(Mutex<Shared>, tokio::sync::Notify)>;
@@ -213,6 +214,7 @@ impl FakeKube {
                 injected: Vec::new(),
                 istio_installed_on_marker: None,
                 tunnel_address: None,
+                port_forward_target: None,
             }),
             tokio::sync::Notify::new(),
         ));
@@ -223,6 +225,10 @@ impl FakeKube {
             .route("/apis", get(group_list))
             .route("/fake/install-istio", get(install_istio_marker))
             .route("/fake/tunnel-up", get(tunnel_up_marker))
+            .route(
+                "/api/v1/namespaces/{namespace}/pods/{name}/portforward",
+                get(port_forward),
+            )
             .fallback(resources)
             .layer(axum::middleware::from_fn_with_state(shared.clone(), record))
             .with_state(shared.clone());
@@ -325,6 +331,12 @@ impl FakeKube {
     /// Service the external address `ip`, with its `http2` port set to `port` (so tests can serve it on loopback).
     pub fn tunnel_gives_address(&self, ip: &str, port: u16) {
         self.lock().tunnel_address = Some((ip.to_string(), port));
+    }
+
+    /// Makes pod port-forwards (`…/pods/NAME/portforward`, websocket `v4.channel.k8s.io`) reach `target`, as if
+    /// the pod's port were served there.
+    pub fn port_forward_to(&self, target: SocketAddr) {
+        self.lock().port_forward_target = Some(target);
     }
 
     /// The stored object, if any (`plural` as in the URL: `deployments`, `virtualservices`).
@@ -495,6 +507,82 @@ async fn tunnel_up_marker(State(shared): State<SharedState>) -> Response {
     drop(locked);
     shared.1.notify_waiters();
     "tunnel up".into_response()
+}
+
+/// `GET …/pods/NAME/portforward?ports=P` upgraded to a websocket with the `v4.channel.k8s.io` protocol: channel 0
+/// carries the data of port P and channel 1 its errors; each channel's first frame is the port (little endian).
+async fn port_forward(
+    State(shared): State<SharedState>,
+    axum::extract::Path((namespace, name)): axum::extract::Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    use axum::extract::ws::Message;
+    use futures::{SinkExt, StreamExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (target, pod_exists) = {
+        let locked = shared.0.lock().expect("lock");
+        let key = ("pods".to_string(), namespace.clone(), name.clone());
+        (locked.port_forward_target, locked.objects.contains_key(&key))
+    };
+    if !pod_exists {
+        return status_response(404, "NotFound", &format!("pods \"{name}\" not found"));
+    }
+    let Some(target) = target else {
+        return status_response(500, "InternalError", "the fake has no port-forward target");
+    };
+    let port: u16 = query.get("ports").and_then(|ports| ports.parse().ok()).unwrap_or(0);
+    upgrade
+        .protocols(["v4.channel.k8s.io"])
+        .on_upgrade(move |socket| async move {
+            let (mut sink, mut stream) = socket.split();
+            let prefix = port.to_le_bytes();
+            for channel in [0u8, 1u8] {
+                let frame = vec![channel, prefix[0], prefix[1]];
+                if sink.send(Message::Binary(frame.into())).await.is_err() {
+                    return;
+                }
+            }
+            let Ok(backend) = tokio::net::TcpStream::connect(target).await else {
+                let _ = sink
+                    .send(Message::Binary(b"\x01connection refused".to_vec().into()))
+                    .await;
+                return;
+            };
+            let (mut backend_read, mut backend_write) = backend.into_split();
+            let to_backend = async move {
+                while let Some(Ok(message)) = stream.next().await {
+                    match message {
+                        Message::Binary(bytes) if bytes.len() > 1 && bytes[0] == 0 => {
+                            if backend_write.write_all(&bytes[1..]).await.is_err() {
+                                break;
+                            }
+                        }
+                        Message::Close(_) => break,
+                        _ => {}
+                    }
+                }
+                let _ = backend_write.shutdown().await;
+            };
+            let from_backend = async move {
+                let mut buffer = vec![0u8; 16 * 1024];
+                loop {
+                    match backend_read.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(read) => {
+                            let mut frame = Vec::with_capacity(read + 1);
+                            frame.push(0u8);
+                            frame.extend_from_slice(&buffer[..read]);
+                            if sink.send(Message::Binary(frame.into())).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let _ = sink.send(Message::Close(None)).await;
+            };
+            tokio::join!(to_backend, from_backend);
+        })
 }
 
 fn install_istio_objects(shared: &mut Shared, version: &str) {

@@ -54,6 +54,11 @@ impl SmokeServer {
         format!("http://{}", self.addr)
     }
 
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// How many predictions arrived.
     pub fn received(&self) -> usize {
         self.received.load(Ordering::SeqCst)

@@ -697,3 +697,41 @@ async fn a_stage_applies_then_hands_over_to_the_assertions_which_are_not_wired_y
     );
     assert!(reset.stdout.contains("stage \"stable\" is active"), "{}", reset.stdout);
 }
+
+#[tokio::test]
+async fn without_password_less_sudo_auto_port_forwards_to_a_gateway_pod() {
+    let lab = Lab::start("docker").await;
+    let tools = FakeTools::new();
+    tools.script_minikube(&MinikubeCluster::healthy(PROFILE));
+    tools.script_sudo(false);
+    tools.script_istioctl("1.12.7", &lab.kube.url());
+    let lab = Lab { tools, ..lab };
+    lab.kube.port_forward_to(lab.gateway.addr());
+    let args = lab.up_args(&["--stage", "stable"]);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let ingress = args.iter().position(|arg| *arg == "--ingress").unwrap();
+    args[ingress + 1] = "auto";
+    let output = run(lab.cli(&args)).await;
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert!(
+        output
+            .stderr
+            .contains("via port-forward (open while this command runs)"),
+        "{}",
+        output.stderr
+    );
+    assert_eq!(
+        lab.gateway.received(),
+        1,
+        "the prediction went through the port-forward"
+    );
+    let forwarded = lab.kube.requests().into_iter().any(|request| {
+        request
+            .path()
+            .starts_with("/api/v1/namespaces/istio-system/pods/istio-ingressgateway-")
+            && request.path().ends_with("/portforward")
+            && request.uri.contains("ports=8080")
+    });
+    assert!(forwarded, "{:#?}", lab.kube.requests());
+    assert!(lab.tools.calls("minikube").iter().all(|argv| argv[0] != "tunnel"));
+}
