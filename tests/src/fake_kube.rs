@@ -552,14 +552,13 @@ async fn port_forward(
             let (mut backend_read, mut backend_write) = backend.into_split();
             let to_backend = async move {
                 while let Some(Ok(message)) = stream.next().await {
-                    match message {
-                        Message::Binary(bytes) if bytes.len() > 1 && bytes[0] == 0 => {
-                            if backend_write.write_all(&bytes[1..]).await.is_err() {
-                                break;
-                            }
-                        }
+                    let data = match message {
+                        Message::Binary(bytes) if bytes.len() > 1 && bytes[0] == 0 => bytes,
                         Message::Close(_) => break,
-                        _ => {}
+                        _ => continue,
+                    };
+                    if backend_write.write_all(&data[1..]).await.is_err() {
+                        break;
                     }
                 }
                 let _ = backend_write.shutdown().await;
