@@ -12,8 +12,8 @@ use kube::Api;
 use kube::api::{ListParams, Patch, PatchParams};
 use serde::Serialize;
 
-use crate::cluster::apply::{Change, ObjectChange, apply_all, plan_one};
-use crate::cluster::prune::{prune, prune_candidates};
+use crate::cluster::apply::{Change, ObjectChange, apply_against, apply_one, plan_against, plan_one};
+use crate::cluster::prune::{delete_all, list_lab_objects};
 use crate::cluster::wait::wait_deployment_rolled_out;
 use crate::cluster::{Cluster, LAB_NAMESPACE};
 use crate::manifests::Manifest;
@@ -68,10 +68,9 @@ pub async fn apply_stage(
     rollout_timeout: Duration,
 ) -> anyhow::Result<StageReport> {
     let manifests = stage_manifests(settings, lab, stage)?;
-    let mut changes = apply_all(cluster, &manifests)
+    let changes = apply_and_prune(cluster, &manifests)
         .await
         .with_context(|| format!("applying stage \"{}\"", stage.name))?;
-    changes.extend(prune(cluster, &manifests, PROTECTED).await?);
     let restarted = wait_for_rollout(cluster, &manifests, rollout_timeout)
         .await
         .with_context(|| format!("rolling out stage \"{}\"", stage.name))?;
@@ -91,12 +90,35 @@ pub async fn cluster_matches_stage(
     stage: &Stage,
 ) -> anyhow::Result<bool> {
     let manifests = stage_manifests(settings, lab, stage)?;
+    let listed = list_lab_objects(cluster).await?;
     for manifest in &manifests {
-        if plan_one(cluster, manifest).await?.change != Change::Unchanged {
+        // An object the listing lacks (absent, or not labelled yet) is looked up on its own.
+        let planned = match listed.find(manifest.kind(), manifest.name()) {
+            Some(Some(live)) => plan_against(cluster, manifest, Some(live)).await?,
+            _ => plan_one(cluster, manifest).await?,
+        };
+        if planned.change != Change::Unchanged {
             return Ok(false);
         }
     }
-    Ok(prune_candidates(cluster, &manifests, PROTECTED).await?.is_empty())
+    Ok(listed.prune_candidates(&manifests, PROTECTED).is_empty())
+}
+
+/// Applies `manifests` (the lab's live objects listed once per kind, so each existing object costs one dry-run
+/// apply) and deletes the lab's objects they lack. Returns every object's change, deletions last.
+pub async fn apply_and_prune(cluster: &Cluster, manifests: &[Manifest]) -> anyhow::Result<Vec<ObjectChange>> {
+    let listed = list_lab_objects(cluster).await?;
+    let mut changes = Vec::new();
+    for manifest in manifests {
+        // An object the listing lacks (absent, or not labelled yet) is looked up on its own.
+        let change = match listed.find(manifest.kind(), manifest.name()) {
+            Some(Some(live)) => apply_against(cluster, manifest, Some(live)).await?,
+            _ => apply_one(cluster, manifest).await?,
+        };
+        changes.push(change);
+    }
+    changes.extend(delete_all(cluster, listed.prune_candidates(manifests, PROTECTED)).await?);
+    Ok(changes)
 }
 
 /// Waits until every Deployment among `manifests` has rolled out, then makes sure each of their pods has the

@@ -9,13 +9,12 @@ use serde::Serialize;
 
 use crate::cluster::Cluster;
 use crate::cluster::apply::{Change, ObjectChange, apply_all};
-use crate::cluster::prune::prune;
 use crate::ingress::{self, IngressMode};
 use crate::istio::install::{InstallOptions, InstallOutcome, ensure_istio};
 use crate::istio::{FetchOptions, fetch_istioctl};
 use crate::models::{self, ModelSource};
 use crate::preflight::{CheckStatus, run_doctor};
-use crate::stage_apply::{self, MODELS_HOST_DIR_FILE, PROTECTED};
+use crate::stage_apply::{self, MODELS_HOST_DIR_FILE};
 use crate::stages::{DEFAULT_RESET_STAGE, LabDefinition};
 use crate::state::{self, LabLock};
 use crate::{LabError, Settings};
@@ -287,8 +286,7 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
             stage_apply::stage_manifests(settings, &lab, &walk[index])?
         }
         None => {
-            let mut changes = apply_all(&cluster, &bring_up).await?;
-            changes.extend(prune(&cluster, &bring_up, PROTECTED).await?);
+            let changes = stage_apply::apply_and_prune(&cluster, &bring_up).await?;
             let (outcome, detail) = summarize(&changes, "");
             steps.finish("workloads", started, outcome, detail);
             bring_up.clone()

@@ -1,7 +1,7 @@
 //! The one generic apply: server-side apply (field manager `canary-lab`, force) of any manifest, after a dry run
 //! that tells whether anything would change, so a second `lab up` writes nothing.
 
-use kube::api::{Patch, PatchParams};
+use kube::api::{DynamicObject, Patch, PatchParams};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -85,7 +85,17 @@ pub async fn apply_all(cluster: &Cluster, manifests: &[Manifest]) -> anyhow::Res
 
 /// Applies one manifest: nothing is written when a dry-run apply shows the live object already matches.
 pub async fn apply_one(cluster: &Cluster, manifest: &Manifest) -> anyhow::Result<ObjectChange> {
-    let planned = plan_one(cluster, manifest).await?;
+    let live = get_live(cluster, manifest).await?;
+    apply_against(cluster, manifest, live.as_ref()).await
+}
+
+/// Applies one manifest whose live object (`None`: absent) the caller already has, e.g. from a listing.
+pub async fn apply_against(
+    cluster: &Cluster,
+    manifest: &Manifest,
+    live: Option<&DynamicObject>,
+) -> anyhow::Result<ObjectChange> {
+    let planned = plan_against(cluster, manifest, live).await?;
     if planned.change != Change::Unchanged {
         let resolved = cluster.resolve(manifest)?;
         let desired = with_managed_by_label(&manifest.object);
@@ -100,24 +110,32 @@ pub async fn apply_one(cluster: &Cluster, manifest: &Manifest) -> anyhow::Result
     Ok(planned)
 }
 
-/// What applying `manifest` would do, found without writing: a GET, and for an existing object a dry-run apply
-/// (`dryRun=All`) whose result is compared with the live object.
+/// What applying `manifest` would do, found without writing: a GET, then [`plan_against`].
 pub async fn plan_one(cluster: &Cluster, manifest: &Manifest) -> anyhow::Result<ObjectChange> {
+    let live = get_live(cluster, manifest).await?;
+    plan_against(cluster, manifest, live.as_ref()).await
+}
+
+/// What applying `manifest` would do to `live`: created when absent, else a dry-run apply (`dryRun=All`) whose
+/// result is compared with the live object. Writes nothing.
+pub async fn plan_against(
+    cluster: &Cluster,
+    manifest: &Manifest,
+    live: Option<&DynamicObject>,
+) -> anyhow::Result<ObjectChange> {
     let resolved = cluster.resolve(manifest)?;
-    let desired = with_managed_by_label(&manifest.object);
     let name = manifest.name();
-    let rejected = |error: kube::Error| rejected(manifest, error);
-    let live = resolved.api.get_opt(name).await.map_err(rejected)?;
     let change = match live {
         None => Change::Created,
         Some(live) => {
+            let desired = with_managed_by_label(&manifest.object);
             let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
             let dry_run = resolved
                 .api
                 .patch(name, &params, &Patch::Apply(&desired))
                 .await
-                .map_err(rejected)?;
-            let unchanged = comparable(&serde_json::to_value(&live)?) == comparable(&serde_json::to_value(&dry_run)?);
+                .map_err(|error| rejected(manifest, error))?;
+            let unchanged = comparable(&serde_json::to_value(live)?) == comparable(&serde_json::to_value(&dry_run)?);
             match unchanged {
                 true => Change::Unchanged,
                 false => Change::Configured,
@@ -130,6 +148,16 @@ pub async fn plan_one(cluster: &Cluster, manifest: &Manifest) -> anyhow::Result<
         namespace: manifest.namespace().map(str::to_string),
         change,
     })
+}
+
+/// The live object of `manifest`, if it exists.
+async fn get_live(cluster: &Cluster, manifest: &Manifest) -> anyhow::Result<Option<DynamicObject>> {
+    let resolved = cluster.resolve(manifest)?;
+    resolved
+        .api
+        .get_opt(manifest.name())
+        .await
+        .map_err(|error| rejected(manifest, error))
 }
 
 /// The object with the `app.kubernetes.io/managed-by: canary-lab` label added.

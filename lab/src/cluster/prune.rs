@@ -1,7 +1,7 @@
 //! Deleting the lab's objects that a stage does not name: labelled `app.kubernetes.io/managed-by=canary-lab`, in
 //! the lab namespace, of the kinds the lab uses.
 
-use kube::api::{DeleteParams, ListParams};
+use kube::api::{DeleteParams, DynamicObject, ListParams};
 
 use super::apply::{Change, ObjectChange};
 use super::{Cluster, FIELD_MANAGER, LAB_NAMESPACE, MANAGED_BY_LABEL};
@@ -21,7 +21,21 @@ pub const LAB_KINDS: &[(&str, &str)] = &[
 /// Deletes the lab's objects in the lab namespace that `keep` does not contain; `protected` names (e.g. the
 /// model-export Job and its ConfigMap) are never deleted.
 pub async fn prune(cluster: &Cluster, keep: &[Manifest], protected: &[&str]) -> anyhow::Result<Vec<ObjectChange>> {
-    let candidates = prune_candidates(cluster, keep, protected).await?;
+    let listed = list_lab_objects(cluster).await?;
+    delete_all(cluster, listed.prune_candidates(keep, protected)).await
+}
+
+/// The lab's objects that `keep` lacks (and that are not `protected`); nothing is deleted.
+pub async fn prune_candidates(
+    cluster: &Cluster,
+    keep: &[Manifest],
+    protected: &[&str],
+) -> anyhow::Result<Vec<PruneCandidate>> {
+    Ok(list_lab_objects(cluster).await?.prune_candidates(keep, protected))
+}
+
+/// Deletes the candidates (one already gone is skipped) and reports them as deleted.
+pub async fn delete_all(cluster: &Cluster, candidates: Vec<PruneCandidate>) -> anyhow::Result<Vec<ObjectChange>> {
     let mut deleted = Vec::new();
     for candidate in candidates {
         let (resource, capabilities) = cluster
@@ -53,48 +67,72 @@ pub struct PruneCandidate {
     pub change: ObjectChange,
 }
 
-/// The lab's objects in the lab namespace that `keep` lacks (and that are not `protected`), found by listing with
-/// the managed-by label; nothing is deleted.
-pub async fn prune_candidates(
-    cluster: &Cluster,
-    keep: &[Manifest],
-    protected: &[&str],
-) -> anyhow::Result<Vec<PruneCandidate>> {
+/// The lab's objects in the lab namespace, listed once per kind of [`LAB_KINDS`] by the managed-by label: what
+/// applying a stage compares against and prunes from.
+#[derive(Debug, Clone, Default)]
+pub struct LabObjects {
+    listed: Vec<(&'static str, &'static str, Vec<DynamicObject>)>,
+}
+
+impl LabObjects {
+    /// `Some(live)` for a kind that was listed (`live` is `None` when no such object is there); `None` for a kind
+    /// outside [`LAB_KINDS`] (the caller GETs it).
+    pub fn find(&self, kind: &str, name: &str) -> Option<Option<&DynamicObject>> {
+        let (_, _, objects) = self.listed.iter().find(|(_, listed_kind, _)| *listed_kind == kind)?;
+        Some(
+            objects
+                .iter()
+                .find(|object| object.metadata.name.as_deref() == Some(name)),
+        )
+    }
+
+    /// The objects that `keep` lacks and that are not `protected`.
+    pub fn prune_candidates(&self, keep: &[Manifest], protected: &[&str]) -> Vec<PruneCandidate> {
+        let mut candidates = Vec::new();
+        for (api_version, kind, objects) in &self.listed {
+            for object in objects {
+                let name = object.metadata.name.clone().unwrap_or_default();
+                let wanted = keep.iter().any(|manifest| {
+                    manifest.kind() == *kind && manifest.name() == name && manifest.namespace() == Some(LAB_NAMESPACE)
+                });
+                if wanted || protected.contains(&name.as_str()) {
+                    continue;
+                }
+                candidates.push(PruneCandidate {
+                    api_version,
+                    change: ObjectChange {
+                        kind: kind.to_string(),
+                        name,
+                        namespace: Some(LAB_NAMESPACE.to_string()),
+                        change: Change::Deleted,
+                    },
+                });
+            }
+        }
+        candidates
+    }
+}
+
+/// Lists the lab's objects of every kind in [`LAB_KINDS`] that the server serves, in the lab namespace.
+pub async fn list_lab_objects(cluster: &Cluster) -> anyhow::Result<LabObjects> {
     let selector = format!("{MANAGED_BY_LABEL}={FIELD_MANAGER}");
-    let mut candidates = Vec::new();
+    let mut listed = Vec::new();
     for (api_version, kind) in LAB_KINDS {
-        // A kind the server does not serve (Istio not installed yet) has no objects to prune.
+        // A kind the server does not serve (Istio not installed yet) has no objects.
         let Some((resource, capabilities)) = cluster.resource_for(api_version, kind) else {
             continue;
         };
         let api = cluster.dynamic_api(&resource, &capabilities, Some(LAB_NAMESPACE));
-        let listed = match api.list(&ListParams::default().labels(&selector)).await {
-            Ok(listed) => listed,
-            // No namespace yet: nothing to prune.
-            Err(kube::Error::Api(status)) if status.code == 404 => continue,
+        let objects = match api.list(&ListParams::default().labels(&selector)).await {
+            Ok(list) => list.items,
+            // No namespace yet: nothing there.
+            Err(kube::Error::Api(status)) if status.code == 404 => Vec::new(),
             Err(error) => {
                 return Err(anyhow::Error::new(error)
                     .context(format!("listing the lab's {kind}s in namespace \"{LAB_NAMESPACE}\"")));
             }
         };
-        for object in listed.items {
-            let name = object.metadata.name.clone().unwrap_or_default();
-            let wanted = keep.iter().any(|manifest| {
-                manifest.kind() == *kind && manifest.name() == name && manifest.namespace() == Some(LAB_NAMESPACE)
-            });
-            if wanted || protected.contains(&name.as_str()) {
-                continue;
-            }
-            candidates.push(PruneCandidate {
-                api_version,
-                change: ObjectChange {
-                    kind: kind.to_string(),
-                    name,
-                    namespace: Some(LAB_NAMESPACE.to_string()),
-                    change: Change::Deleted,
-                },
-            });
-        }
+        listed.push((*api_version, *kind, objects));
     }
-    Ok(candidates)
+    Ok(LabObjects { listed })
 }

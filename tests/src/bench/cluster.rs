@@ -106,7 +106,7 @@ async fn measure(context: &BenchContext) -> anyhow::Result<Vec<BenchResult>> {
             "requests",
             1.0,
         )
-        .notes("about even: the dry-run diff costs a GET and a dry-run apply per object, the baseline's GETs find nothing"),
+        .notes("ours: one labelled LIST per kind (shared by diff and prune), a dry-run apply per existing object, the changed writes and the rollout watches"),
         BenchResult::at_most(
             "cluster_reset_writes",
             reset_writes / per,
