@@ -83,12 +83,13 @@ impl Lab {
     }
 }
 
-/// Runs the CLI off the async runtime (the fake API lives on it), failing if it takes more than a minute.
+/// Runs the CLI off the async runtime (the fake API lives on it), failing if it takes more than 30 seconds (a
+/// run takes one to three; the margin is for a loaded machine).
 async fn run(cli: Cli) -> CliOutput {
     let task = tokio::task::spawn_blocking(move || cli.run());
-    tokio::time::timeout(Duration::from_secs(60), task)
+    tokio::time::timeout(Duration::from_secs(30), task)
         .await
-        .expect("the CLI did not finish within 60s")
+        .expect("the CLI did not finish within 30s")
         .unwrap()
 }
 
@@ -576,6 +577,25 @@ async fn the_tunnel_runs_in_the_background_is_reused_and_down_all_stops_it() {
         .filter(|argv| argv[0] == "tunnel")
         .count();
     assert_eq!(tunnels, 1, "the running tunnel is reused");
+
+    let status = run(lab.cli(&["lab", "status"])).await;
+    assert_eq!(status.code, 0, "{}\n{}", status.stdout, status.stderr);
+    let tunnel_line = status
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("tunnel"))
+        .unwrap_or_default();
+    assert!(
+        tunnel_line.ends_with(&format!("pid {pid} running")),
+        "{}",
+        status.stdout
+    );
+    let stage_line = status
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("stage"))
+        .unwrap_or_default();
+    assert!(stage_line.ends_with("stable"), "{}", status.stdout);
 
     let istioctl = lab.tools.istioctl_path();
     let down = run(lab.cli(&["lab", "down", "--all", "--istioctl", istioctl.to_str().unwrap()])).await;
