@@ -102,10 +102,15 @@ pub async fn ensure_istio(
         ISTIO_DEPLOYMENTS.join(" and "),
         options.ready_timeout.as_secs()
     ));
+    let started = std::time::Instant::now();
     for name in ISTIO_DEPLOYMENTS {
         wait_deployment_rolled_out(cluster, ISTIO_NAMESPACE, name, options.ready_timeout)
             .await
             .with_context(|| format!("waiting for Istio's {name}"))?;
+        progress(&format!(
+            "{name} is available ({:.1}s)",
+            started.elapsed().as_secs_f64()
+        ));
     }
     Ok(outcome)
 }

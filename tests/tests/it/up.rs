@@ -220,10 +220,22 @@ async fn up_stops_at_the_stage_asked_for_and_status_and_down_follow() {
 async fn the_same_istio_installed_is_not_installed_again() {
     let lab = Lab::start("docker").await;
     lab.kube.install_istio("1.12.7");
-    let output = lab.up(&["--stage", "stable"]).await;
+    let output = lab.up(&["--stage", "stable", "--format", "json"]).await;
     assert_eq!(output.code, 0, "{}", output.stderr);
     assert!(install_calls(&lab.tools).is_empty());
     assert!(output.stderr.contains("istio already done"), "{}", output.stderr);
+    assert!(output.stderr.contains("… istiod is available ("), "{}", output.stderr);
+    let report: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();
+    let istio = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|step| step["step"] == "istio")
+        .unwrap();
+    assert_eq!(istio["outcome"], "already_done");
+    assert!(istio["seconds"].is_f64());
+    assert_eq!(report["active_stage"], "stable");
+    assert_eq!(report["ingress_kind"], "url");
 }
 
 #[tokio::test]
