@@ -42,41 +42,57 @@ fn diagnosis_block(diagnosis: &str) -> String {
 }
 
 /// Waits until `condition` (named `condition_name`) holds for `name`, at most `deadline`.
-pub async fn wait_for<K>(
+///
+/// A watch that breaks (the API server closed it, a read timed out on a quiet watch, a 5xx) is opened again
+/// until the deadline; the last such error is named if time runs out.
+pub async fn wait_for<K, C>(
     api: Api<K>,
     name: &str,
     object: &str,
     condition_name: &str,
-    condition: impl Condition<K>,
+    condition: C,
     deadline: Duration,
 ) -> anyhow::Result<Option<K>>
 where
     K: Clone + Debug + Send + DeserializeOwned + kube::Resource + 'static,
+    C: Condition<K>,
 {
     let started = Instant::now();
-    match tokio::time::timeout(deadline, await_condition(api, name, condition)).await {
-        Ok(Ok(found)) => {
-            tracing::debug!(
-                object,
-                condition = condition_name,
-                waited_ms = started.elapsed().as_millis() as u64,
-                "condition met"
-            );
-            Ok(found)
+    let mut last_watch_error: Option<String> = None;
+    loop {
+        let remaining = deadline.saturating_sub(started.elapsed());
+        let borrowed = |object: Option<&K>| condition.matches_object(object);
+        let waited = tokio::time::timeout(remaining, await_condition(api.clone(), name, borrowed)).await;
+        match waited {
+            Ok(Ok(found)) => {
+                let waited_ms = started.elapsed().as_millis() as u64;
+                tracing::debug!(object, condition = condition_name, waited_ms, "condition met");
+                return Ok(found);
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(object, condition = condition_name, %error, "the watch broke; watching again");
+                last_watch_error = Some(error.to_string());
+                // Do not spin on an error that repeats at once; the deadline still bounds the whole wait.
+                let pause = Duration::from_millis(500).min(deadline.saturating_sub(started.elapsed()));
+                tokio::time::sleep(pause).await;
+            }
+            Err(_) => {
+                let diagnosis = match last_watch_error {
+                    Some(error) => format!("the last watch error was: {error}"),
+                    None => String::new(),
+                };
+                return Err(WaitTimedOut {
+                    object: object.to_string(),
+                    condition: condition_name.to_string(),
+                    waited: started.elapsed(),
+                    diagnosis,
+                    help: format!(
+                        "look at it with `kubectl describe` and run the command again; {condition_name} may need longer"
+                    ),
+                }
+                .into());
+            }
         }
-        Ok(Err(error)) => {
-            Err(anyhow::Error::new(error).context(format!("watching {object} until it is {condition_name}")))
-        }
-        Err(_) => Err(WaitTimedOut {
-            object: object.to_string(),
-            condition: condition_name.to_string(),
-            waited: started.elapsed(),
-            diagnosis: String::new(),
-            help: format!(
-                "look at it with `kubectl describe` and run the command again; {condition_name} may need longer"
-            ),
-        }
-        .into()),
     }
 }
 

@@ -386,3 +386,28 @@ async fn pods_without_the_sidecar_get_their_deployment_restarted() {
         .unwrap();
     assert!(stored["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"].is_string());
 }
+
+#[tokio::test]
+async fn a_broken_watch_is_opened_again_within_the_deadline() {
+    let env = env().await;
+    let stable = env.lab.stage_manifests(env.lab.stage("stable").unwrap()).unwrap();
+    within_seconds(apply_all(&env.cluster, &stable)).await.unwrap();
+    env.kube.fail_once(
+        "GET",
+        "/apis/apps/v1/namespaces/tf-serving/deployments",
+        500,
+        "InternalError",
+        "etcdserver: request timed out",
+    );
+    env.kube.clear_requests();
+    within_seconds(wait_for_rollout(&env.cluster, &stable, Duration::from_secs(10)))
+        .await
+        .unwrap();
+    let lists = env
+        .kube
+        .requests()
+        .into_iter()
+        .filter(|request| request.path() == "/apis/apps/v1/namespaces/tf-serving/deployments")
+        .count();
+    assert!(lists >= 2, "the failed list was retried ({lists} requests)");
+}
