@@ -157,6 +157,29 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
     );
     let driver = report.facts.driver.clone().unwrap_or_default();
 
+    // The models' source decides the Deployments' hostPaths, so it is settled (and a host directory checked)
+    // before anything is compared or applied.
+    let models_plan = match &options.models {
+        ModelSource::Export => {
+            state::forget(settings, MODELS_HOST_DIR_FILE)?;
+            ModelsPlan::Export
+        }
+        ModelSource::Host(dir) => {
+            let found = models::check_host_layout(dir)?;
+            match driver.as_str() {
+                "none" => {
+                    let path = dir.canonicalize().unwrap_or_else(|_| dir.clone());
+                    state::write_value(settings, MODELS_HOST_DIR_FILE, &path.display().to_string())?;
+                    ModelsPlan::MountAsIs(path)
+                }
+                _ => {
+                    state::forget(settings, MODELS_HOST_DIR_FILE)?;
+                    ModelsPlan::CopyIntoNode(dir.clone(), found)
+                }
+            }
+        }
+    };
+
     // istioctl.
     let started = steps.start("istioctl");
     let (istioctl, detail) = match &options.istioctl {
@@ -209,7 +232,7 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
     // Namespace, labelled for sidecar injection before any pod exists.
     let started = steps.start("namespace");
     let stable = lab.stage(DEFAULT_RESET_STAGE)?;
-    let mut bring_up = stage_apply::stage_manifests(settings, &lab, stable)?;
+    let bring_up = stage_apply::stage_manifests(settings, &lab, stable)?;
     let namespace: Vec<_> = bring_up
         .iter()
         .filter(|manifest| manifest.kind() == "Namespace")
@@ -221,8 +244,8 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
 
     // Models.
     let started = steps.start("models");
-    let (outcome, detail) = match &options.models {
-        ModelSource::Export => {
+    let (outcome, detail) = match models_plan {
+        ModelsPlan::Export => {
             note(&format!(
                 "exporting the models in the cluster (Job {}, at most {}s)",
                 models::EXPORT_JOB,
@@ -231,42 +254,25 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
             let changes = models::export_in_cluster(&cluster, options.export_timeout).await?;
             summarize(&changes, "exported by the Job into /data/canary-lab/models on the node")
         }
-        ModelSource::Host(dir) => {
-            let found = models::check_host_layout(dir)?;
-            match driver.as_str() {
-                "none" => {
-                    let path = dir.canonicalize().unwrap_or_else(|_| dir.clone());
-                    let already = state::read_value(settings, MODELS_HOST_DIR_FILE)?.as_deref()
-                        == Some(path.display().to_string().as_str());
-                    state::write_value(settings, MODELS_HOST_DIR_FILE, &path.display().to_string())?;
-                    models::mount_host_dir(&mut bring_up, &path);
-                    let outcome = if already {
-                        StepOutcome::AlreadyDone
-                    } else {
-                        StepOutcome::Done
-                    };
-                    (outcome, format!("mounted from {} (none driver)", path.display()))
-                }
-                _ => {
-                    state::forget(settings, MODELS_HOST_DIR_FILE)?;
-                    let minikube = crate::tool::minikube::Minikube::new(settings.minikube_program());
-                    let profile = settings.profile.clone();
-                    let dir = dir.clone();
-                    let copied =
-                        tokio::task::spawn_blocking(move || models::copy_into_node(&minikube, &profile, &dir, &found))
-                            .await
-                            .context("copying the models into the node")??;
-                    match copied.copied.is_empty() {
-                        true => (
-                            StepOutcome::AlreadyDone,
-                            format!("{} already on the node", copied.present.join(", ")),
-                        ),
-                        false => (
-                            StepOutcome::Done,
-                            format!("copied {} into the node", copied.copied.join(", ")),
-                        ),
-                    }
-                }
+        ModelsPlan::MountAsIs(dir) => (
+            StepOutcome::AlreadyDone,
+            format!("mounted from {} as is (none driver)", dir.display()),
+        ),
+        ModelsPlan::CopyIntoNode(dir, found) => {
+            let minikube = crate::tool::minikube::Minikube::new(settings.minikube_program());
+            let profile = settings.profile.clone();
+            let copied = tokio::task::spawn_blocking(move || models::copy_into_node(&minikube, &profile, &dir, &found))
+                .await
+                .context("copying the models into the node")??;
+            match copied.copied.is_empty() {
+                true => (
+                    StepOutcome::AlreadyDone,
+                    format!("{} already on the node", copied.present.join(", ")),
+                ),
+                false => (
+                    StepOutcome::Done,
+                    format!("copied {} into the node", copied.copied.join(", ")),
+                ),
             }
         }
     };
@@ -371,6 +377,16 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
         ingress_kind: opened.kind.to_string(),
         active_stage: active,
     })
+}
+
+/// How this run puts the models on the node.
+enum ModelsPlan {
+    /// The export Job.
+    Export,
+    /// The `none` driver mounts this host directory as is.
+    MountAsIs(PathBuf),
+    /// Copy these models from this directory into the node.
+    CopyIntoNode(PathBuf, Vec<models::HostModel>),
 }
 
 /// "created 2, configured 1, unchanged 4" and whether anything changed.

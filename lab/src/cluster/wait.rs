@@ -59,6 +59,7 @@ where
 {
     let started = Instant::now();
     let mut last_watch_error: Option<String> = None;
+    // Each round is one watch; a round ends with the condition met, a broken watch, or the deadline.
     loop {
         let remaining = deadline.saturating_sub(started.elapsed());
         let borrowed = |object: Option<&K>| condition.matches_object(object);

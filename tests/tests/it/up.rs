@@ -471,6 +471,17 @@ async fn host_models_with_the_none_driver_are_mounted_as_they_are() {
             .display()
             .to_string()
     );
+    // Back to the default `--models export`: the Deployments mount the node's export directory again.
+    let output = lab.up(&["--stage", "stable"]).await;
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let deployment = lab
+        .kube
+        .object("deployments", "tf-serving", "image-classifier-resnet50")
+        .unwrap();
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["volumes"][0]["hostPath"]["path"],
+        "/data/canary-lab/models/resnet50"
+    );
 }
 
 #[tokio::test]
