@@ -55,6 +55,8 @@ pub enum Scenario {
     ImagePullBackOff,
     /// Never ready: TF Serving starts and crashes (`CrashLoopBackOff`) with a log naming the model path.
     CrashLoop,
+    /// Never ready: the pod stays Pending because the node lacks memory (a `FailedScheduling` event).
+    Unschedulable,
 }
 
 /// A failure to answer instead of the normal response.
@@ -1169,14 +1171,22 @@ fn deployment_controller(shared: &mut Shared, namespace: &str, deployment: &mut 
             String::new(),
             Some(("Failed", "Failed to pull image \"tensorflow/serving:2.5.1\": rpc error: code = Unknown desc = Error response from daemon: Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io: no such host")),
         ),
+        Scenario::Unschedulable => (
+            Value::Null,
+            String::new(),
+            Some(("FailedScheduling", "0/1 nodes are available: 1 Insufficient memory.")),
+        ),
         Scenario::CrashLoop => (
             json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}}),
             "2026-01-01 00:00:01.000000: I tensorflow_serving/model_servers/server_core.cc:465] Adding/updating models.\n2026-01-01 00:00:01.000001: E tensorflow_serving/sources/storage_path/file_system_storage_path_source.cc:365] FileSystemStoragePathSource encountered a filesystem access error: Could not find base path /models/resnet50 for servable image_classifier\n".to_string(),
             Some(("BackOff", "Back-off restarting failed container")),
         ),
     };
+    // A pod that was never scheduled has no container statuses.
+    let scheduled = scenario != Scenario::Unschedulable;
     let statuses: Vec<Value> = containers
         .iter()
+        .filter(|_| scheduled)
         .map(|container| {
             let container_name = container["name"].as_str().unwrap_or_default();
             let container_state = match container_name == main {

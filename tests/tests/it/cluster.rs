@@ -411,3 +411,21 @@ async fn a_broken_watch_is_opened_again_within_the_deadline() {
         .count();
     assert!(lists >= 2, "the failed list was retried ({lists} requests)");
 }
+
+#[tokio::test]
+async fn a_pod_pending_for_memory_gets_the_resources_hint() {
+    let env = env().await;
+    env.kube.scenario("image-classifier-resnet50", Scenario::Unschedulable);
+    let stable = env.lab.stage_manifests(env.lab.stage("stable").unwrap()).unwrap();
+    within_seconds(apply_all(&env.cluster, &stable)).await.unwrap();
+    let error = within_seconds(wait_for_rollout(&env.cluster, &stable, Duration::from_secs(2)))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains(": Pending, not ready"), "{error}");
+    assert!(
+        error.contains("event FailedScheduling: 0/1 nodes are available: 1 Insufficient memory."),
+        "{error}"
+    );
+    assert!(error.contains("help: the node lacks CPU or memory"), "{error}");
+}
