@@ -57,6 +57,8 @@ pub enum Scenario {
     CrashLoop,
     /// Never ready: the pod stays Pending because the node lacks memory (a `FailedScheduling` event).
     Unschedulable,
+    /// Never ready: an amd64-only image on an arm64 node crashes with "exec format error".
+    WrongArchitecture,
 }
 
 /// A failure to answer instead of the normal response.
@@ -1175,6 +1177,11 @@ fn deployment_controller(shared: &mut Shared, namespace: &str, deployment: &mut 
             Value::Null,
             String::new(),
             Some(("FailedScheduling", "0/1 nodes are available: 1 Insufficient memory.")),
+        ),
+        Scenario::WrongArchitecture => (
+            json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 20s restarting failed container"}}),
+            "exec /usr/bin/tf_serving_entrypoint.sh: exec format error\n".to_string(),
+            Some(("BackOff", "Back-off restarting failed container")),
         ),
         Scenario::CrashLoop => (
             json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}}),

@@ -429,3 +429,24 @@ async fn a_pod_pending_for_memory_gets_the_resources_hint() {
     );
     assert!(error.contains("help: the node lacks CPU or memory"), "{error}");
 }
+
+#[tokio::test]
+async fn an_amd64_image_on_arm64_gets_the_architecture_hint() {
+    let env = env().await;
+    env.kube
+        .scenario("image-classifier-resnet50", Scenario::WrongArchitecture);
+    let stable = env.lab.stage_manifests(env.lab.stage("stable").unwrap()).unwrap();
+    within_seconds(apply_all(&env.cluster, &stable)).await.unwrap();
+    let error = within_seconds(wait_for_rollout(&env.cluster, &stable, Duration::from_secs(2)))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("exec /usr/bin/tf_serving_entrypoint.sh: exec format error"),
+        "{error}"
+    );
+    assert!(
+        error.contains("help: the image is not built for this node's architecture"),
+        "{error}"
+    );
+}
