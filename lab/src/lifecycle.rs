@@ -47,6 +47,8 @@ pub struct LabStatus {
     pub deployments: Vec<DeploymentState>,
     /// The recorded ingress URL.
     pub ingress_url: Option<String>,
+    /// How it is reached: `tunnel`, `url`, or `port-forward` (gone once the `lab up` that opened it ended).
+    pub ingress_kind: Option<String>,
     /// The recorded active stage.
     pub active_stage: Option<String>,
     /// The pid of the recorded `minikube tunnel`, and whether it still runs.
@@ -107,6 +109,7 @@ pub async fn status(settings: &Settings) -> anyhow::Result<LabStatus> {
         namespace,
         deployments,
         ingress_url: state::read_ingress_url(settings)?,
+        ingress_kind: state::read_value(settings, state::INGRESS_KIND_FILE)?,
         active_stage: state::read_active_stage(settings)?,
         tunnel,
         ready,
@@ -169,7 +172,12 @@ pub async fn down(
             true
         }
     };
-    for file in [state::ACTIVE_STAGE_FILE, state::INGRESS_URL_FILE, MODELS_HOST_DIR_FILE] {
+    for file in [
+        state::ACTIVE_STAGE_FILE,
+        state::INGRESS_URL_FILE,
+        state::INGRESS_KIND_FILE,
+        MODELS_HOST_DIR_FILE,
+    ] {
         state::forget(settings, file)?;
     }
     let mut report = DownReport {

@@ -14,6 +14,9 @@ use crate::Settings;
 
 /// `<state_dir>/ingress-url`: the URL of the Istio ingress gateway, as `lab up` resolved it.
 pub const INGRESS_URL_FILE: &str = "ingress-url";
+/// `<state_dir>/ingress-kind`: how the ingress URL is reached: `tunnel`, `url`, or `port-forward` (which only
+/// lived while the `lab up` that opened it ran).
+pub const INGRESS_KIND_FILE: &str = "ingress-kind";
 /// `<state_dir>/active-stage`: the stage last applied.
 pub const ACTIVE_STAGE_FILE: &str = "active-stage";
 /// `<state_dir>/tunnel.pid`: the pid of the `minikube tunnel` that `lab up` started.

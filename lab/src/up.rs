@@ -323,6 +323,7 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
     let opened = ingress::open(settings, &cluster, &options.ingress, Duration::from_secs(120)).await?;
     let recorded_url = state::read_ingress_url(settings)?;
     state::write_ingress_url(settings, &opened.url)?;
+    state::write_value(settings, state::INGRESS_KIND_FILE, opened.kind)?;
     let outcome = match recorded_url.as_deref() == Some(opened.url.as_str()) {
         true => StepOutcome::AlreadyDone,
         false => StepOutcome::Done,

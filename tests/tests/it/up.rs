@@ -184,6 +184,7 @@ async fn up_stops_at_the_stage_asked_for_and_status_and_down_follow() {
     assert_eq!(status["istio_version"], "1.12.7");
     assert_eq!(status["active_stage"], "canary-deployed");
     assert_eq!(status["ingress_url"], lab.gateway.url());
+    assert_eq!(status["ingress_kind"], "url");
     assert_eq!(status["ready"], true);
     assert_eq!(status["deployments"].as_array().unwrap().len(), 2);
 

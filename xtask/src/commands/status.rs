@@ -40,10 +40,15 @@ pub(crate) async fn run(settings: &Settings) -> CommandResult {
                     format!("{state} ({}/{})", deployment.ready_replicas, deployment.replicas),
                 ]);
             }
-            rows.push(vec![
-                "ingress".to_string(),
-                found.ingress_url.clone().unwrap_or_else(none),
-            ]);
+            let ingress = match (&found.ingress_url, found.ingress_kind.as_deref()) {
+                (Some(url), Some("port-forward")) => {
+                    format!("{url} (a port-forward: only while the `lab up` that opened it ran)")
+                }
+                (Some(url), Some(kind)) => format!("{url} (via {kind})"),
+                (Some(url), None) => url.clone(),
+                (None, _) => none(),
+            };
+            rows.push(vec!["ingress".to_string(), ingress]);
             rows.push(vec![
                 "stage".to_string(),
                 found.active_stage.clone().unwrap_or_else(none),
