@@ -59,8 +59,6 @@ pub enum StepOutcome {
     Done,
     /// Everything the step does was in place already.
     AlreadyDone,
-    /// The step was not needed (e.g. assertions with `--no-assert`).
-    Skipped,
 }
 
 /// One finished step of `lab up`.

@@ -21,7 +21,6 @@ impl Progress for StderrProgress {
         let word = match record.outcome {
             StepOutcome::Done => "done",
             StepOutcome::AlreadyDone => "already done",
-            StepOutcome::Skipped => "skipped",
         };
         eprintln!("  {} {word} ({:.1}s): {}", record.step, record.seconds, record.detail);
     }
