@@ -6,23 +6,29 @@
 #![warn(missing_docs)]
 
 pub mod assets;
+pub mod cluster;
 pub mod error;
 pub mod http;
 pub mod image_decode;
+pub mod ingress;
 pub mod istio;
 pub mod kube_client;
 pub mod labels;
+pub mod lifecycle;
 pub mod manifests;
+pub mod models;
 pub mod output;
 pub mod payload;
 pub mod predict;
 pub mod preflight;
 pub mod report;
 pub mod settings;
+pub mod stage_apply;
 pub mod stages;
 pub mod state;
 pub mod stats;
 pub mod tool;
+pub mod up;
 
 pub use error::{CommandStatus, LabError};
 pub use settings::{Format, Settings};

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod fake_kube;
 pub mod fake_tools;
 pub mod istio_tarball;
+pub mod smoke_server;
 
 use std::path::PathBuf;
 

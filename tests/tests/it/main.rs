@@ -1,10 +1,14 @@
 //! canary-lab's integration tests: one binary, one module per area.
 
 mod cli_surface;
+mod cluster;
 mod doctor;
 mod istio_fetch;
+mod manifests;
+mod models;
 mod payload;
 mod predict;
 mod report;
 mod statistics;
 mod tidy;
+mod up;
