@@ -303,12 +303,12 @@ pub async fn port_forward(cluster: &Cluster) -> anyhow::Result<PortForward> {
     })
 }
 
-/// The body of the smoke prediction: one 224×224×3 image of zeros in the `instances` form TF Serving's REST API
-/// takes. Kept in one function so the payload module can replace it.
-pub fn smoke_request_body() -> serde_json::Value {
-    let row = vec![[0u8; 3]; 224];
-    let image = vec![row; 224];
-    serde_json::json!({ "instances": [image] })
+/// The body of the smoke prediction: the lab's Grace Hopper photo as the `keras` payload (224×224×3, 'caffe'
+/// preprocessing), which `serving_default` of both exported models takes.
+pub fn smoke_request_body() -> anyhow::Result<bytes::Bytes> {
+    let payload = crate::payload::build_payload(crate::payload::PayloadKind::Keras, crate::predict::DEFAULT_IMAGE)
+        .context("building the smoke prediction's payload")?;
+    Ok(payload.body)
 }
 
 /// Sends one prediction through the gateway and checks it returns 1000 scores, retrying refused or 5xx answers
@@ -320,11 +320,16 @@ pub async fn smoke_prediction(url: &str, deadline: Duration) -> anyhow::Result<u
         .timeout(Duration::from_secs(60))
         .build()
         .context("building the HTTP client")?;
-    let body = smoke_request_body();
+    let body = smoke_request_body()?;
     let started = Instant::now();
     let mut last_problem;
     loop {
-        let attempt = client.post(&endpoint).json(&body).send().await;
+        let attempt = client
+            .post(&endpoint)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.clone())
+            .send()
+            .await;
         last_problem = match attempt {
             Ok(response) if response.status().is_success() => {
                 let value: serde_json::Value = response.json().await.context("reading the prediction")?;
@@ -375,10 +380,11 @@ mod tests {
 
     #[test]
     fn the_smoke_body_is_one_224_by_224_rgb_image() {
-        let body = smoke_request_body();
+        let body: serde_json::Value = serde_json::from_slice(&smoke_request_body().unwrap()).unwrap();
         let image = &body["instances"][0];
         assert_eq!(image.as_array().unwrap().len(), 224);
         assert_eq!(image[0].as_array().unwrap().len(), 224);
-        assert_eq!(image[0][0], serde_json::json!([0, 0, 0]));
+        assert_eq!(image[0][0].as_array().unwrap().len(), 3);
+        assert!(image[0][0][0].is_f64(), "keras payloads are floats: {}", image[0][0]);
     }
 }
