@@ -1,22 +1,159 @@
-//! What `lab up` records in the state directory for later commands: the ingress URL.
+//! The lab's state directory: the ingress URL, the active stage, the tunnel's pid and log, and the lock that stops
+//! two `lab up` at once.
+//!
+//! Every file is small text written to a temporary name and renamed into place, so an interrupted command never
+//! leaves half a file. The lock records its holder's pid; a lock whose process is gone (killed mid-way) is stale
+//! and taken over.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
 use crate::Settings;
 
-/// The file under the state directory that holds the ingress URL (one line).
+/// `<state_dir>/ingress-url`: the URL of the Istio ingress gateway, as `lab up` resolved it.
 pub const INGRESS_URL_FILE: &str = "ingress-url";
+/// `<state_dir>/ingress-kind`: how the ingress URL is reached: `tunnel`, `url`, or `port-forward` (which only
+/// lived while the `lab up` that opened it ran).
+pub const INGRESS_KIND_FILE: &str = "ingress-kind";
+/// `<state_dir>/active-stage`: the stage last applied.
+pub const ACTIVE_STAGE_FILE: &str = "active-stage";
+/// `<state_dir>/tunnel.pid`: the pid of the `minikube tunnel` that `lab up` started.
+pub const TUNNEL_PID_FILE: &str = "tunnel.pid";
+/// `<state_dir>/tunnel.log`: what `minikube tunnel` printed.
+pub const TUNNEL_LOG_FILE: &str = "tunnel.log";
+/// `<state_dir>/lock`: held while a command changes the lab.
+pub const LOCK_FILE: &str = "lock";
 
-/// The ingress URL that `lab up` recorded, or `None` when it has not recorded one.
+/// The state directory of `settings`, per minikube profile (created when missing).
+pub fn state_dir(settings: &Settings) -> anyhow::Result<PathBuf> {
+    let dir = settings.state_dir.join(&settings.profile);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating the state directory {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// The ingress URL `lab up` recorded, if any.
 pub fn read_ingress_url(settings: &Settings) -> anyhow::Result<Option<String>> {
-    let path = settings.state_dir.join(INGRESS_URL_FILE);
+    read_value(settings, INGRESS_URL_FILE)
+}
+
+/// Records the ingress URL.
+pub fn write_ingress_url(settings: &Settings, url: &str) -> anyhow::Result<()> {
+    write_value(settings, INGRESS_URL_FILE, url)
+}
+
+/// The stage last applied, if any.
+pub fn read_active_stage(settings: &Settings) -> anyhow::Result<Option<String>> {
+    read_value(settings, ACTIVE_STAGE_FILE)
+}
+
+/// Records the stage last applied.
+pub fn write_active_stage(settings: &Settings, stage: &str) -> anyhow::Result<()> {
+    write_value(settings, ACTIVE_STAGE_FILE, stage)
+}
+
+/// Forgets a recorded value (after `lab down`).
+pub fn forget(settings: &Settings, file: &str) -> anyhow::Result<()> {
+    let path = settings.state_dir.join(&settings.profile).join(file);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(error).with_context(|| format!("removing {}", path.display())),
+    }
+}
+
+/// Reads one trimmed value from the state directory; `None` when the file is missing or empty.
+pub fn read_value(settings: &Settings, file: &str) -> anyhow::Result<Option<String>> {
+    let path = settings.state_dir.join(&settings.profile).join(file);
     match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let url = text.lines().next().unwrap_or_default().trim();
-            Ok((!url.is_empty()).then(|| url.to_string()))
-        }
+        Ok(text) if text.trim().is_empty() => Ok(None),
+        Ok(text) => Ok(Some(text.trim().to_string())),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(error) => Err(error).with_context(|| format!("reading the ingress URL from \"{}\"", path.display())),
+        Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Writes one value atomically (temporary file, then rename).
+pub fn write_value(settings: &Settings, file: &str, value: &str) -> anyhow::Result<()> {
+    let dir = state_dir(settings)?;
+    let path = dir.join(file);
+    let mut temporary = tempfile::NamedTempFile::new_in(&dir).with_context(|| format!("writing {}", path.display()))?;
+    writeln!(temporary, "{value}").with_context(|| format!("writing {}", path.display()))?;
+    temporary
+        .persist(&path)
+        .with_context(|| format!("moving the new {} into place", path.display()))?;
+    Ok(())
+}
+
+/// True when a process with `pid` exists (Linux and other systems with `/proc`).
+pub fn process_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The lock held while a command changes the lab; released when dropped.
+#[must_use = "the lock is released when dropped"]
+#[derive(Debug)]
+pub struct LabLock {
+    path: PathBuf,
+}
+
+/// Another command holds the lock.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "another canary-lab command (pid {pid}, `{command}`) is changing the lab of profile \"{profile}\"\nhelp: wait for it to finish, or stop it with `kill {pid}`"
+)]
+pub struct LockHeld {
+    /// The holder's pid.
+    pub pid: u32,
+    /// What it runs.
+    pub command: String,
+    /// The minikube profile.
+    pub profile: String,
+}
+
+impl LabLock {
+    /// Takes the lock for `command` (e.g. `lab up`); a lock left by a process that no longer runs is taken over.
+    pub fn acquire(settings: &Settings, command: &str) -> anyhow::Result<LabLock> {
+        let path = state_dir(settings)?.join(LOCK_FILE);
+        // Two rounds: the second follows the removal of a stale lock.
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut file) => {
+                    writeln!(file, "{}\n{command}", std::process::id())
+                        .with_context(|| format!("writing the lock {}", path.display()))?;
+                    return Ok(LabLock { path });
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    let mut lines = text.lines();
+                    let pid: Option<u32> = lines.next().and_then(|line| line.trim().parse().ok());
+                    let holder = lines.next().unwrap_or("?").to_string();
+                    match pid {
+                        Some(pid) if pid != std::process::id() && process_alive(pid) => {
+                            return Err(LockHeld {
+                                pid,
+                                command: holder,
+                                profile: settings.profile.clone(),
+                            }
+                            .into());
+                        }
+                        _ => {
+                            tracing::info!(lock = %path.display(), "taking over a stale lock");
+                            let _ = std::fs::remove_file(&path);
+                        }
+                    }
+                }
+                Err(error) => return Err(error).with_context(|| format!("creating the lock {}", path.display())),
+            }
+        }
+        anyhow::bail!("could not take the lock {}", path.display())
+    }
+}
+
+impl Drop for LabLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -24,16 +161,43 @@ pub fn read_ingress_url(settings: &Settings) -> anyhow::Result<Option<String>> {
 mod tests {
     use super::*;
 
+    fn settings(dir: &Path) -> Settings {
+        let mut settings = Settings::with_defaults("p").unwrap();
+        settings.state_dir = dir.to_path_buf();
+        settings
+    }
+
     #[test]
-    fn reads_the_first_line_and_treats_absence_as_none() {
+    fn values_round_trip_and_missing_is_none() {
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings::with_defaults("minikube").unwrap();
-        settings.state_dir = dir.path().to_path_buf();
+        let settings = settings(dir.path());
         assert_eq!(read_ingress_url(&settings).unwrap(), None);
-        std::fs::write(dir.path().join(INGRESS_URL_FILE), "http://127.0.0.1:31380\n").unwrap();
+        write_ingress_url(&settings, "http://127.0.0.1:8080").unwrap();
         assert_eq!(
             read_ingress_url(&settings).unwrap().as_deref(),
-            Some("http://127.0.0.1:31380")
+            Some("http://127.0.0.1:8080")
         );
+        assert!(dir.path().join("p").join(INGRESS_URL_FILE).is_file());
+        forget(&settings, INGRESS_URL_FILE).unwrap();
+        assert_eq!(read_ingress_url(&settings).unwrap(), None);
+    }
+
+    #[test]
+    fn a_held_lock_refuses_and_a_stale_one_is_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings(dir.path());
+        let lock_path = dir.path().join("p").join(LOCK_FILE);
+        std::fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
+        // pid 1 always runs.
+        std::fs::write(&lock_path, "1\nlab up\n").unwrap();
+        let error = LabLock::acquire(&settings, "lab up").unwrap_err();
+        let held = error.downcast_ref::<LockHeld>().expect("LockHeld");
+        assert_eq!(held.pid, 1);
+        // A pid that cannot exist.
+        std::fs::write(&lock_path, "4194305\nlab up\n").unwrap();
+        let lock = LabLock::acquire(&settings, "lab up").unwrap();
+        assert!(lock_path.is_file());
+        drop(lock);
+        assert!(!lock_path.exists());
     }
 }

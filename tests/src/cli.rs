@@ -64,6 +64,24 @@ impl Cli {
 
     /// Runs the CLI to completion.
     pub fn run(&self) -> CliOutput {
+        let output = self.command().output().expect("run lab-cli");
+        CliOutput {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Starts the CLI without waiting (for tests that interrupt it); stdout and stderr are discarded.
+    pub fn spawn(&self) -> std::process::Child {
+        let mut command = self.command();
+        command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        command.spawn().expect("start lab-cli")
+    }
+
+    fn command(&self) -> Command {
         #[allow(clippy::disallowed_methods)] // Tests run the CLI itself as a process.
         let mut command = Command::new(crate::cargo_bin("lab-cli"));
         command.args(&self.args);
@@ -82,11 +100,6 @@ impl Cli {
         for (name, value) in &self.env {
             command.env(name, value);
         }
-        let output = command.output().expect("run lab-cli");
-        CliOutput {
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        command
     }
 }

@@ -1,16 +1,24 @@
 //! A fake Kubernetes API server on loopback that speaks enough of the REST protocol for the real kube-rs client.
 //!
-//! It starts with `/version` and the node list (what `lab doctor` reads) and records every request, so tests can
-//! assert exactly what was asked. A kubeconfig pointing at it is written by [`FakeKube::write_kubeconfig`].
+//! It answers `/version`, discovery (`/api`, `/apis`, `/api/v1`, `/apis/<group>/<version>`), and GET, LIST, PATCH
+//! (server-side apply with `fieldManager`, `force` and `dryRun`), DELETE and `?watch=true` streams for the kinds the
+//! lab uses, from an in-memory store with resource versions. Deployments and Jobs get their status from a
+//! per-object [`Scenario`]; pods, events and logs are made up to match, so the diagnosis has something to show.
+//! Every request is recorded, so tests can assert exactly what was asked. A kubeconfig pointing at it is written by
+//! [`FakeKube::write_kubeconfig`].
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use serde_json::{Value, json};
 
 /// One request the fake API received.
 #[derive(Debug, Clone)]
@@ -19,19 +27,178 @@ pub struct RecordedRequest {
     pub method: String,
     /// Path and query.
     pub uri: String,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
 }
 
-#[derive(Debug)]
+impl RecordedRequest {
+    /// True for a request that changes the store: a PATCH, POST, PUT or DELETE that is not a dry run.
+    pub fn is_write(&self) -> bool {
+        let writes = matches!(self.method.as_str(), "PATCH" | "POST" | "PUT" | "DELETE");
+        writes && !self.uri.contains("dryRun=All")
+    }
+
+    /// The path without the query.
+    pub fn path(&self) -> &str {
+        self.uri.split('?').next().unwrap_or_default()
+    }
+}
+
+/// How a Deployment or Job behaves once applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Rolled out at once: pods running and ready (with an `istio-proxy` sidecar in an injected namespace).
+    Available,
+    /// Not ready until a watch on it is opened, then becomes available: proves waits are driven by watch events.
+    AvailableOnWatch,
+    /// Never ready: its pod is stuck in `ImagePullBackOff`, with an event saying why.
+    ImagePullBackOff,
+    /// Never ready: TF Serving starts and crashes (`CrashLoopBackOff`) with a log naming the model path.
+    CrashLoop,
+    /// Never ready: the pod stays Pending because the node lacks memory (a `FailedScheduling` event).
+    Unschedulable,
+    /// Never ready: an amd64-only image on an arm64 node crashes with "exec format error".
+    WrongArchitecture,
+}
+
+/// A failure to answer instead of the normal response.
+#[derive(Debug, Clone)]
+struct Injected {
+    method: String,
+    path_contains: String,
+    code: u16,
+    reason: String,
+    message: String,
+}
+
+/// One kind the fake knows.
+struct Kind {
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    namespaced: bool,
+}
+
+const KINDS: &[Kind] = &[
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "Namespace",
+        plural: "namespaces",
+        namespaced: false,
+    },
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "Node",
+        plural: "nodes",
+        namespaced: false,
+    },
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "ConfigMap",
+        plural: "configmaps",
+        namespaced: true,
+    },
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "Service",
+        plural: "services",
+        namespaced: true,
+    },
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "Pod",
+        plural: "pods",
+        namespaced: true,
+    },
+    Kind {
+        group: "",
+        version: "v1",
+        kind: "Event",
+        plural: "events",
+        namespaced: true,
+    },
+    Kind {
+        group: "apps",
+        version: "v1",
+        kind: "Deployment",
+        plural: "deployments",
+        namespaced: true,
+    },
+    Kind {
+        group: "batch",
+        version: "v1",
+        kind: "Job",
+        plural: "jobs",
+        namespaced: true,
+    },
+    Kind {
+        group: "networking.istio.io",
+        version: "v1alpha3",
+        kind: "Gateway",
+        plural: "gateways",
+        namespaced: true,
+    },
+    Kind {
+        group: "networking.istio.io",
+        version: "v1alpha3",
+        kind: "VirtualService",
+        plural: "virtualservices",
+        namespaced: true,
+    },
+    Kind {
+        group: "networking.istio.io",
+        version: "v1alpha3",
+        kind: "DestinationRule",
+        plural: "destinationrules",
+        namespaced: true,
+    },
+];
+
+fn api_version_of(kind: &Kind) -> String {
+    match kind.group {
+        "" => kind.version.to_string(),
+        group => format!("{group}/{}", kind.version),
+    }
+}
+
+/// Key of a stored object: (plural, namespace or "", name).
+type Key = (String, String, String);
+
+#[derive(Debug, Clone)]
+struct WatchEvent {
+    resource_version: u64,
+    plural: String,
+    namespace: String,
+    event_type: &'static str,
+    object: Value,
+}
+
 struct Shared {
     git_version: String,
     architecture: String,
     requests: Vec<RecordedRequest>,
+    objects: BTreeMap<Key, Value>,
+    resource_version: u64,
+    events: Vec<WatchEvent>,
+    scenarios: HashMap<String, Scenario>,
+    injected: Vec<Injected>,
+    istio_installed_on_marker: Option<String>,
+    tunnel_address: Option<(String, u16)>,
+    port_forward_target: Option<SocketAddr>,
 }
+
+type SharedState = Arc<(Mutex<Shared>, tokio::sync::Notify)>;
 
 /// A running fake API server; it stops when dropped.
 pub struct FakeKube {
     addr: SocketAddr,
-    shared: Arc<Mutex<Shared>>,
+    shared: SharedState,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -39,15 +206,34 @@ impl FakeKube {
     /// Starts a server that reports Kubernetes `git_version` with one node of `architecture` (`amd64`, `arm64`).
     /// Must be called inside a tokio runtime.
     pub async fn start(git_version: &str, architecture: &str) -> FakeKube {
-        let shared = Arc::new(Mutex::new(Shared {
-            git_version: git_version.to_string(),
-            architecture: architecture.to_string(),
-            requests: Vec::new(),
-        }));
+        let shared: SharedState = Arc::new((
+            Mutex::new(Shared {
+                git_version: git_version.to_string(),
+                architecture: architecture.to_string(),
+                requests: Vec::new(),
+                objects: BTreeMap::new(),
+                resource_version: 100,
+                events: Vec::new(),
+                scenarios: HashMap::new(),
+                injected: Vec::new(),
+                istio_installed_on_marker: None,
+                tunnel_address: None,
+                port_forward_target: None,
+            }),
+            tokio::sync::Notify::new(),
+        ));
         let app = Router::new()
             .route("/version", get(version))
             .route("/api/v1/nodes", get(nodes))
-            .fallback(not_found)
+            .route("/api", get(core_versions))
+            .route("/apis", get(group_list))
+            .route("/fake/install-istio", get(install_istio_marker))
+            .route("/fake/tunnel-up", get(tunnel_up_marker))
+            .route(
+                "/api/v1/namespaces/{namespace}/pods/{name}/portforward",
+                get(port_forward),
+            )
+            .fallback(resources)
             .layer(axum::middleware::from_fn_with_state(shared.clone(), record))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -67,12 +253,123 @@ impl FakeKube {
 
     /// Every request so far.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.lock().expect("lock").requests.clone()
+        self.lock().requests.clone()
+    }
+
+    /// The requests that changed the store (not dry runs).
+    pub fn writes(&self) -> Vec<RecordedRequest> {
+        self.requests().into_iter().filter(RecordedRequest::is_write).collect()
+    }
+
+    /// Forgets the recorded requests (e.g. between a first and a second `lab up`).
+    pub fn clear_requests(&self) {
+        self.lock().requests.clear();
     }
 
     /// Writes a kubeconfig with one context `context` pointing at this server.
     pub fn write_kubeconfig(&self, path: &Path, context: &str) {
         write_kubeconfig(path, context, &self.url());
+    }
+
+    /// A [`lab::cluster::Cluster`] connected to this server (discovery done), without touching `KUBECONFIG`.
+    pub async fn connect(&self) -> lab::cluster::Cluster {
+        let config = kube::Config::new(self.url().parse().expect("server URL"));
+        let client = kube::Client::try_from(config).expect("kube client");
+        lab::cluster::Cluster::from_client(client, "fake")
+            .await
+            .expect("discovery against the fake API")
+    }
+
+    /// How the Deployment or Job `name` behaves when applied (default [`Scenario::Available`]).
+    pub fn scenario(&self, name: &str, scenario: Scenario) {
+        self.lock().scenarios.insert(name.to_string(), scenario);
+    }
+
+    /// Makes Deployment `name` in `namespace` available now (a stuck rollout that recovers).
+    pub fn make_available(&self, namespace: &str, name: &str) {
+        let mut shared = self.lock();
+        shared.scenarios.insert(name.to_string(), Scenario::Available);
+        let owned: Vec<Key> = shared
+            .objects
+            .iter()
+            .filter(|((plural, _, _), pod)| plural == "pods" && pod["metadata"]["ownerDeployment"] == json!(name))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in owned {
+            remove(&mut shared, &key);
+        }
+        let key = ("deployments".to_string(), namespace.to_string(), name.to_string());
+        if let Some(object) = shared.objects.get(&key).cloned() {
+            store(&mut shared, "deployments", namespace, object);
+        }
+        drop(shared);
+        self.shared.1.notify_waiters();
+    }
+
+    /// Answers the first request with `method` whose path contains `path_contains` with `code` and a `Status`.
+    pub fn fail_once(&self, method: &str, path_contains: &str, code: u16, reason: &str, message: &str) {
+        self.lock().injected.push(Injected {
+            method: method.to_string(),
+            path_contains: path_contains.to_string(),
+            code,
+            reason: reason.to_string(),
+            message: message.to_string(),
+        });
+    }
+
+    /// Puts Istio `version`'s control plane in place: `istiod` and `istio-ingressgateway` Deployments (available)
+    /// and the `istio-ingressgateway` Service in `istio-system`.
+    pub fn install_istio(&self, version: &str) {
+        let mut shared = self.lock();
+        install_istio_objects(&mut shared, version);
+        drop(shared);
+        self.shared.1.notify_waiters();
+    }
+
+    /// Makes `GET /fake/install-istio` (what a scripted fake `istioctl install` calls) install Istio `version`.
+    pub fn install_istio_when_asked(&self, version: &str) {
+        self.lock().istio_installed_on_marker = Some(version.to_string());
+    }
+
+    /// Makes `GET /fake/tunnel-up` (what a scripted fake `minikube tunnel` calls) give the ingress gateway's
+    /// Service the external address `ip`, with its `http2` port set to `port` (so tests can serve it on loopback).
+    pub fn tunnel_gives_address(&self, ip: &str, port: u16) {
+        self.lock().tunnel_address = Some((ip.to_string(), port));
+    }
+
+    /// Makes pod port-forwards (`…/pods/NAME/portforward`, websocket `v4.channel.k8s.io`) reach `target`, as if
+    /// the pod's port were served there.
+    pub fn port_forward_to(&self, target: SocketAddr) {
+        self.lock().port_forward_target = Some(target);
+    }
+
+    /// The stored object, if any (`plural` as in the URL: `deployments`, `virtualservices`).
+    pub fn object(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+        let key = (plural.to_string(), namespace.to_string(), name.to_string());
+        self.lock().objects.get(&key).cloned()
+    }
+
+    /// Names of the stored objects of `plural` in `namespace`.
+    pub fn names(&self, plural: &str, namespace: &str) -> Vec<String> {
+        self.lock()
+            .objects
+            .keys()
+            .filter(|(p, ns, _)| p == plural && ns == namespace)
+            .map(|(_, _, name)| name.clone())
+            .collect()
+    }
+
+    /// Stores an object as if another client had created it.
+    pub fn put(&self, plural: &str, object: Value) {
+        let mut shared = self.lock();
+        let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
+        store(&mut shared, plural, &namespace, object);
+        drop(shared);
+        self.shared.1.notify_waiters();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.0.lock().expect("lock")
     }
 }
 
@@ -90,25 +387,30 @@ pub fn write_kubeconfig(path: &Path, context: &str, server: &str) {
     std::fs::write(path, text).expect("write kubeconfig");
 }
 
-async fn record(State(shared): State<Arc<Mutex<Shared>>>, request: Request, next: axum::middleware::Next) -> Response {
+async fn record(State(shared): State<SharedState>, request: Request, next: axum::middleware::Next) -> Response {
     let recorded = RecordedRequest {
         method: request.method().to_string(),
         uri: request.uri().to_string(),
+        content_type: request
+            .headers()
+            .get("content-type")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_string),
     };
-    shared.lock().expect("lock").requests.push(recorded);
+    shared.0.lock().expect("lock").requests.push(recorded);
     next.run(request).await
 }
 
 /// `GET /version` as an API server answers it (`version.Info`).
-async fn version(State(shared): State<Arc<Mutex<Shared>>>) -> impl IntoResponse {
-    let git_version = shared.lock().expect("lock").git_version.clone();
+async fn version(State(shared): State<SharedState>) -> impl IntoResponse {
+    let git_version = shared.0.lock().expect("lock").git_version.clone();
     let minor = git_version
         .trim_start_matches('v')
         .split('.')
         .nth(1)
         .unwrap_or("0")
         .to_string();
-    axum::Json(serde_json::json!({
+    axum::Json(json!({
         "major": "1",
         "minor": minor,
         "gitVersion": git_version,
@@ -122,12 +424,12 @@ async fn version(State(shared): State<Arc<Mutex<Shared>>>) -> impl IntoResponse 
 }
 
 /// `GET /api/v1/nodes`: one Ready node with the configured architecture.
-async fn nodes(State(shared): State<Arc<Mutex<Shared>>>) -> impl IntoResponse {
+async fn nodes(State(shared): State<SharedState>) -> impl IntoResponse {
     let (architecture, git_version) = {
-        let shared = shared.lock().expect("lock");
+        let shared = shared.0.lock().expect("lock");
         (shared.architecture.clone(), shared.git_version.clone())
     };
-    axum::Json(serde_json::json!({
+    axum::Json(json!({
         "kind": "NodeList",
         "apiVersion": "v1",
         "metadata": {"resourceVersion": "1"},
@@ -150,12 +452,781 @@ async fn nodes(State(shared): State<Arc<Mutex<Shared>>>) -> impl IntoResponse {
     }))
 }
 
-/// Anything else: a Kubernetes `Status` 404.
-async fn not_found(request: Request) -> Response {
-    let body = serde_json::json!({
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": format!("the server could not find the requested resource ({})", request.uri()),
-        "reason": "NotFound", "code": 404
+/// `GET /api`: `APIVersions`.
+async fn core_versions() -> impl IntoResponse {
+    axum::Json(json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "192.168.49.2:8443"}]
+    }))
+}
+
+/// `GET /apis`: `APIGroupList` of the non-core groups.
+async fn group_list() -> impl IntoResponse {
+    let mut groups: Vec<Value> = Vec::new();
+    for kind in KINDS.iter().filter(|kind| !kind.group.is_empty()) {
+        let seen = groups.iter().any(|group| group["name"] == kind.group);
+        if seen {
+            continue;
+        }
+        let group_version = json!({"groupVersion": api_version_of(kind), "version": kind.version});
+        groups.push(json!({
+            "name": kind.group,
+            "versions": [group_version.clone()],
+            "preferredVersion": group_version,
+        }));
+    }
+    axum::Json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
+}
+
+/// `GET /fake/install-istio`: what the scripted fake `istioctl install` calls to put Istio in place.
+async fn install_istio_marker(State(shared): State<SharedState>) -> Response {
+    let mut locked = shared.0.lock().expect("lock");
+    let Some(version) = locked.istio_installed_on_marker.clone() else {
+        return (StatusCode::NOT_FOUND, "no install scripted").into_response();
+    };
+    install_istio_objects(&mut locked, &version);
+    drop(locked);
+    shared.1.notify_waiters();
+    "installed".into_response()
+}
+
+/// `GET /fake/tunnel-up`: what a running `minikube tunnel` does to LoadBalancer Services.
+async fn tunnel_up_marker(State(shared): State<SharedState>) -> Response {
+    let mut locked = shared.0.lock().expect("lock");
+    let Some((ip, port)) = locked.tunnel_address.clone() else {
+        return (StatusCode::NOT_FOUND, "no tunnel scripted").into_response();
+    };
+    let key = (
+        "services".to_string(),
+        "istio-system".to_string(),
+        "istio-ingressgateway".to_string(),
+    );
+    let Some(mut service) = locked.objects.get(&key).cloned() else {
+        return (StatusCode::NOT_FOUND, "no ingress gateway").into_response();
+    };
+    service["spec"]["ports"][0]["port"] = json!(port);
+    service["status"] = json!({"loadBalancer": {"ingress": [{"ip": ip}]}});
+    store(&mut locked, "services", "istio-system", service);
+    drop(locked);
+    shared.1.notify_waiters();
+    "tunnel up".into_response()
+}
+
+/// `GET …/pods/NAME/portforward?ports=P` upgraded to a websocket with the `v4.channel.k8s.io` protocol: channel 0
+/// carries the data of port P and channel 1 its errors; each channel's first frame is the port (little endian).
+async fn port_forward(
+    State(shared): State<SharedState>,
+    axum::extract::Path((namespace, name)): axum::extract::Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    use axum::extract::ws::Message;
+    use futures::{SinkExt, StreamExt};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (target, pod_exists) = {
+        let locked = shared.0.lock().expect("lock");
+        let key = ("pods".to_string(), namespace.clone(), name.clone());
+        (locked.port_forward_target, locked.objects.contains_key(&key))
+    };
+    if !pod_exists {
+        return status_response(404, "NotFound", &format!("pods \"{name}\" not found"));
+    }
+    let Some(target) = target else {
+        return status_response(500, "InternalError", "the fake has no port-forward target");
+    };
+    let port: u16 = query.get("ports").and_then(|ports| ports.parse().ok()).unwrap_or(0);
+    upgrade
+        .protocols(["v4.channel.k8s.io"])
+        .on_upgrade(move |socket| async move {
+            let (mut sink, mut stream) = socket.split();
+            let prefix = port.to_le_bytes();
+            for channel in [0u8, 1u8] {
+                let frame = vec![channel, prefix[0], prefix[1]];
+                if sink.send(Message::Binary(frame.into())).await.is_err() {
+                    return;
+                }
+            }
+            let Ok(backend) = tokio::net::TcpStream::connect(target).await else {
+                let _ = sink
+                    .send(Message::Binary(b"\x01connection refused".to_vec().into()))
+                    .await;
+                return;
+            };
+            let (mut backend_read, mut backend_write) = backend.into_split();
+            let to_backend = async move {
+                while let Some(Ok(message)) = stream.next().await {
+                    let data = match message {
+                        Message::Binary(bytes) if bytes.len() > 1 && bytes[0] == 0 => bytes,
+                        Message::Close(_) => break,
+                        _ => continue,
+                    };
+                    if backend_write.write_all(&data[1..]).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = backend_write.shutdown().await;
+            };
+            let from_backend = async move {
+                let mut buffer = vec![0u8; 16 * 1024];
+                loop {
+                    match backend_read.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(read) => {
+                            let mut frame = Vec::with_capacity(read + 1);
+                            frame.push(0u8);
+                            frame.extend_from_slice(&buffer[..read]);
+                            if sink.send(Message::Binary(frame.into())).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let _ = sink.send(Message::Close(None)).await;
+            };
+            tokio::join!(to_backend, from_backend);
+        })
+}
+
+fn install_istio_objects(shared: &mut Shared, version: &str) {
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}});
+    store(shared, "namespaces", "", namespace);
+    for (name, image, label) in [
+        ("istiod", format!("docker.io/istio/pilot:{version}"), "pilot"),
+        (
+            "istio-ingressgateway",
+            format!("docker.io/istio/proxyv2:{version}"),
+            "ingressgateway",
+        ),
+    ] {
+        let deployment = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "istio-system", "labels": {"istio": label}},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"istio": label}},
+                "template": {
+                    "metadata": {"labels": {"istio": label, "app": name}},
+                    "spec": {"containers": [{"name": "discovery", "image": image}]}
+                }
+            }
+        });
+        store(shared, "deployments", "istio-system", deployment);
+    }
+    let service = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "istio-ingressgateway", "namespace": "istio-system", "labels": {"istio": "ingressgateway"}},
+        "spec": {"type": "LoadBalancer", "selector": {"istio": "ingressgateway"},
+                 "ports": [{"name": "http2", "port": 80, "targetPort": 8080, "protocol": "TCP"}]}
     });
-    (axum::http::StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+    store(shared, "services", "istio-system", service);
+}
+
+/// A Kubernetes `Status` error response.
+fn status_response(code: u16, reason: &str, message: &str) -> Response {
+    let body = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": code
+    });
+    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(body)).into_response()
+}
+
+/// The parsed resource path: `/api/v1[/namespaces/NS]/PLURAL[/NAME[/SUBRESOURCE]]` or the `/apis/G/V/…` form.
+struct ResourcePath {
+    kind: &'static Kind,
+    namespace: String,
+    name: Option<String>,
+    subresource: Option<String>,
+}
+
+/// Discovery of one group version, or `None` when the path is not a group version.
+fn group_version_resources(path: &str) -> Option<Value> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version) = match parts.as_slice() {
+        ["api", version] => ("", *version),
+        ["apis", group, version] => (*group, *version),
+        _ => return None,
+    };
+    let kinds: Vec<&Kind> = KINDS
+        .iter()
+        .filter(|kind| kind.group == group && kind.version == version)
+        .collect();
+    if kinds.is_empty() {
+        return None;
+    }
+    let resources: Vec<Value> = kinds
+        .iter()
+        .flat_map(|kind| {
+            let main = json!({
+                "name": kind.plural, "singularName": kind.kind.to_lowercase(), "namespaced": kind.namespaced,
+                "kind": kind.kind,
+                "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+            });
+            let mut all = vec![main];
+            if kind.plural == "deployments" || kind.plural == "jobs" {
+                all.push(json!({"name": format!("{}/status", kind.plural), "singularName": "", "namespaced": true,
+                    "kind": kind.kind, "verbs": ["get", "patch", "update"]}));
+            }
+            if kind.plural == "pods" {
+                all.push(json!({"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]}));
+            }
+            all
+        })
+        .collect();
+    Some(json!({
+        "kind": "APIResourceList", "apiVersion": "v1",
+        "groupVersion": api_version_of(kinds[0]),
+        "resources": resources
+    }))
+}
+
+fn parse_resource_path(path: &str) -> Option<ResourcePath> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version, rest) = match parts.as_slice() {
+        ["api", version, rest @ ..] => ("", *version, rest),
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => return None,
+    };
+    let (namespace, rest) = match rest {
+        ["namespaces", namespace, rest @ ..] if !rest.is_empty() => (namespace.to_string(), rest),
+        _ => (String::new(), rest),
+    };
+    let (plural, name, subresource) = match rest {
+        [plural] => (*plural, None, None),
+        [plural, name] => (*plural, Some(name.to_string()), None),
+        [plural, name, sub] => (*plural, Some(name.to_string()), Some(sub.to_string())),
+        _ => return None,
+    };
+    // `/api/v1/namespaces/NAME` is the namespace object itself.
+    let (plural, name) = match (plural, &name, namespace.is_empty()) {
+        (plural, None, false) if plural != "namespaces" => (plural, None),
+        _ => (plural, name),
+    };
+    let kind = KINDS
+        .iter()
+        .find(|kind| kind.group == group && kind.version == version && kind.plural == plural)?;
+    Some(ResourcePath {
+        kind,
+        namespace,
+        name,
+        subresource,
+    })
+}
+
+/// Handles every resource request (and group-version discovery).
+async fn resources(
+    State(shared): State<SharedState>,
+    method: Method,
+    uri: Uri,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    if method == Method::GET
+        && let Some(list) = group_version_resources(&path)
+    {
+        return axum::Json(list).into_response();
+    }
+    // `/api/v1/namespaces/NS` (GET/DELETE/PATCH of a namespace) parses as plural "namespaces" with a name.
+    let parsed = match path.trim_matches('/').split('/').collect::<Vec<_>>().as_slice() {
+        ["api", "v1", "namespaces", name] => Some(ResourcePath {
+            kind: &KINDS[0],
+            namespace: String::new(),
+            name: Some(name.to_string()),
+            subresource: None,
+        }),
+        _ => parse_resource_path(&path),
+    };
+    let Some(resource) = parsed else {
+        return status_response(
+            404,
+            "NotFound",
+            &format!("the server could not find the requested resource ({uri})"),
+        );
+    };
+    {
+        let mut locked = shared.0.lock().expect("lock");
+        let position = locked
+            .injected
+            .iter()
+            .position(|failure| failure.method == method.as_str() && path.contains(&failure.path_contains));
+        if let Some(position) = position {
+            let failure = locked.injected.remove(position);
+            return status_response(failure.code, &failure.reason, &failure.message);
+        }
+    }
+    let watch = query.get("watch").is_some_and(|value| value == "true" || value == "1");
+    match (method.clone(), resource.name.clone(), watch) {
+        (Method::GET, None, true) => watch_stream(shared, resource, query).await,
+        (Method::GET, None, false) => list(&shared, &resource, &query),
+        (Method::GET, Some(name), _) => match resource.subresource.as_deref() {
+            Some("log") => pod_log(&shared, &resource.namespace, &name),
+            _ => get_object(&shared, &resource, &name),
+        },
+        (Method::PATCH, Some(name), _) => apply(&shared, &resource, &name, &query, &headers, &body),
+        (Method::DELETE, Some(name), _) => delete(&shared, &resource, &name, &query),
+        _ => status_response(
+            405,
+            "MethodNotAllowed",
+            &format!("{method} {uri} is not supported by the fake"),
+        ),
+    }
+}
+
+fn get_object(shared: &SharedState, resource: &ResourcePath, name: &str) -> Response {
+    let key = (
+        resource.kind.plural.to_string(),
+        resource.namespace.clone(),
+        name.to_string(),
+    );
+    match shared.0.lock().expect("lock").objects.get(&key) {
+        Some(object) => axum::Json(object.clone()).into_response(),
+        None => not_found(resource, name),
+    }
+}
+
+fn not_found(resource: &ResourcePath, name: &str) -> Response {
+    let group = match resource.kind.group {
+        "" => String::new(),
+        group => format!(".{group}"),
+    };
+    status_response(
+        404,
+        "NotFound",
+        &format!("{}{group} \"{name}\" not found", resource.kind.plural),
+    )
+}
+
+/// True when `object` matches `labelSelector` (`k=v,k2=v2`) and `fieldSelector` (`metadata.name=…`,
+/// `involvedObject.name=…`).
+fn selected(object: &Value, query: &HashMap<String, String>) -> bool {
+    let labels_match = match query.get("labelSelector") {
+        None => true,
+        Some(selector) => selector.split(',').filter(|term| !term.is_empty()).all(|term| {
+            let (key, value) = term.split_once('=').unwrap_or((term, ""));
+            object["metadata"]["labels"][key].as_str() == Some(value.trim_start_matches('='))
+        }),
+    };
+    let fields_match = match query.get("fieldSelector") {
+        None => true,
+        Some(selector) => selector.split(',').filter(|term| !term.is_empty()).all(|term| {
+            let (key, value) = term.split_once('=').unwrap_or((term, ""));
+            let pointer = format!("/{}", key.replace('.', "/"));
+            object.pointer(&pointer).and_then(Value::as_str) == Some(value)
+        }),
+    };
+    labels_match && fields_match
+}
+
+fn list(shared: &SharedState, resource: &ResourcePath, query: &HashMap<String, String>) -> Response {
+    let locked = shared.0.lock().expect("lock");
+    let items: Vec<Value> = locked
+        .objects
+        .iter()
+        .filter(|((plural, namespace, _), _)| {
+            plural == resource.kind.plural && (resource.namespace.is_empty() || *namespace == resource.namespace)
+        })
+        .map(|(_, object)| object.clone())
+        .filter(|object| selected(object, query))
+        .collect();
+    axum::Json(json!({
+        "kind": format!("{}List", resource.kind.kind),
+        "apiVersion": api_version_of(resource.kind),
+        "metadata": {"resourceVersion": locked.resource_version.to_string()},
+        "items": items
+    }))
+    .into_response()
+}
+
+async fn watch_stream(shared: SharedState, resource: ResourcePath, query: HashMap<String, String>) -> Response {
+    let start: u64 = query
+        .get("resourceVersion")
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| shared.0.lock().expect("lock").resource_version);
+    // A watch opened on a Deployment whose scenario is AvailableOnWatch makes it available: the readiness the
+    // client sees then can only have come through this watch.
+    if resource.kind.plural == "deployments" {
+        let mut locked = shared.0.lock().expect("lock");
+        let pending: Vec<Key> = locked
+            .objects
+            .iter()
+            .filter(|((plural, namespace, name), _)| {
+                plural == "deployments"
+                    && *namespace == resource.namespace
+                    && locked.scenarios.get(name) == Some(&Scenario::AvailableOnWatch)
+            })
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in pending {
+            locked.scenarios.insert(key.2.clone(), Scenario::Available);
+            let owned: Vec<Key> = locked
+                .objects
+                .iter()
+                .filter(|((p, _, _), pod)| p == "pods" && pod["metadata"]["ownerDeployment"] == json!(key.2))
+                .map(|(pod_key, _)| pod_key.clone())
+                .collect();
+            for pod_key in owned {
+                remove(&mut locked, &pod_key);
+            }
+            let object = locked.objects[&key].clone();
+            store(&mut locked, &key.0, &key.1, object);
+        }
+        drop(locked);
+        shared.1.notify_waiters();
+    }
+    let plural = resource.kind.plural.to_string();
+    let namespace = resource.namespace.clone();
+    let stream = futures::stream::unfold(start, move |cursor| {
+        let shared = shared.clone();
+        let plural = plural.clone();
+        let namespace = namespace.clone();
+        let query = query.clone();
+        async move {
+            loop {
+                let notified = shared.1.notified();
+                let next = {
+                    let locked = shared.0.lock().expect("lock");
+                    locked
+                        .events
+                        .iter()
+                        .find(|event| {
+                            event.resource_version > cursor
+                                && event.plural == plural
+                                && (namespace.is_empty() || event.namespace == namespace)
+                                && selected(&event.object, &query)
+                        })
+                        .cloned()
+                };
+                if let Some(event) = next {
+                    let line = json!({"type": event.event_type, "object": event.object}).to_string() + "\n";
+                    return Some((Ok::<_, std::io::Error>(Bytes::from(line)), event.resource_version));
+                }
+                notified.await;
+            }
+        }
+    });
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from_stream(stream))
+        .expect("watch response")
+}
+
+fn pod_log(shared: &SharedState, namespace: &str, name: &str) -> Response {
+    let key = ("pods".to_string(), namespace.to_string(), name.to_string());
+    let locked = shared.0.lock().expect("lock");
+    match locked.objects.get(&key) {
+        Some(pod) => pod["metadata"]["annotations"]["fake/log"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+            .into_response(),
+        None => status_response(404, "NotFound", &format!("pods \"{name}\" not found")),
+    }
+}
+
+/// Server-side apply: creates or merges (maps merge key by key, lists are replaced), honouring `dryRun=All`.
+fn apply(
+    shared: &SharedState,
+    resource: &ResourcePath,
+    name: &str,
+    query: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Response {
+    let content_type = headers
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    if content_type != "application/apply-patch+yaml" {
+        return status_response(
+            415,
+            "UnsupportedMediaType",
+            &format!("the fake only takes server-side apply, not {content_type}"),
+        );
+    }
+    if query.get("fieldManager").is_none_or(String::is_empty) {
+        return status_response(422, "Invalid", "fieldManager is required for apply requests");
+    }
+    let applied: Value = match serde_yaml_ng::from_slice(body) {
+        Ok(value) => value,
+        Err(error) => return status_response(400, "BadRequest", &format!("invalid apply body: {error}")),
+    };
+    if applied["metadata"]["name"].as_str() != Some(name) {
+        return status_response(400, "BadRequest", "the name in the body does not match the URL");
+    }
+    let dry_run = query.get("dryRun").is_some_and(|value| value == "All");
+    let mut locked = shared.0.lock().expect("lock");
+    let key = (
+        resource.kind.plural.to_string(),
+        resource.namespace.clone(),
+        name.to_string(),
+    );
+    let existing = locked.objects.get(&key).cloned();
+    let created = existing.is_none();
+    let mut object = existing.clone().unwrap_or_else(|| json!({}));
+    merge(&mut object, &applied);
+    if let Some(existing) = &existing {
+        // Server-owned metadata stays as it was.
+        for field in ["uid", "resourceVersion", "creationTimestamp", "generation"] {
+            object["metadata"][field] = existing["metadata"][field].clone();
+        }
+        let spec_changed = existing["spec"] != object["spec"];
+        if spec_changed {
+            let generation = existing["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
+            object["metadata"]["generation"] = json!(generation);
+        }
+        if existing == &object {
+            return axum::Json(object).into_response();
+        }
+    }
+    if dry_run {
+        return axum::Json(object).into_response();
+    }
+    let stored = store(&mut locked, resource.kind.plural, &resource.namespace, object);
+    drop(locked);
+    shared.1.notify_waiters();
+    let code = if created { StatusCode::CREATED } else { StatusCode::OK };
+    (code, axum::Json(stored)).into_response()
+}
+
+fn delete(shared: &SharedState, resource: &ResourcePath, name: &str, query: &HashMap<String, String>) -> Response {
+    let dry_run = query.get("dryRun").is_some_and(|value| value == "All");
+    let mut locked = shared.0.lock().expect("lock");
+    let key = (
+        resource.kind.plural.to_string(),
+        resource.namespace.clone(),
+        name.to_string(),
+    );
+    let Some(object) = locked.objects.get(&key).cloned() else {
+        return not_found(resource, name);
+    };
+    if dry_run {
+        return axum::Json(object).into_response();
+    }
+    remove(&mut locked, &key);
+    if resource.kind.plural == "namespaces" {
+        let inside: Vec<Key> = locked
+            .objects
+            .keys()
+            .filter(|(_, namespace, _)| namespace == name)
+            .cloned()
+            .collect();
+        for key in inside {
+            remove(&mut locked, &key);
+        }
+    }
+    if resource.kind.plural == "deployments" {
+        let selector = object["spec"]["selector"]["matchLabels"].clone();
+        remove_pods_of(&mut locked, &resource.namespace, &selector);
+    }
+    drop(locked);
+    shared.1.notify_waiters();
+    axum::Json(object).into_response()
+}
+
+fn remove(shared: &mut Shared, key: &Key) {
+    if let Some(object) = shared.objects.remove(key) {
+        shared.resource_version += 1;
+        let rv = shared.resource_version;
+        shared.events.push(WatchEvent {
+            resource_version: rv,
+            plural: key.0.clone(),
+            namespace: key.1.clone(),
+            event_type: "DELETED",
+            object,
+        });
+    }
+}
+
+fn remove_pods_of(shared: &mut Shared, namespace: &str, match_labels: &Value) {
+    let pods: Vec<Key> = shared
+        .objects
+        .iter()
+        .filter(|((plural, pod_namespace, _), pod)| {
+            plural == "pods"
+                && pod_namespace == namespace
+                && match_labels
+                    .as_object()
+                    .is_some_and(|labels| labels.iter().all(|(k, v)| &pod["metadata"]["labels"][k] == v))
+        })
+        .map(|(key, _)| key.clone())
+        .collect();
+    for key in pods {
+        remove(shared, &key);
+    }
+}
+
+/// Deep merge of `patch` into `target`: objects key by key, everything else replaced.
+fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(target), Value::Object(patch)) => {
+            for (key, value) in patch {
+                merge(target.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+        (target, patch) => *target = patch.clone(),
+    }
+}
+
+/// Stores `object` with fresh server metadata, runs the controllers (Deployment/Job status, pods, events) and
+/// records the watch event. Returns the stored object.
+fn store(shared: &mut Shared, plural: &str, namespace: &str, mut object: Value) -> Value {
+    let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let key = (plural.to_string(), namespace.to_string(), name.clone());
+    let existed = shared.objects.contains_key(&key);
+    shared.resource_version += 1;
+    let rv = shared.resource_version;
+    object["metadata"]["resourceVersion"] = json!(rv.to_string());
+    if object["metadata"]["uid"].is_null() {
+        object["metadata"]["uid"] = json!(format!("uid-{plural}-{name}-{rv}"));
+        object["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+        object["metadata"]["generation"] = json!(1);
+    }
+    let scenario = shared.scenarios.get(&name).copied().unwrap_or(Scenario::Available);
+    match plural {
+        "deployments" => {
+            // Like the ReplicaSet controller: new pods only when the pod template changed (or there are none).
+            let previous_template = shared.objects.get(&key).map(|old| old["spec"]["template"].clone());
+            let has_pods = shared.objects.iter().any(|((p, ns, _), pod)| {
+                p == "pods" && ns == namespace && pod["metadata"]["ownerDeployment"] == json!(name)
+            });
+            let roll = !has_pods || previous_template.as_ref() != Some(&object["spec"]["template"]);
+            deployment_controller(shared, namespace, &mut object, scenario, roll)
+        }
+        "jobs" => {
+            object["status"] = json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]});
+        }
+        "namespaces" => object["status"] = json!({"phase": "Active"}),
+        _ => {}
+    }
+    shared.objects.insert(key, object.clone());
+    shared.events.push(WatchEvent {
+        resource_version: rv,
+        plural: plural.to_string(),
+        namespace: namespace.to_string(),
+        event_type: if existed { "MODIFIED" } else { "ADDED" },
+        object: object.clone(),
+    });
+    object
+}
+
+/// What the Deployment and ReplicaSet controllers and the kubelet would do, per scenario.
+fn deployment_controller(shared: &mut Shared, namespace: &str, deployment: &mut Value, scenario: Scenario, roll: bool) {
+    let name = deployment["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let generation = deployment["metadata"]["generation"].clone();
+    let injected = shared
+        .objects
+        .get(&("namespaces".to_string(), String::new(), namespace.to_string()))
+        .is_some_and(|ns| ns["metadata"]["labels"]["istio-injection"] == "enabled");
+    let ready = scenario == Scenario::Available;
+    deployment["status"] = match ready {
+        true => json!({
+            "observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1,
+            "availableReplicas": 1,
+            "conditions": [
+                {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
+            ]
+        }),
+        false => json!({
+            "observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "unavailableReplicas": 1,
+            "conditions": [
+                {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"},
+                {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}
+            ]
+        }),
+    };
+    if !roll {
+        return;
+    }
+    // One pod per deployment, replaced when the template changes.
+    let pods: Vec<Key> = shared
+        .objects
+        .iter()
+        .filter(|((plural, pod_namespace, _), pod)| {
+            plural == "pods" && pod_namespace == namespace && pod["metadata"]["ownerDeployment"] == json!(name)
+        })
+        .map(|(key, _)| key.clone())
+        .collect();
+    for key in pods {
+        remove(shared, &key);
+    }
+    let mut containers: Vec<Value> = deployment["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if injected && namespace != "istio-system" {
+        containers.push(json!({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.12.7"}));
+    }
+    let main = containers
+        .first()
+        .and_then(|c| c["name"].as_str())
+        .unwrap_or("main")
+        .to_string();
+    let (state, log, event) = match scenario {
+        Scenario::Available => (json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}}), String::new(), None),
+        Scenario::AvailableOnWatch => (json!({"waiting": {"reason": "ContainerCreating"}}), String::new(), None),
+        Scenario::ImagePullBackOff => (
+            json!({"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"tensorflow/serving:2.5.1\""}}),
+            String::new(),
+            Some(("Failed", "Failed to pull image \"tensorflow/serving:2.5.1\": rpc error: code = Unknown desc = Error response from daemon: Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io: no such host")),
+        ),
+        Scenario::Unschedulable => (
+            Value::Null,
+            String::new(),
+            Some(("FailedScheduling", "0/1 nodes are available: 1 Insufficient memory.")),
+        ),
+        Scenario::WrongArchitecture => (
+            json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 20s restarting failed container"}}),
+            "exec /usr/bin/tf_serving_entrypoint.sh: exec format error\n".to_string(),
+            Some(("BackOff", "Back-off restarting failed container")),
+        ),
+        Scenario::CrashLoop => (
+            json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}}),
+            "2026-01-01 00:00:01.000000: I tensorflow_serving/model_servers/server_core.cc:465] Adding/updating models.\n2026-01-01 00:00:01.000001: E tensorflow_serving/sources/storage_path/file_system_storage_path_source.cc:365] FileSystemStoragePathSource encountered a filesystem access error: Could not find base path /models/resnet50 for servable image_classifier\n".to_string(),
+            Some(("BackOff", "Back-off restarting failed container")),
+        ),
+    };
+    // A pod that was never scheduled has no container statuses.
+    let scheduled = scenario != Scenario::Unschedulable;
+    let statuses: Vec<Value> = containers
+        .iter()
+        .filter(|_| scheduled)
+        .map(|container| {
+            let container_name = container["name"].as_str().unwrap_or_default();
+            let container_state = match container_name == main {
+                true => state.clone(),
+                false => json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}}),
+            };
+            json!({"name": container_name, "ready": ready || container_name != main, "restartCount": 0,
+                   "image": container["image"], "imageID": "", "state": container_state})
+        })
+        .collect();
+    let pod_name = format!("{name}-5d9c7b-x{}", shared.resource_version);
+    let mut labels = deployment["spec"]["template"]["metadata"]["labels"].clone();
+    if labels.is_null() {
+        labels = json!({});
+    }
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": pod_name, "namespace": namespace, "labels": labels,
+                     "annotations": {"fake/log": log}, "ownerDeployment": name},
+        "spec": {"containers": containers, "nodeName": "minikube"},
+        "status": {"phase": if ready { "Running" } else { "Pending" },
+                   "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+                   "containerStatuses": statuses}
+    });
+    store(shared, "pods", namespace, pod);
+    if let Some((reason, message)) = event {
+        let event = json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("{pod_name}.17a"), "namespace": namespace},
+            "involvedObject": {"kind": "Pod", "name": pod_name, "namespace": namespace},
+            "reason": reason, "message": message, "type": "Warning", "count": 3,
+            "lastTimestamp": "2026-01-01T00:00:30Z"
+        });
+        store(shared, "events", namespace, event);
+    }
 }

@@ -25,6 +25,10 @@ pub struct Rule {
     /// Sleep this long before answering (a slow or long-running tool).
     #[serde(default)]
     pub sleep_ms: u64,
+    /// Before answering, send `GET` to this loopback URL (`http://127.0.0.1:PORT/path`): how a fake
+    /// `istioctl install` makes the fake API server install Istio.
+    #[serde(default)]
+    pub http_get: Option<String>,
 }
 
 impl Rule {
@@ -114,6 +118,39 @@ impl FakeTools {
             &["status", "-p", &cluster.profile, "-o", "json"],
             cluster.status_rule(),
         );
+    }
+
+    /// Scripts `istioctl version --remote=false -o json` to report `version`, and `istioctl install -y …` to
+    /// succeed after asking `kube` (via `GET /fake/install-istio`) to put that version's control plane in place.
+    pub fn script_istioctl(&self, version: &str, kube_url: &str) {
+        let version_json = serde_json::json!({"clientVersion": {
+            "version": version, "revision": "56f057aaaf2aacc53dae77d68587cb222e8a8a98",
+            "golang_version": "go1.17.9", "status": "Clean", "tag": version}});
+        self.on(
+            "istioctl",
+            &["version", "--remote=false", "-o", "json"],
+            ok_json(&version_json.to_string()),
+        );
+        self.on(
+            "istioctl",
+            &["install", "-y"],
+            Rule {
+                stdout: "✔ Istio core installed\n✔ Istiod installed\n✔ Ingress gateways installed\n✔ Installation complete\n"
+                    .into(),
+                http_get: Some(format!("{kube_url}/fake/install-istio")),
+                ..Rule::default()
+            },
+        );
+        self.on(
+            "istioctl",
+            &["x", "uninstall", "--purge", "-y"],
+            ok_json("✔ Uninstall complete\n"),
+        );
+    }
+
+    /// The path of the fake `istioctl` (for `--istioctl PATH`).
+    pub fn istioctl_path(&self) -> PathBuf {
+        self.bin_dir().join("istioctl")
     }
 
     /// Scripts `sudo -n true` to succeed (`true`) or to want a password (`false`).

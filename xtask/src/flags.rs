@@ -103,6 +103,27 @@ pub struct UpFlags {
     /// Apply the stages without asserting them (quick set-up).
     #[arg(long)]
     pub no_assert: bool,
+    /// Use this istioctl instead of fetching Istio 1.12.7's.
+    #[arg(long, value_name = "PATH")]
+    pub istioctl: Option<PathBuf>,
+    /// Replace another installed Istio version instead of stopping.
+    #[arg(long)]
+    pub reinstall_istio: bool,
+    /// Seconds istiod and the ingress gateway may take to become available.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub istio_timeout: u64,
+    /// Seconds each Deployment may take to roll out.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub rollout_timeout: u64,
+    /// Seconds the model export Job may take.
+    #[arg(long, value_name = "SECS", default_value_t = 1800)]
+    pub export_timeout: u64,
+    /// Where the models come from: `export` (a Job in the cluster) or `host:DIR` (exported already).
+    #[arg(long, value_name = "SOURCE", default_value = "export")]
+    pub models: String,
+    /// How to reach the ingress gateway: auto, tunnel, port-forward, or an http:// URL you already have.
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    pub ingress: String,
 }
 
 /// `lab stage`
@@ -110,6 +131,12 @@ pub struct UpFlags {
 pub struct StageFlags {
     /// The stage to apply.
     pub name: String,
+    /// Apply the stage without asserting it.
+    #[arg(long)]
+    pub no_assert: bool,
+    /// Seconds each Deployment may take to roll out.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub rollout_timeout: u64,
 }
 
 /// `lab reset`
@@ -118,6 +145,9 @@ pub struct ResetFlags {
     /// The stage to return to.
     #[arg(default_value = "stable")]
     pub stage: String,
+    /// Seconds each Deployment may take to roll out.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub rollout_timeout: u64,
 }
 
 /// `lab check`
@@ -201,6 +231,12 @@ pub struct DownFlags {
     /// Also uninstall Istio and stop the tunnel.
     #[arg(long)]
     pub all: bool,
+    /// Use this istioctl (for --all) instead of fetching Istio 1.12.7's.
+    #[arg(long, value_name = "PATH")]
+    pub istioctl: Option<PathBuf>,
+    /// Seconds the namespace may take to be deleted.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub timeout: u64,
 }
 
 /// `cargo xtask istio …`

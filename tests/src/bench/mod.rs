@@ -4,6 +4,7 @@
 //! line in [`all`]. The `lab-bench` binary (run by `cargo xtask bench`) runs them all, writes one JSON file per
 //! result under `target/bench/` and prints a table. See `docs/benchmarks.md` for how to read it.
 
+pub mod cluster;
 pub mod istio_fetch;
 
 use std::path::PathBuf;
@@ -111,5 +112,6 @@ pub fn all() -> Vec<(&'static str, BenchFn)> {
         ("istio_fetch", istio_fetch::run),
         ("payload", payload::run),
         ("probe", probe::run),
+        ("cluster", cluster::run),
     ]
 }

@@ -46,7 +46,11 @@ fn main() -> ExitCode {
         stderr: format!("fake {tool}: no rule for {args:?}\n"),
         code: 99,
         sleep_ms: 0,
+        http_get: None,
     });
+    if let Some(url) = &rule.http_get {
+        http_get(url);
+    }
     if rule.sleep_ms > 0 {
         std::thread::sleep(std::time::Duration::from_millis(rule.sleep_ms));
     }
@@ -54,4 +58,15 @@ fn main() -> ExitCode {
     eprint!("{}", rule.stderr);
     let _ = std::io::stdout().flush();
     ExitCode::from(u8::try_from(rule.code).unwrap_or(1))
+}
+
+/// A minimal HTTP/1.0 GET to a loopback URL (`http://127.0.0.1:PORT/path`); the answer is ignored.
+fn http_get(url: &str) {
+    use std::io::Read;
+    let rest = url.strip_prefix("http://").expect("http:// URL");
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut stream = std::net::TcpStream::connect(host).expect("connect to the fake API");
+    write!(stream, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").expect("send request");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
 }

@@ -1,9 +1,12 @@
 //! canary-lab's integration tests: one binary, one module per area.
 
 mod cli_surface;
+mod cluster;
 mod doctor;
 mod faults;
 mod istio_fetch;
+mod manifests;
+mod models;
 mod payload;
 mod predict;
 mod report;
@@ -11,3 +14,4 @@ mod statistics;
 mod tf_serving;
 mod tidy;
 mod traffic;
+mod up;

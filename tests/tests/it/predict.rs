@@ -219,7 +219,8 @@ async fn a_tf_serving_error_is_shown_with_its_status_and_exits_1() {
 async fn the_url_comes_from_the_state_dir_and_without_one_the_error_names_url_and_lab_up() {
     let server = TfServing::start(Scenario::DefaultSignatureOnly).await;
     let recorded = Cli::new(&["lab", "predict", "--format", "json"]);
-    let state_dir = recorded.home().join("state/canary-lab");
+    // `lab up` keeps its state per minikube profile.
+    let state_dir = recorded.home().join("state/canary-lab/minikube");
     std::fs::create_dir_all(&state_dir).unwrap();
     std::fs::write(state_dir.join("ingress-url"), format!("{}\n", server.url)).unwrap();
     let output = run_cli(recorded).await;

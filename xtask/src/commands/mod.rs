@@ -3,12 +3,18 @@
 mod bench;
 mod check;
 mod doctor;
+mod down;
 mod istio;
 mod predict;
+mod render;
+mod reset;
+mod stage;
 mod stages;
+mod status;
 mod test;
+mod up;
 
-use lab::{Format, LabError, Settings};
+use lab::{Format, Settings};
 
 use crate::CommandResult;
 use crate::flags::{FormatFlag, GlobalFlags, IstioCommand, LabCommand, TopCommand, Xtask};
@@ -18,15 +24,15 @@ pub(crate) async fn run(flags: Xtask) -> CommandResult {
     let settings = settings_from(&flags.global)?;
     match flags.command {
         TopCommand::Lab(LabCommand::Doctor) => doctor::run(&settings).await,
-        TopCommand::Lab(LabCommand::Up(_)) => not_implemented("lab up"),
+        TopCommand::Lab(LabCommand::Up(up_flags)) => up::run(&settings, &up_flags).await,
         TopCommand::Lab(LabCommand::Stages) => stages::run(&settings),
-        TopCommand::Lab(LabCommand::Stage(_)) => not_implemented("lab stage"),
-        TopCommand::Lab(LabCommand::Reset(_)) => not_implemented("lab reset"),
+        TopCommand::Lab(LabCommand::Stage(stage_flags)) => stage::run(&settings, &stage_flags).await,
+        TopCommand::Lab(LabCommand::Reset(reset_flags)) => reset::run(&settings, &reset_flags).await,
         TopCommand::Lab(LabCommand::Check(check_flags)) => check::run(&settings, &check_flags).await,
         TopCommand::Lab(LabCommand::Predict(predict_flags)) => predict::run(&settings, &predict_flags).await,
-        TopCommand::Lab(LabCommand::Render(_)) => not_implemented("lab render"),
-        TopCommand::Lab(LabCommand::Status) => not_implemented("lab status"),
-        TopCommand::Lab(LabCommand::Down(_)) => not_implemented("lab down"),
+        TopCommand::Lab(LabCommand::Render(render_flags)) => render::run(&settings, &render_flags),
+        TopCommand::Lab(LabCommand::Status) => status::run(&settings).await,
+        TopCommand::Lab(LabCommand::Down(down_flags)) => down::run(&settings, &down_flags).await,
         TopCommand::Istio(IstioCommand::Fetch(fetch_flags)) => istio::run_fetch(&settings, &fetch_flags).await,
         TopCommand::Test(test_flags) => test::run(&test_flags),
         TopCommand::Bench(bench_flags) => bench::run(&bench_flags),
@@ -49,12 +55,4 @@ fn settings_from(global: &GlobalFlags) -> anyhow::Result<Settings> {
         FormatFlag::Json => Format::Json,
     };
     Ok(settings)
-}
-
-/// The answer of a command whose work belongs to a later milestone: an error, exit 2, never a fake success.
-fn not_implemented(command: &str) -> CommandResult {
-    Err(LabError::NotImplemented {
-        command: command.to_string(),
-    }
-    .into())
 }

@@ -1,0 +1,231 @@
+//! The one generic apply: server-side apply (field manager `canary-lab`, force) of any manifest, after a dry run
+//! that tells whether anything would change, so a second `lab up` writes nothing.
+
+use kube::api::{DynamicObject, Patch, PatchParams};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Cluster, FIELD_MANAGER, MANAGED_BY_LABEL};
+use crate::manifests::Manifest;
+
+/// What applying (or pruning) did to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// It did not exist and was created.
+    Created,
+    /// It existed and was changed.
+    Configured,
+    /// It was already as the manifest says: nothing was written.
+    Unchanged,
+    /// It belonged to the lab but not to the stage, and was deleted.
+    Deleted,
+}
+
+impl Change {
+    /// The word kubectl prints for it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Change::Created => "created",
+            Change::Configured => "configured",
+            Change::Unchanged => "unchanged",
+            Change::Deleted => "deleted",
+        }
+    }
+}
+
+/// One object and what happened to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectChange {
+    /// The kind, e.g. `VirtualService`.
+    pub kind: String,
+    /// The name.
+    pub name: String,
+    /// The namespace, for namespaced objects.
+    pub namespace: Option<String>,
+    /// What happened.
+    pub change: Change,
+}
+
+impl ObjectChange {
+    /// `kind/name change`, as kubectl prints it.
+    pub fn line(&self) -> String {
+        format!("{}/{} {}", self.kind.to_lowercase(), self.name, self.change.word())
+    }
+}
+
+/// The API server refused an object (a 409 conflict, a 422 invalid object, …).
+#[derive(Debug, thiserror::Error)]
+#[error("the API server refused {object} from {file}, document {document}: {code} {reason}: {message}\nhelp: {help}")]
+pub struct ApplyRejected {
+    /// The manifest file.
+    pub file: String,
+    /// The 1-based document.
+    pub document: usize,
+    /// `Kind/name in namespace "…"`.
+    pub object: String,
+    /// The HTTP status code.
+    pub code: u16,
+    /// The API server's reason (`Conflict`, `Invalid`, …).
+    pub reason: String,
+    /// The API server's message.
+    pub message: String,
+    /// What to do.
+    pub help: String,
+}
+
+/// Applies `manifests` in order and says what changed for each.
+pub async fn apply_all(cluster: &Cluster, manifests: &[Manifest]) -> anyhow::Result<Vec<ObjectChange>> {
+    let mut changes = Vec::new();
+    for manifest in manifests {
+        changes.push(apply_one(cluster, manifest).await?);
+    }
+    Ok(changes)
+}
+
+/// Applies one manifest: nothing is written when a dry-run apply shows the live object already matches.
+pub async fn apply_one(cluster: &Cluster, manifest: &Manifest) -> anyhow::Result<ObjectChange> {
+    let live = get_live(cluster, manifest).await?;
+    apply_against(cluster, manifest, live.as_ref()).await
+}
+
+/// Applies one manifest whose live object (`None`: absent) the caller already has, e.g. from a listing.
+pub async fn apply_against(
+    cluster: &Cluster,
+    manifest: &Manifest,
+    live: Option<&DynamicObject>,
+) -> anyhow::Result<ObjectChange> {
+    let planned = plan_against(cluster, manifest, live).await?;
+    if planned.change != Change::Unchanged {
+        let resolved = cluster.resolve(manifest)?;
+        let desired = with_managed_by_label(&manifest.object);
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        resolved
+            .api
+            .patch(manifest.name(), &params, &Patch::Apply(&desired))
+            .await
+            .map_err(|error| rejected(manifest, error))?;
+        tracing::info!(object = %manifest.describe(), change = planned.change.word(), "applied");
+    }
+    Ok(planned)
+}
+
+/// What applying `manifest` would do, found without writing: a GET, then [`plan_against`].
+pub async fn plan_one(cluster: &Cluster, manifest: &Manifest) -> anyhow::Result<ObjectChange> {
+    let live = get_live(cluster, manifest).await?;
+    plan_against(cluster, manifest, live.as_ref()).await
+}
+
+/// What applying `manifest` would do to `live`: created when absent, else a dry-run apply (`dryRun=All`) whose
+/// result is compared with the live object. Writes nothing.
+pub async fn plan_against(
+    cluster: &Cluster,
+    manifest: &Manifest,
+    live: Option<&DynamicObject>,
+) -> anyhow::Result<ObjectChange> {
+    let resolved = cluster.resolve(manifest)?;
+    let name = manifest.name();
+    let change = match live {
+        None => Change::Created,
+        Some(live) => {
+            let desired = with_managed_by_label(&manifest.object);
+            let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
+            let dry_run = resolved
+                .api
+                .patch(name, &params, &Patch::Apply(&desired))
+                .await
+                .map_err(|error| rejected(manifest, error))?;
+            let unchanged = comparable(&serde_json::to_value(live)?) == comparable(&serde_json::to_value(&dry_run)?);
+            match unchanged {
+                true => Change::Unchanged,
+                false => Change::Configured,
+            }
+        }
+    };
+    Ok(ObjectChange {
+        kind: manifest.kind().to_string(),
+        name: name.to_string(),
+        namespace: manifest.namespace().map(str::to_string),
+        change,
+    })
+}
+
+/// The live object of `manifest`, if it exists.
+async fn get_live(cluster: &Cluster, manifest: &Manifest) -> anyhow::Result<Option<DynamicObject>> {
+    let resolved = cluster.resolve(manifest)?;
+    resolved
+        .api
+        .get_opt(manifest.name())
+        .await
+        .map_err(|error| rejected(manifest, error))
+}
+
+/// The object with the `app.kubernetes.io/managed-by: canary-lab` label added.
+pub fn with_managed_by_label(object: &Value) -> Value {
+    let mut object = object.clone();
+    let metadata = &mut object["metadata"];
+    if !metadata["labels"].is_object() {
+        metadata["labels"] = Value::Object(serde_json::Map::new());
+    }
+    metadata["labels"][MANAGED_BY_LABEL] = Value::String(FIELD_MANAGER.to_string());
+    object
+}
+
+/// The object without the metadata the server changes on its own (resource version, managed fields' times).
+fn comparable(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in ["managedFields", "resourceVersion", "generation"] {
+            metadata.remove(field);
+        }
+    }
+    object
+}
+
+fn rejected(manifest: &Manifest, error: kube::Error) -> anyhow::Error {
+    match error {
+        kube::Error::Api(status) => {
+            let help = match status.code {
+                409 => {
+                    "another client changed the object; run the command again, or delete it with `cargo xtask lab down`"
+                }
+                422 => "the manifest is invalid for this cluster; check it with `cargo xtask lab render`",
+                403 => "the kube context lacks permission; use an admin context (minikube's default)",
+                _ => "run the command again with -vv to see the requests",
+            };
+            ApplyRejected {
+                file: manifest.file.clone(),
+                document: manifest.document,
+                object: manifest.describe(),
+                code: status.code,
+                reason: status.reason.clone(),
+                message: status.message.clone(),
+                help: help.to_string(),
+            }
+            .into()
+        }
+        other => anyhow::Error::new(other).context(format!(
+            "applying {} from {}, document {}",
+            manifest.describe(),
+            manifest.file,
+            manifest.document
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_managed_by_label_is_added_next_to_existing_labels() {
+        let object = serde_json::json!({"metadata": {"name": "a", "labels": {"app": "x"}}});
+        let labelled = with_managed_by_label(&object);
+        assert_eq!(
+            labelled["metadata"]["labels"],
+            serde_json::json!({"app": "x", "app.kubernetes.io/managed-by": "canary-lab"})
+        );
+        let bare = with_managed_by_label(&serde_json::json!({"metadata": {"name": "b"}}));
+        assert_eq!(bare["metadata"]["labels"][MANAGED_BY_LABEL], "canary-lab");
+    }
+}

@@ -1,0 +1,242 @@
+//! Applying a stage: server-side apply of its manifests, deletion of the lab's objects it lacks, waiting for the
+//! rollout (with every lab pod carrying its `istio-proxy` sidecar), and recording it as the active stage.
+//!
+//! The assertions that prove where traffic goes plug in at one place, [`assert_stage`].
+
+use std::time::Duration;
+
+use anyhow::Context;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+use serde::Serialize;
+
+use crate::cluster::apply::{Change, ObjectChange, apply_against, apply_one, plan_against, plan_one};
+use crate::cluster::prune::{delete_all, list_lab_objects};
+use crate::cluster::wait::wait_deployment_rolled_out;
+use crate::cluster::{Cluster, LAB_NAMESPACE};
+use crate::manifests::Manifest;
+use crate::models::{EXPORT_JOB, EXPORT_SCRIPT_CONFIGMAP, mount_host_dir};
+use crate::stages::{LabDefinition, Stage};
+use crate::{LabError, Settings, state};
+
+/// `<state_dir>/models-host-dir`: with the `none` driver, the host directory the Deployments mount.
+pub const MODELS_HOST_DIR_FILE: &str = "models-host-dir";
+
+/// Objects a stage never prunes: the model export, which no stage names.
+pub const PROTECTED: &[&str] = &[EXPORT_JOB, EXPORT_SCRIPT_CONFIGMAP];
+
+/// The sidecar container Istio injects.
+pub const SIDECAR: &str = "istio-proxy";
+
+/// What applying a stage changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageReport {
+    /// The stage.
+    pub stage: String,
+    /// Every object of the stage (created, configured or unchanged) and every pruned one (deleted).
+    pub changes: Vec<ObjectChange>,
+    /// Deployments restarted because their pods lacked the sidecar.
+    pub restarted: Vec<String>,
+}
+
+impl StageReport {
+    /// True when nothing was created, configured, deleted or restarted.
+    pub fn unchanged(&self) -> bool {
+        self.restarted.is_empty() && self.changes.iter().all(|change| change.change == Change::Unchanged)
+    }
+}
+
+/// A stage's objects as `lab` applies them: its manifests, with the models' hostPath rewritten when `lab up` chose
+/// a host directory under the `none` driver.
+pub fn stage_manifests(settings: &Settings, lab: &LabDefinition, stage: &Stage) -> anyhow::Result<Vec<Manifest>> {
+    let mut manifests = lab.stage_manifests(stage)?;
+    if let Some(dir) = state::read_value(settings, MODELS_HOST_DIR_FILE)? {
+        mount_host_dir(&mut manifests, std::path::Path::new(&dir));
+    }
+    Ok(manifests)
+}
+
+/// Applies `stage`: its objects, pruning, rollout (each Deployment at most `rollout_timeout`), sidecars; records
+/// it as the active stage.
+pub async fn apply_stage(
+    settings: &Settings,
+    cluster: &Cluster,
+    lab: &LabDefinition,
+    stage: &Stage,
+    rollout_timeout: Duration,
+) -> anyhow::Result<StageReport> {
+    let manifests = stage_manifests(settings, lab, stage)?;
+    let changes = apply_and_prune(cluster, &manifests)
+        .await
+        .with_context(|| format!("applying stage \"{}\"", stage.name))?;
+    let restarted = wait_for_rollout(cluster, &manifests, rollout_timeout)
+        .await
+        .with_context(|| format!("rolling out stage \"{}\"", stage.name))?;
+    state::write_active_stage(settings, &stage.name)?;
+    Ok(StageReport {
+        stage: stage.name.clone(),
+        changes,
+        restarted,
+    })
+}
+
+/// True when the cluster already holds exactly `stage`: every object unchanged and nothing to prune. Reads only.
+pub async fn cluster_matches_stage(
+    settings: &Settings,
+    cluster: &Cluster,
+    lab: &LabDefinition,
+    stage: &Stage,
+) -> anyhow::Result<bool> {
+    let manifests = stage_manifests(settings, lab, stage)?;
+    let listed = list_lab_objects(cluster).await?;
+    for manifest in &manifests {
+        // An object the listing lacks (absent, or not labelled yet) is looked up on its own.
+        let planned = match listed.find(manifest.kind(), manifest.name()) {
+            Some(Some(live)) => plan_against(cluster, manifest, Some(live)).await?,
+            _ => plan_one(cluster, manifest).await?,
+        };
+        if planned.change != Change::Unchanged {
+            return Ok(false);
+        }
+    }
+    Ok(listed.prune_candidates(&manifests, PROTECTED).is_empty())
+}
+
+/// Applies `manifests` (the lab's live objects listed once per kind, so each existing object costs one dry-run
+/// apply) and deletes the lab's objects they lack. Returns every object's change, deletions last.
+pub async fn apply_and_prune(cluster: &Cluster, manifests: &[Manifest]) -> anyhow::Result<Vec<ObjectChange>> {
+    let listed = list_lab_objects(cluster).await?;
+    let mut changes = Vec::new();
+    for manifest in manifests {
+        // An object the listing lacks (absent, or not labelled yet) is looked up on its own.
+        let change = match listed.find(manifest.kind(), manifest.name()) {
+            Some(Some(live)) => apply_against(cluster, manifest, Some(live)).await?,
+            _ => apply_one(cluster, manifest).await?,
+        };
+        changes.push(change);
+    }
+    changes.extend(delete_all(cluster, listed.prune_candidates(manifests, PROTECTED)).await?);
+    Ok(changes)
+}
+
+/// Waits until every Deployment among `manifests` has rolled out, then makes sure each of their pods has the
+/// `istio-proxy` sidecar, restarting a Deployment whose pods lack it (once). Returns the restarted ones.
+pub async fn wait_for_rollout(
+    cluster: &Cluster,
+    manifests: &[Manifest],
+    rollout_timeout: Duration,
+) -> anyhow::Result<Vec<String>> {
+    let deployments: Vec<&Manifest> = manifests
+        .iter()
+        .filter(|manifest| manifest.kind() == "Deployment")
+        .collect();
+    for deployment in &deployments {
+        let namespace = deployment.namespace().unwrap_or(LAB_NAMESPACE);
+        wait_deployment_rolled_out(cluster, namespace, deployment.name(), rollout_timeout).await?;
+    }
+    let mut restarted = Vec::new();
+    for deployment in &deployments {
+        let namespace = deployment.namespace().unwrap_or(LAB_NAMESPACE);
+        let name = deployment.name();
+        if pods_have_sidecar(cluster, namespace, deployment).await? {
+            continue;
+        }
+        tracing::info!(deployment = name, "pods lack the istio-proxy sidecar: restarting");
+        restart(cluster, namespace, name).await?;
+        wait_deployment_rolled_out(cluster, namespace, name, rollout_timeout).await?;
+        if !pods_have_sidecar(cluster, namespace, deployment).await? {
+            anyhow::bail!(
+                "the pods of Deployment/{name} in namespace \"{namespace}\" have no {SIDECAR} container even after a restart\nhelp: check that the namespace is labelled (`kubectl get namespace {namespace} --show-labels` shows istio-injection=enabled) and that istiod runs"
+            );
+        }
+        restarted.push(name.to_string());
+    }
+    Ok(restarted)
+}
+
+async fn pods_have_sidecar(cluster: &Cluster, namespace: &str, deployment: &Manifest) -> anyhow::Result<bool> {
+    let selector = deployment.object["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(key, value)| format!("{key}={}", value.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
+    let listed = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .with_context(|| format!("listing the pods of Deployment/{}", deployment.name()))?;
+    let all_have_it = listed.items.iter().all(|pod| {
+        pod.spec
+            .as_ref()
+            .is_some_and(|spec| spec.containers.iter().any(|container| container.name == SIDECAR))
+    });
+    Ok(all_have_it)
+}
+
+/// Restarts a Deployment the way `kubectl rollout restart` does: a new `kubectl.kubernetes.io/restartedAt`
+/// annotation on the pod template (applied under its own field manager, so canary-lab's apply never fights it).
+async fn restart(cluster: &Cluster, namespace: &str, name: &str) -> anyhow::Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs())
+        .unwrap_or_default();
+    let patch = serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"template": {"metadata": {"annotations": {
+            "kubectl.kubernetes.io/restartedAt": format!("unix-{now}")
+        }}}}
+    });
+    let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), namespace);
+    api.patch(
+        name,
+        &PatchParams::apply("canary-lab-restart").force(),
+        &Patch::Apply(&patch),
+    )
+    .await
+    .with_context(|| format!("restarting Deployment/{name} in namespace \"{namespace}\""))?;
+    Ok(())
+}
+
+/// THE place where a stage's assertions run, after the stage is applied and rolled out: send traffic through
+/// `ingress_url` and judge where it went.
+///
+/// LEAD: wire the traffic helper's `lab check` here (e.g. `crate::check::run_stage(stage, ingress_url).await`).
+/// Until then it says so and fails (exit 2): never a fake pass. `--no-assert` skips this call.
+pub async fn assert_stage(stage: &Stage, ingress_url: &str) -> anyhow::Result<()> {
+    let _ = (stage, ingress_url);
+    Err(LabError::NotImplemented {
+        command: "stage assertions (`lab check`)".to_string(),
+    }
+    .into())
+}
+
+/// What `lab render` prints: with `stage`, that stage's objects; without, the bring-up set `lab up` applies with
+/// the default `--models export` (namespace, model export, then the `stable` stage's objects) — each with the
+/// managed-by label, exactly as sent.
+pub fn render_set(settings: &Settings, lab: &LabDefinition, stage: Option<&str>) -> anyhow::Result<Vec<Manifest>> {
+    let mut manifests = match stage {
+        Some(name) => stage_manifests(settings, lab, lab.stage(name)?)?,
+        None => {
+            let stable = stage_manifests(settings, lab, lab.stage(crate::stages::DEFAULT_RESET_STAGE)?)?;
+            let (namespace, rest): (Vec<Manifest>, Vec<Manifest>) =
+                stable.into_iter().partition(|manifest| manifest.kind() == "Namespace");
+            let mut all = namespace;
+            all.extend(crate::models::export_manifests()?);
+            all.extend(rest);
+            all
+        }
+    };
+    for manifest in &mut manifests {
+        manifest.object = crate::cluster::apply::with_managed_by_label(&manifest.object);
+    }
+    Ok(manifests)
+}

@@ -1,0 +1,411 @@
+//! `lab up`: from a running minikube to a served, reachable ResNet50 behind the Istio ingress gateway, then the
+//! stages in order. Idempotent: a second run on a ready cluster finds every step done and writes nothing.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::cluster::Cluster;
+use crate::cluster::apply::{Change, ObjectChange, apply_all};
+use crate::ingress::{self, IngressMode};
+use crate::istio::install::{InstallOptions, InstallOutcome, ensure_istio};
+use crate::istio::{FetchOptions, fetch_istioctl};
+use crate::models::{self, ModelSource};
+use crate::preflight::{CheckStatus, run_doctor};
+use crate::stage_apply::{self, MODELS_HOST_DIR_FILE};
+use crate::stages::{DEFAULT_RESET_STAGE, LabDefinition};
+use crate::state::{self, LabLock};
+use crate::{LabError, Settings};
+
+/// What `lab up` is asked to do.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// An `istioctl` to use instead of fetching Istio 1.12.7's.
+    pub istioctl: Option<PathBuf>,
+    /// Replace another installed Istio version.
+    pub reinstall_istio: bool,
+    /// How long istiod and the ingress gateway may take to become available.
+    pub istio_timeout: Duration,
+    /// How long each Deployment may take to roll out.
+    pub rollout_timeout: Duration,
+    /// How long the model export Job may take.
+    pub export_timeout: Duration,
+    /// Where the models come from.
+    pub models: ModelSource,
+    /// How to reach the ingress gateway.
+    pub ingress: IngressMode,
+    /// Stop after this stage (default: walk them all).
+    pub last_stage: Option<String>,
+    /// Run each stage's assertions (`--no-assert` turns this off).
+    pub assertions: Assertions,
+}
+
+/// Whether the stages' assertions run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assertions {
+    /// Run them after each stage.
+    Run,
+    /// Skip them (quick set-up).
+    Skip,
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepOutcome {
+    /// The step changed something.
+    Done,
+    /// Everything the step does was in place already.
+    AlreadyDone,
+}
+
+/// One finished step of `lab up`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    /// e.g. `istio`, `stage canary-deployed`.
+    pub step: String,
+    /// How it ended.
+    pub outcome: StepOutcome,
+    /// One line on what it found or did.
+    pub detail: String,
+    /// How long it took.
+    pub seconds: f64,
+}
+
+/// Receives progress while `lab up` runs (separate from the report it returns).
+pub trait Progress: Sync {
+    /// A step starts.
+    fn started(&self, step: &str);
+    /// A step finished.
+    fn finished(&self, record: &StepRecord);
+    /// A line inside a step (e.g. "waiting for istiod…").
+    fn note(&self, text: &str);
+}
+
+/// What `lab up` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpReport {
+    /// Every step in order.
+    pub steps: Vec<StepRecord>,
+    /// The ingress URL.
+    pub ingress_url: String,
+    /// How it is reached: `tunnel`, `port-forward` or `url`.
+    pub ingress_kind: String,
+    /// The stage the lab is at.
+    pub active_stage: String,
+}
+
+struct Steps<'a> {
+    progress: &'a dyn Progress,
+    records: Vec<StepRecord>,
+}
+
+impl Steps<'_> {
+    fn start(&self, step: &str) -> Instant {
+        self.progress.started(step);
+        Instant::now()
+    }
+
+    fn finish(&mut self, step: &str, started: Instant, outcome: StepOutcome, detail: String) {
+        let record = StepRecord {
+            step: step.to_string(),
+            outcome,
+            detail,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        self.progress.finished(&record);
+        self.records.push(record);
+    }
+}
+
+/// Runs `lab up`.
+pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progress) -> anyhow::Result<UpReport> {
+    let lab = LabDefinition::load_default()?;
+    let walk = lab.stages_through(options.last_stage.as_deref())?.to_vec();
+    let _lock = LabLock::acquire(settings, "lab up")?;
+    let mut steps = Steps {
+        progress,
+        records: Vec::new(),
+    };
+
+    // Preflight.
+    let started = steps.start("doctor");
+    let report = run_doctor(settings).await;
+    let failed: Vec<String> = report
+        .rows
+        .iter()
+        .filter(|row| row.status == CheckStatus::Fail)
+        .map(|row| format!("{}: {}", row.check, row.found))
+        .collect();
+    if !failed.is_empty() {
+        return Err(LabError::not_ready(
+            format!("the preflight checks failed:\n  {}", failed.join("\n  ")),
+            "run `cargo xtask lab doctor` and apply the fixes it prints",
+        )
+        .into());
+    }
+    let warnings = report.rows.iter().filter(|row| row.status == CheckStatus::Warn).count();
+    steps.finish(
+        "doctor",
+        started,
+        StepOutcome::AlreadyDone,
+        format!("all checks pass ({warnings} warning(s))"),
+    );
+    let driver = report.facts.driver.clone().unwrap_or_default();
+
+    // The models' source decides the Deployments' hostPaths, so it is settled (and a host directory checked)
+    // before anything is compared or applied.
+    let models_plan = match &options.models {
+        ModelSource::Export => {
+            state::forget(settings, MODELS_HOST_DIR_FILE)?;
+            ModelsPlan::Export
+        }
+        ModelSource::Host(dir) => {
+            let found = models::check_host_layout(dir)?;
+            match driver.as_str() {
+                "none" => {
+                    let path = dir.canonicalize().unwrap_or_else(|_| dir.clone());
+                    state::write_value(settings, MODELS_HOST_DIR_FILE, &path.display().to_string())?;
+                    ModelsPlan::MountAsIs(path)
+                }
+                _ => {
+                    state::forget(settings, MODELS_HOST_DIR_FILE)?;
+                    ModelsPlan::CopyIntoNode(dir.clone(), found)
+                }
+            }
+        }
+    };
+
+    // istioctl.
+    let started = steps.start("istioctl");
+    let (istioctl, detail) = match &options.istioctl {
+        Some(path) => (path.clone(), format!("{} (given with --istioctl)", path.display())),
+        None => {
+            let path = fetch_istioctl(&FetchOptions::lab_default(settings.cache_dir.clone()))
+                .await
+                .context("getting istioctl")?;
+            let detail = path.display().to_string();
+            (path, detail)
+        }
+    };
+    steps.finish("istioctl", started, StepOutcome::AlreadyDone, detail);
+
+    let cluster = Cluster::connect(settings).await?;
+
+    // Istio.
+    let started = steps.start("istio");
+    let install = InstallOptions {
+        istioctl,
+        reinstall: options.reinstall_istio,
+        ready_timeout: options.istio_timeout,
+    };
+    let note = |text: &str| progress.note(text);
+    let (outcome, detail) = match ensure_istio(&cluster, &install, &note).await? {
+        InstallOutcome::AlreadyInstalled { version } => (
+            StepOutcome::AlreadyDone,
+            format!("Istio {version} is installed and available"),
+        ),
+        InstallOutcome::Installed { version, replaced } => {
+            let replaced = replaced.map(|old| format!(" (replaced {old})")).unwrap_or_default();
+            (
+                StepOutcome::Done,
+                format!("installed Istio {version}{replaced}; istiod and the ingress gateway are available"),
+            )
+        }
+    };
+    steps.finish("istio", started, outcome, detail);
+
+    // Where to resume: the recorded stage, if the cluster still holds exactly it and it is on the way.
+    let recorded = state::read_active_stage(settings)?;
+    let resume_index = match recorded
+        .as_deref()
+        .and_then(|name| walk.iter().position(|stage| stage.name == name))
+    {
+        Some(index) if stage_apply::cluster_matches_stage(settings, &cluster, &lab, &walk[index]).await? => Some(index),
+        _ => None,
+    };
+
+    // Namespace, labelled for sidecar injection before any pod exists.
+    let started = steps.start("namespace");
+    let stable = lab.stage(DEFAULT_RESET_STAGE)?;
+    let bring_up = stage_apply::stage_manifests(settings, &lab, stable)?;
+    let namespace: Vec<_> = bring_up
+        .iter()
+        .filter(|manifest| manifest.kind() == "Namespace")
+        .cloned()
+        .collect();
+    let changes = apply_all(&cluster, &namespace).await?;
+    let (outcome, detail) = summarize(&changes, "labelled istio-injection=enabled");
+    steps.finish("namespace", started, outcome, detail);
+
+    // Models.
+    let started = steps.start("models");
+    let (outcome, detail) = match models_plan {
+        ModelsPlan::Export => {
+            note(&format!(
+                "exporting the models in the cluster (Job {}, at most {}s)",
+                models::EXPORT_JOB,
+                options.export_timeout.as_secs()
+            ));
+            let changes = models::export_in_cluster(&cluster, options.export_timeout).await?;
+            summarize(&changes, "exported by the Job into /data/canary-lab/models on the node")
+        }
+        ModelsPlan::MountAsIs(dir) => (
+            StepOutcome::AlreadyDone,
+            format!("mounted from {} as is (none driver)", dir.display()),
+        ),
+        ModelsPlan::CopyIntoNode(dir, found) => {
+            let minikube = crate::tool::minikube::Minikube::new(settings.minikube_program());
+            let profile = settings.profile.clone();
+            let copied = tokio::task::spawn_blocking(move || models::copy_into_node(&minikube, &profile, &dir, &found))
+                .await
+                .context("copying the models into the node")??;
+            match copied.copied.is_empty() {
+                true => (
+                    StepOutcome::AlreadyDone,
+                    format!("{} already on the node", copied.present.join(", ")),
+                ),
+                false => (
+                    StepOutcome::Done,
+                    format!("copied {} into the node", copied.copied.join(", ")),
+                ),
+            }
+        }
+    };
+    steps.finish("models", started, outcome, detail);
+
+    // TF Serving and the Istio objects of the first stage (skipped when resuming at a later stage).
+    let started = steps.start("workloads");
+    let rollout_set = match resume_index {
+        Some(index) => {
+            let name = &walk[index].name;
+            steps.finish(
+                "workloads",
+                started,
+                StepOutcome::AlreadyDone,
+                format!("the lab is at stage \"{name}\""),
+            );
+            stage_apply::stage_manifests(settings, &lab, &walk[index])?
+        }
+        None => {
+            let changes = stage_apply::apply_and_prune(&cluster, &bring_up).await?;
+            let (outcome, detail) = summarize(&changes, "");
+            steps.finish("workloads", started, outcome, detail);
+            bring_up.clone()
+        }
+    };
+
+    // Rollout.
+    let started = steps.start("rollout");
+    note(&format!(
+        "waiting for the Deployments to roll out (at most {}s each)",
+        options.rollout_timeout.as_secs()
+    ));
+    let restarted = stage_apply::wait_for_rollout(&cluster, &rollout_set, options.rollout_timeout).await?;
+    let (outcome, detail) = match restarted.is_empty() {
+        true => (
+            StepOutcome::AlreadyDone,
+            "every Deployment is available with its sidecar".to_string(),
+        ),
+        false => (
+            StepOutcome::Done,
+            format!("restarted {} to inject the sidecar", restarted.join(", ")),
+        ),
+    };
+    steps.finish("rollout", started, outcome, detail);
+
+    // Ingress.
+    let started = steps.start("ingress");
+    let opened = ingress::open(settings, &cluster, &options.ingress, Duration::from_secs(120)).await?;
+    let recorded_url = state::read_ingress_url(settings)?;
+    state::write_ingress_url(settings, &opened.url)?;
+    state::write_value(settings, state::INGRESS_KIND_FILE, opened.kind)?;
+    let outcome = match recorded_url.as_deref() == Some(opened.url.as_str()) {
+        true => StepOutcome::AlreadyDone,
+        false => StepOutcome::Done,
+    };
+    let held = if opened.held_by_this_process() {
+        " (open while this command runs)"
+    } else {
+        ""
+    };
+    steps.finish(
+        "ingress",
+        started,
+        outcome,
+        format!("{} via {}{held}", opened.url, opened.kind),
+    );
+
+    // One prediction through the gateway.
+    let started = steps.start("prediction");
+    let scores = ingress::smoke_prediction(&opened.url, Duration::from_secs(120)).await?;
+    steps.finish(
+        "prediction",
+        started,
+        StepOutcome::AlreadyDone,
+        format!("{scores} scores through the gateway"),
+    );
+
+    // The stages.
+    let mut active = recorded.clone().unwrap_or_else(|| DEFAULT_RESET_STAGE.to_string());
+    for (index, stage) in walk.iter().enumerate() {
+        let step = format!("stage {}", stage.name);
+        let started = steps.start(&step);
+        let already = resume_index.is_some_and(|resumed| index <= resumed);
+        if already {
+            steps.finish(&step, started, StepOutcome::AlreadyDone, "applied before".to_string());
+            continue;
+        }
+        let report = stage_apply::apply_stage(settings, &cluster, &lab, stage, options.rollout_timeout).await?;
+        active = stage.name.clone();
+        let (outcome, detail) = summarize(&report.changes, "");
+        let detail = match options.assertions {
+            Assertions::Run => {
+                stage_apply::assert_stage(stage, &opened.url).await?;
+                format!("{detail}; assertions passed")
+            }
+            Assertions::Skip => format!("{detail}; assertions skipped (--no-assert)"),
+        };
+        steps.finish(&step, started, outcome, detail);
+    }
+    Ok(UpReport {
+        steps: steps.records,
+        ingress_url: opened.url.clone(),
+        ingress_kind: opened.kind.to_string(),
+        active_stage: active,
+    })
+}
+
+/// How this run puts the models on the node.
+enum ModelsPlan {
+    /// The export Job.
+    Export,
+    /// The `none` driver mounts this host directory as is.
+    MountAsIs(PathBuf),
+    /// Copy these models from this directory into the node.
+    CopyIntoNode(PathBuf, Vec<models::HostModel>),
+}
+
+/// "created 2, configured 1, unchanged 4" and whether anything changed.
+fn summarize(changes: &[ObjectChange], suffix: &str) -> (StepOutcome, String) {
+    let count = |wanted: Change| changes.iter().filter(|change| change.change == wanted).count();
+    let parts: Vec<String> = [Change::Created, Change::Configured, Change::Deleted, Change::Unchanged]
+        .into_iter()
+        .filter(|change| count(*change) > 0)
+        .map(|change| format!("{} {}", change.word(), count(change)))
+        .collect();
+    let outcome = match changes.iter().all(|change| change.change == Change::Unchanged) {
+        true => StepOutcome::AlreadyDone,
+        false => StepOutcome::Done,
+    };
+    let mut detail = parts.join(", ");
+    if !suffix.is_empty() {
+        detail = match detail.is_empty() {
+            true => suffix.to_string(),
+            false => format!("{detail}; {suffix}"),
+        };
+    }
+    (outcome, detail)
+}

@@ -1,0 +1,254 @@
+//! The lab's manifests against real schemas: Istio objects against the OpenAPI v3 schemas of Istio 1.12.7's CRDs,
+//! core objects by a strict round trip through the k8s-openapi types; and `lab render` prints what is applied.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use canary_lab_tests::cli::Cli;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use lab::manifests::{Manifest, parse_documents};
+use serde_json::Value;
+
+/// Every document of every file in `assets/manifests/`.
+fn all_manifests() -> Vec<Manifest> {
+    let dir = lab::assets::manifests_dir();
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".yaml"))
+        .collect();
+    files.sort();
+    lab::manifests::load_files(&dir, &files).unwrap()
+}
+
+/// Istio 1.12.7's CRD schemas by (apiVersion, kind), made strict: an object schema with `properties` accepts no
+/// other keys (what the API server's pruning and `kubectl --validate=strict` enforce).
+fn istio_schemas() -> BTreeMap<(String, String), Value> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/istio-1.12.7-crd-all.gen.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut schemas = BTreeMap::new();
+    for crd in parse_documents("crd-all.gen.yaml", &text).unwrap() {
+        let group = crd.object["spec"]["group"].as_str().unwrap().to_string();
+        let kind = crd.object["spec"]["names"]["kind"].as_str().unwrap().to_string();
+        for version in crd.object["spec"]["versions"].as_array().unwrap() {
+            let name = version["name"].as_str().unwrap();
+            let mut schema = version["schema"]["openAPIV3Schema"].clone();
+            make_strict(&mut schema);
+            schemas.insert((format!("{group}/{name}"), kind.clone()), schema);
+        }
+    }
+    schemas
+}
+
+fn make_strict(schema: &mut Value) {
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    let preserves = object.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+    if object.contains_key("properties") && !object.contains_key("additionalProperties") && !preserves {
+        object.insert("additionalProperties".to_string(), Value::Bool(false));
+    }
+    for (key, value) in object.iter_mut() {
+        match key.as_str() {
+            "properties" => {
+                if let Some(properties) = value.as_object_mut() {
+                    properties.values_mut().for_each(make_strict);
+                }
+            }
+            "items" | "additionalProperties" => make_strict(value),
+            "anyOf" | "oneOf" | "allOf" => {
+                if let Some(options) = value.as_array_mut() {
+                    options.iter_mut().for_each(make_strict);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The schema errors of an Istio object. The CRD schema covers `spec` and `status`; `apiVersion`, `kind` and
+/// `metadata` are checked by the API server itself, so they are left out here.
+fn istio_errors(schemas: &BTreeMap<(String, String), Value>, object: &Value) -> Vec<String> {
+    let key = (
+        object["apiVersion"].as_str().unwrap().to_string(),
+        object["kind"].as_str().unwrap().to_string(),
+    );
+    let schema = schemas
+        .get(&key)
+        .unwrap_or_else(|| panic!("Istio 1.12.7 has no CRD for {key:?}"));
+    let validator = jsonschema::draft4::new(schema).unwrap();
+    let mut checked = object.clone();
+    let top = checked.as_object_mut().unwrap();
+    for field in ["apiVersion", "kind", "metadata"] {
+        top.remove(field);
+    }
+    validator
+        .iter_errors(&checked)
+        .map(|error| format!("{} at {}", error, error.instance_path()))
+        .collect()
+}
+
+/// Deserialises into the typed struct and serialises back: a field the type does not have disappears, so the
+/// values differ.
+fn round_trip_differs<T: serde::de::DeserializeOwned + serde::Serialize>(object: &Value) -> Option<String> {
+    let typed: T = match serde_json::from_value(object.clone()) {
+        Ok(typed) => typed,
+        Err(error) => return Some(error.to_string()),
+    };
+    let back = serde_json::to_value(&typed).unwrap();
+    match &back == object {
+        true => None,
+        false => Some(format!(
+            "round trip changed the object:\nbefore {object:#}\nafter  {back:#}"
+        )),
+    }
+}
+
+fn core_problem(object: &Value) -> Option<String> {
+    match object["kind"].as_str().unwrap() {
+        "Namespace" => round_trip_differs::<Namespace>(object),
+        "ConfigMap" => round_trip_differs::<ConfigMap>(object),
+        "Service" => round_trip_differs::<Service>(object),
+        "Deployment" => round_trip_differs::<Deployment>(object),
+        "Job" => round_trip_differs::<Job>(object),
+        other => Some(format!("no typed check for kind {other}")),
+    }
+}
+
+#[test]
+fn every_manifest_is_valid_for_its_schema() {
+    let schemas = istio_schemas();
+    let manifests = all_manifests();
+    assert!(manifests.len() >= 12, "{}", manifests.len());
+    let mut istio_count = 0;
+    for manifest in &manifests {
+        let place = format!("{} document {} ({})", manifest.file, manifest.document, manifest.kind());
+        if manifest.api_version().contains("istio.io") {
+            istio_count += 1;
+            let errors = istio_errors(&schemas, &manifest.object);
+            assert!(errors.is_empty(), "{place}: {errors:#?}");
+        } else if let Some(problem) = core_problem(&manifest.object) {
+            panic!("{place}: {problem}");
+        }
+    }
+    assert_eq!(istio_count, 6, "gateway, destination rule and four virtual services");
+}
+
+#[test]
+fn a_misspelt_field_fails_both_checks() {
+    let schemas = istio_schemas();
+    let manifests = all_manifests();
+    let virtual_service = manifests
+        .iter()
+        .find(|m| m.file == "virtualservice-70-30.yaml")
+        .unwrap();
+    let mut broken = virtual_service.object.clone();
+    let route = broken["spec"]["http"][0]["route"][0].as_object_mut().unwrap();
+    let weight = route.remove("weight").unwrap();
+    route.insert("wieght".to_string(), weight);
+    let errors = istio_errors(&schemas, &broken);
+    assert!(errors.iter().any(|error| error.contains("wieght")), "{errors:#?}");
+
+    let mut wrong_type = virtual_service.object.clone();
+    wrong_type["spec"]["http"][0]["route"][0]["weight"] = Value::String("seventy".into());
+    assert!(!istio_errors(&schemas, &wrong_type).is_empty());
+
+    let deployment = manifests.iter().find(|m| m.kind() == "Deployment").unwrap();
+    let mut broken = deployment.object.clone();
+    broken["spec"]["replica"] = Value::from(1);
+    let problem = core_problem(&broken).expect("an unknown field is caught");
+    assert!(problem.contains("replica"), "{problem}");
+}
+
+#[test]
+fn the_manifests_have_what_the_original_lab_has() {
+    let manifests = all_manifests();
+    let find = |kind: &str, name: &str| {
+        manifests
+            .iter()
+            .find(|m| m.kind() == kind && m.name() == name)
+            .unwrap_or_else(|| panic!("{kind}/{name}"))
+            .object
+            .clone()
+    };
+    for model in ["resnet50", "resnet101"] {
+        let config = find("ConfigMap", &format!("{model}-configs"));
+        assert_eq!(config["data"]["MODEL_NAME"], "image_classifier");
+        assert_eq!(config["data"]["MODEL_PATH"], format!("/models/{model}"));
+        let deployment = find("Deployment", &format!("image-classifier-{model}"));
+        assert_eq!(deployment["metadata"]["labels"]["app"], "image-classifier");
+        assert_eq!(deployment["metadata"]["labels"]["version"], model);
+        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["image"], "tensorflow/serving:2.5.1");
+        assert_eq!(
+            container["args"],
+            serde_json::json!(["--model_name=$(MODEL_NAME)", "--model_base_path=$(MODEL_PATH)"])
+        );
+        assert_eq!(container["volumeMounts"][0]["mountPath"], format!("/models/{model}"));
+        let volume = &deployment["spec"]["template"]["spec"]["volumes"][0];
+        assert_eq!(volume["hostPath"]["path"], format!("/data/canary-lab/models/{model}"));
+    }
+    let service = find("Service", "image-classifier");
+    assert_eq!(service["spec"]["type"], "ClusterIP");
+    assert_eq!(service["spec"]["ports"][0]["name"], "tf-serving-grpc");
+    assert_eq!(service["spec"]["ports"][1]["name"], "tf-serving-http");
+    let gateway = find("Gateway", "image-classifier-gateway");
+    assert_eq!(gateway["spec"]["selector"]["istio"], "ingressgateway");
+    // Every VirtualService destination says which model served the response.
+    for manifest in manifests.iter().filter(|m| m.kind() == "VirtualService") {
+        for http in manifest.object["spec"]["http"].as_array().unwrap() {
+            for route in http["route"].as_array().unwrap() {
+                let version = route["headers"]["response"]["set"]["x-model-version"].as_str();
+                let subset = route["destination"]["subset"].as_str().unwrap_or("resnet50");
+                assert_eq!(version, Some(subset), "{}", manifest.file);
+            }
+        }
+    }
+}
+
+#[test]
+fn render_prints_exactly_the_bring_up_set_and_each_stage() {
+    let output = Cli::new(&["lab", "render"]).run();
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let rendered = parse_documents("render", &output.stdout).unwrap();
+    let names: Vec<String> = rendered.iter().map(|m| format!("{}/{}", m.kind(), m.name())).collect();
+    assert_eq!(
+        names,
+        [
+            "Namespace/tf-serving",
+            "ConfigMap/export-models-script",
+            "Job/export-models",
+            "ConfigMap/resnet50-configs",
+            "Deployment/image-classifier-resnet50",
+            "Service/image-classifier",
+            "Gateway/image-classifier-gateway",
+            "VirtualService/image-classifier",
+        ]
+    );
+    for manifest in &rendered {
+        assert_eq!(
+            manifest.object["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "canary-lab",
+            "{}",
+            manifest.describe()
+        );
+    }
+    let script = rendered[1].object["data"]["export_models.py"].as_str().unwrap();
+    assert!(script.contains("serving_bytes"));
+
+    let output = Cli::new(&["lab", "render", "--stage", "focused"]).run();
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let focused = parse_documents("render", &output.stdout).unwrap();
+    assert!(focused.iter().any(|m| m.kind() == "DestinationRule"));
+    let virtual_service = focused.iter().find(|m| m.kind() == "VirtualService").unwrap();
+    assert_eq!(
+        virtual_service.object["spec"]["http"][0]["match"][0]["headers"]["user-group"]["exact"],
+        "canary"
+    );
+
+    let output = Cli::new(&["lab", "render", "--stage", "nope"]).run();
+    assert_eq!(output.code, 2);
+    assert!(output.stderr.contains("no stage \"nope\""), "{}", output.stderr);
+}

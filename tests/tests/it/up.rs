@@ -1,0 +1,781 @@
+//! `lab up`, `lab status` and `lab down` as a user runs them: the CLI as a process against fake minikube, istioctl
+//! and sudo, the fake Kubernetes API, and a stand-in gateway for the prediction.
+
+use std::path::Path;
+use std::time::Duration;
+
+use canary_lab_tests::cli::{Cli, CliOutput};
+use canary_lab_tests::fake_kube::{FakeKube, Scenario};
+use canary_lab_tests::fake_tools::{FakeTools, MinikubeCluster, Rule};
+use canary_lab_tests::smoke_server::SmokeServer;
+
+const PROFILE: &str = "lab";
+
+/// Everything `lab up` talks to, for one test.
+struct Lab {
+    kube: FakeKube,
+    tools: FakeTools,
+    gateway: SmokeServer,
+    home: tempfile::TempDir,
+}
+
+impl Lab {
+    async fn start(driver: &str) -> Lab {
+        let kube = FakeKube::start("v1.22.17", "amd64").await;
+        let tools = FakeTools::new();
+        tools.script_minikube(&MinikubeCluster::healthy(PROFILE).driver(driver));
+        tools.script_sudo(true);
+        tools.script_istioctl("1.12.7", &kube.url());
+        kube.install_istio_when_asked("1.12.7");
+        let gateway = SmokeServer::start(1000).await;
+        let home = tempfile::tempdir().unwrap();
+        kube.write_kubeconfig(&home.path().join("kubeconfig"), PROFILE);
+        Lab {
+            kube,
+            tools,
+            gateway,
+            home,
+        }
+    }
+
+    /// The CLI with `args` after the global flags, sharing this lab's state dir and kubeconfig across runs.
+    fn cli(&self, args: &[&str]) -> Cli {
+        let state = self.home.path().join("state");
+        let mut all = vec!["--profile", PROFILE, "--state-dir", state.to_str().unwrap()];
+        all.extend_from_slice(args);
+        Cli::new(&all)
+            .fake_tools(&self.tools)
+            .kubeconfig(&self.home.path().join("kubeconfig"))
+    }
+
+    fn up_args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "lab",
+            "up",
+            "--no-assert",
+            "--istioctl",
+            self.tools.istioctl_path().to_str().unwrap(),
+            "--ingress",
+            &self.gateway.url(),
+        ]
+        .iter()
+        .map(|arg| arg.to_string())
+        .collect();
+        for timeout in ["--rollout-timeout", "--istio-timeout"] {
+            if !extra.contains(&timeout) {
+                args.extend([timeout.to_string(), "10".to_string()]);
+            }
+        }
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        args
+    }
+
+    async fn up(&self, extra: &[&str]) -> CliOutput {
+        let args = self.up_args(extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(self.cli(&args)).await
+    }
+
+    fn state_file(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.home.path().join("state").join(PROFILE).join(name))
+            .ok()
+            .map(|text| text.trim().to_string())
+    }
+}
+
+/// Runs the CLI off the async runtime (the fake API lives on it), failing if it takes more than 30 seconds (a
+/// run takes one to three; the margin is for a loaded machine).
+async fn run(cli: Cli) -> CliOutput {
+    let task = tokio::task::spawn_blocking(move || cli.run());
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("the CLI did not finish within 30s")
+        .unwrap()
+}
+
+fn install_calls(tools: &FakeTools) -> Vec<Vec<String>> {
+    tools
+        .calls("istioctl")
+        .into_iter()
+        .filter(|argv| argv.first().map(String::as_str) == Some("install"))
+        .collect()
+}
+
+#[tokio::test]
+async fn up_goes_from_nothing_to_every_stage_and_a_second_run_writes_nothing() {
+    let lab = Lab::start("docker").await;
+    let first = lab.up(&[]).await;
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    assert_eq!(
+        install_calls(&lab.tools),
+        [["install", "-y", "--set", "profile=default", "--context", PROFILE]]
+    );
+    assert!(
+        first
+            .stdout
+            .starts_with(&format!("the lab is up at stage \"focused\": {}", lab.gateway.url())),
+        "{}",
+        first.stdout
+    );
+    for step in [
+        "doctor",
+        "istioctl",
+        "istio",
+        "namespace",
+        "models",
+        "workloads",
+        "rollout",
+        "ingress",
+        "prediction",
+    ] {
+        assert!(
+            first.stderr.contains(&format!("→ {step}\n")),
+            "{step}: {}",
+            first.stderr
+        );
+    }
+    assert!(first.stderr.contains("  istio done ("), "{}", first.stderr);
+    assert!(first.stderr.contains("  stage focused done ("), "{}", first.stderr);
+    assert_eq!(lab.gateway.received(), 1);
+    assert_eq!(lab.state_file("ingress-url"), Some(lab.gateway.url()));
+    assert_eq!(lab.state_file("active-stage").as_deref(), Some("focused"));
+    assert_eq!(lab.state_file("lock"), None, "the lock is released");
+    let job = lab
+        .kube
+        .object("jobs", "tf-serving", "export-models")
+        .expect("the export Job");
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["image"],
+        "tensorflow/tensorflow:2.6.2"
+    );
+    assert_eq!(
+        lab.kube.names("deployments", "tf-serving"),
+        ["image-classifier-resnet101", "image-classifier-resnet50"]
+    );
+
+    lab.kube.clear_requests();
+    let second = lab.up(&[]).await;
+    assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
+    let writes = lab.kube.writes();
+    assert!(writes.is_empty(), "the second run wrote: {writes:#?}");
+    assert_eq!(install_calls(&lab.tools).len(), 1, "Istio is not installed twice");
+    let changed: Vec<&str> = second
+        .stderr
+        .lines()
+        .filter(|line| line.contains(" done (") && !line.contains(" already done ("))
+        .collect();
+    assert!(changed.is_empty(), "every step was already done:\n{}", second.stderr);
+    assert!(second.stderr.contains("  istio already done"), "{}", second.stderr);
+    assert!(second.stderr.contains("  workloads already done"), "{}", second.stderr);
+    assert!(second.stdout.contains("nothing to change"), "{}", second.stdout);
+}
+
+#[tokio::test]
+async fn up_stops_at_the_stage_asked_for_and_status_and_down_follow() {
+    let lab = Lab::start("docker").await;
+    let output = lab.up(&["--stage", "canary-deployed"]).await;
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert!(!output.stderr.contains("→ stage split-70-30"), "{}", output.stderr);
+    assert_eq!(lab.state_file("active-stage").as_deref(), Some("canary-deployed"));
+
+    let status = run(lab.cli(&["lab", "status", "--format", "json"])).await;
+    assert_eq!(status.code, 0, "{}\n{}", status.stdout, status.stderr);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status["istio_version"], "1.12.7");
+    assert_eq!(status["active_stage"], "canary-deployed");
+    assert_eq!(status["ingress_url"], lab.gateway.url());
+    assert_eq!(status["ingress_kind"], "url");
+    assert_eq!(status["ready"], true);
+    assert_eq!(status["deployments"].as_array().unwrap().len(), 2);
+
+    let down = run(lab.cli(&["lab", "down"])).await;
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    assert!(
+        down.stdout.contains("namespace \"tf-serving\" deleted"),
+        "{}",
+        down.stdout
+    );
+    assert!(lab.kube.object("namespaces", "", "tf-serving").is_none());
+    assert!(lab.kube.names("deployments", "tf-serving").is_empty());
+    assert_eq!(lab.state_file("active-stage"), None);
+
+    let status = run(lab.cli(&["lab", "status"])).await;
+    assert_eq!(status.code, 1, "not ready after down:\n{}", status.stdout);
+    assert!(status.stdout.contains("namespace  missing"), "{}", status.stdout);
+
+    let istioctl = lab.tools.istioctl_path();
+    let down_all = run(lab.cli(&["lab", "down", "--all", "--istioctl", istioctl.to_str().unwrap()])).await;
+    assert_eq!(down_all.code, 0, "{}", down_all.stderr);
+    assert!(
+        lab.tools.calls("istioctl").contains(
+            &["x", "uninstall", "--purge", "-y", "--context", PROFILE]
+                .map(String::from)
+                .to_vec()
+        ),
+        "{:?}",
+        lab.tools.calls("istioctl")
+    );
+}
+
+#[tokio::test]
+async fn the_same_istio_installed_is_not_installed_again() {
+    let lab = Lab::start("docker").await;
+    lab.kube.install_istio("1.12.7");
+    let output = lab.up(&["--stage", "stable", "--format", "json"]).await;
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert!(install_calls(&lab.tools).is_empty());
+    assert!(output.stderr.contains("istio already done"), "{}", output.stderr);
+    assert!(output.stderr.contains("… istiod is available ("), "{}", output.stderr);
+    let report: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();
+    let istio = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|step| step["step"] == "istio")
+        .unwrap();
+    assert_eq!(istio["outcome"], "already_done");
+    assert!(istio["seconds"].is_f64());
+    assert_eq!(report["active_stage"], "stable");
+    assert_eq!(report["ingress_kind"], "url");
+}
+
+#[tokio::test]
+async fn another_istio_version_is_an_error_unless_reinstall_is_asked() {
+    let lab = Lab::start("docker").await;
+    lab.kube.install_istio("1.13.2");
+    let output = lab.up(&[]).await;
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    assert!(
+        output
+            .stderr
+            .contains("Istio \"1.13.2\" is installed in context \"lab\", but the lab needs \"1.12.7\""),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        output
+            .stderr
+            .contains("help: run `cargo xtask lab up --reinstall-istio`"),
+        "{}",
+        output.stderr
+    );
+    assert!(install_calls(&lab.tools).is_empty());
+
+    let output = lab.up(&["--stage", "stable", "--reinstall-istio"]).await;
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert_eq!(install_calls(&lab.tools).len(), 1);
+    assert!(output.stderr.contains("(replaced 1.13.2)"), "{}", output.stderr);
+}
+
+#[tokio::test]
+async fn a_failing_install_shows_what_istioctl_said() {
+    let lab = Lab::start("docker").await;
+    let tools = FakeTools::new();
+    tools.script_minikube(&MinikubeCluster::healthy(PROFILE));
+    tools.script_sudo(true);
+    tools.on(
+        "istioctl",
+        &["install"],
+        Rule {
+            stderr: "Error: failed to install manifests: errors occurred during operation: creating default tag would conflict\n".into(),
+            code: 1,
+            ..Rule::default()
+        },
+    );
+    tools.script_istioctl("1.12.7", &lab.kube.url());
+    let lab = Lab { tools, ..lab };
+    let output = lab.up(&[]).await;
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    assert!(
+        output.stderr.contains("installing Istio 1.12.7 into context \"lab\""),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("creating default tag would conflict"),
+        "istioctl's output reaches the user:\n{}",
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("help: `istioctl verify-install"),
+        "{}",
+        output.stderr
+    );
+}
+
+#[tokio::test]
+async fn a_deployment_stuck_in_image_pull_fails_up_with_the_diagnosis() {
+    let lab = Lab::start("docker").await;
+    lab.kube
+        .scenario("image-classifier-resnet50", Scenario::ImagePullBackOff);
+    let output = lab.up(&["--rollout-timeout", "2"]).await;
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    assert!(
+        output
+            .stderr
+            .contains("Deployment/image-classifier-resnet50 in namespace \"tf-serving\" was not rolled out after 2s"),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("waiting (ImagePullBackOff)"),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("help: the node cannot pull the image"),
+        "{}",
+        output.stderr
+    );
+}
+
+#[tokio::test]
+async fn an_interrupted_up_is_completed_by_the_next_one() {
+    let lab = Lab::start("docker").await;
+    lab.kube
+        .scenario("image-classifier-resnet50", Scenario::ImagePullBackOff);
+    let args = lab.up_args(&["--rollout-timeout", "600"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = lab.cli(&args).spawn();
+    // Wait until `lab up` is waiting on the ResNet50 rollout (a watch on Deployments in tf-serving)…
+    let watching = async {
+        loop {
+            let watched = lab.kube.requests().iter().any(|request| {
+                request.path() == "/apis/apps/v1/namespaces/tf-serving/deployments"
+                    && request.uri.contains("watch=true")
+            });
+            if watched {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), watching)
+        .await
+        .expect("lab up reached the rollout wait");
+    // …then kill it as a crash or a closed terminal would.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        lab.state_file("lock").is_some(),
+        "a killed lab up leaves its lock behind"
+    );
+    lab.kube.make_available("tf-serving", "image-classifier-resnet50");
+
+    let output = lab.up(&[]).await;
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert_eq!(lab.state_file("active-stage").as_deref(), Some("focused"));
+    assert_eq!(
+        install_calls(&lab.tools).len(),
+        1,
+        "Istio installed by the first run is kept"
+    );
+}
+
+#[tokio::test]
+async fn a_second_up_while_one_runs_is_refused() {
+    let lab = Lab::start("docker").await;
+    let state = lab.home.path().join("state").join(PROFILE);
+    std::fs::create_dir_all(&state).unwrap();
+    // pid 1 always runs.
+    std::fs::write(state.join("lock"), "1\nlab up\n").unwrap();
+    let output = lab.up(&[]).await;
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    assert!(
+        output.stderr.contains("another canary-lab command (pid 1, `lab up`)"),
+        "{}",
+        output.stderr
+    );
+    assert!(lab.kube.writes().is_empty());
+}
+
+fn saved_models(root: &Path) {
+    for model in ["resnet50", "resnet101"] {
+        let dir = root.join(model).join("1");
+        std::fs::create_dir_all(dir.join("variables")).unwrap();
+        std::fs::write(dir.join("saved_model.pb"), b"pb").unwrap();
+        std::fs::write(dir.join("variables/variables.index"), b"index").unwrap();
+    }
+}
+
+#[tokio::test]
+async fn host_models_are_copied_into_the_node_file_by_file() {
+    let lab = Lab::start("docker").await;
+    let models = tempfile::tempdir().unwrap();
+    saved_models(models.path());
+    lab.tools.on(
+        "minikube",
+        &["-p", PROFILE, "ssh"],
+        Rule {
+            code: 1,
+            ..Rule::default()
+        },
+    );
+    lab.tools.on("minikube", &["-p", PROFILE, "cp"], Rule::default());
+    let source = format!("host:{}", models.path().display());
+    let output = lab.up(&["--stage", "stable", "--models", &source]).await;
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let copies: Vec<Vec<String>> = lab
+        .tools
+        .calls("minikube")
+        .into_iter()
+        .filter(|argv| argv.get(2).map(String::as_str) == Some("cp"))
+        .collect();
+    assert_eq!(copies.len(), 4, "{copies:?}");
+    assert_eq!(
+        copies[0],
+        [
+            "-p".to_string(),
+            PROFILE.to_string(),
+            "cp".to_string(),
+            models.path().join("resnet50/1/saved_model.pb").display().to_string(),
+            "/data/canary-lab/models/resnet50/1/saved_model.pb".to_string(),
+        ]
+    );
+    assert!(
+        lab.kube.object("jobs", "tf-serving", "export-models").is_none(),
+        "no export Job"
+    );
+}
+
+#[tokio::test]
+async fn host_models_with_the_none_driver_are_mounted_as_they_are() {
+    let lab = Lab::start("none").await;
+    let models = tempfile::tempdir().unwrap();
+    saved_models(models.path());
+    let source = format!("host:{}", models.path().display());
+    let output = lab.up(&["--stage", "stable", "--models", &source]).await;
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let deployment = lab
+        .kube
+        .object("deployments", "tf-serving", "image-classifier-resnet50")
+        .unwrap();
+    let mounted = models.path().canonicalize().unwrap().join("resnet50");
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["volumes"][0]["hostPath"]["path"],
+        mounted.display().to_string()
+    );
+    // A later stage keeps the mount.
+    let output = run(lab.cli(&["lab", "stage", "canary-deployed", "--no-assert"])).await;
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let canary = lab
+        .kube
+        .object("deployments", "tf-serving", "image-classifier-resnet101")
+        .unwrap();
+    assert_eq!(
+        canary["spec"]["template"]["spec"]["volumes"][0]["hostPath"]["path"],
+        models
+            .path()
+            .canonicalize()
+            .unwrap()
+            .join("resnet101")
+            .display()
+            .to_string()
+    );
+    // Back to the default `--models export`: the Deployments mount the node's export directory again.
+    let output = lab.up(&["--stage", "stable"]).await;
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let deployment = lab
+        .kube
+        .object("deployments", "tf-serving", "image-classifier-resnet50")
+        .unwrap();
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["volumes"][0]["hostPath"]["path"],
+        "/data/canary-lab/models/resnet50"
+    );
+}
+
+#[tokio::test]
+async fn a_host_directory_without_the_layout_is_refused_before_anything_is_copied() {
+    let lab = Lab::start("docker").await;
+    let models = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(models.path().join("resnet50/1")).unwrap();
+    let source = format!("host:{}", models.path().display());
+    let output = lab.up(&["--models", &source]).await;
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    assert!(
+        output
+            .stderr
+            .contains("does not hold the models as TF Serving needs them"),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("resnet50/1/saved_model.pb is missing"),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        lab.tools
+            .calls("minikube")
+            .iter()
+            .all(|argv| !argv.contains(&"cp".to_string()))
+    );
+}
+
+#[tokio::test]
+async fn a_tunnel_that_exits_is_detected_and_reported() {
+    let lab = Lab::start("docker").await;
+    lab.tools.on(
+        "minikube",
+        &["tunnel"],
+        Rule {
+            stderr: "❌  Exiting due to SVC_TUNNEL_START: sudo: a password is required\n".into(),
+            code: 1,
+            sleep_ms: 200,
+            ..Rule::default()
+        },
+    );
+    let args = lab.up_args(&["--stage", "stable"]);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let ingress = args.iter().position(|arg| *arg == "--ingress").unwrap();
+    args[ingress + 1] = "tunnel";
+    let output = run(lab.cli(&args)).await;
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    assert!(
+        output
+            .stderr
+            .contains("`minikube tunnel` exited (exit code 1) before the ingress gateway got an external address"),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("sudo: a password is required"),
+        "the tunnel's log is shown:\n{}",
+        output.stderr
+    );
+    assert!(
+        lab.tools
+            .calls("minikube")
+            .contains(&["tunnel", "-p", PROFILE].map(String::from).to_vec()),
+        "{:?}",
+        lab.tools.calls("minikube")
+    );
+    assert_eq!(lab.state_file("tunnel.pid"), None, "a dead tunnel's pid is forgotten");
+}
+
+#[tokio::test]
+async fn the_tunnel_runs_in_the_background_is_reused_and_down_all_stops_it() {
+    let lab = Lab::start("docker").await;
+    let port: u16 = lab.gateway.url().rsplit(':').next().unwrap().parse().unwrap();
+    lab.kube.tunnel_gives_address("127.0.0.1", port);
+    lab.tools.on(
+        "minikube",
+        &["tunnel"],
+        Rule {
+            stdout: "Status:\n\tmachine: lab\n\tapiserver: Running\n".into(),
+            http_get: Some(format!("{}/fake/tunnel-up", lab.kube.url())),
+            // A tunnel runs until stopped; `lab down --all` stops this one long before.
+            sleep_ms: 120_000,
+            ..Rule::default()
+        },
+    );
+    let args = lab.up_args(&["--stage", "stable"]);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let ingress = args.iter().position(|arg| *arg == "--ingress").unwrap();
+    args[ingress + 1] = "auto"; // password-less sudo is scripted, so auto picks the tunnel
+    let output = run(lab.cli(&args)).await;
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert!(
+        output.stderr.contains(&format!("{} via tunnel", lab.gateway.url())),
+        "{}",
+        output.stderr
+    );
+    let pid: u32 = lab
+        .state_file("tunnel.pid")
+        .expect("the tunnel's pid is recorded")
+        .parse()
+        .unwrap();
+    assert!(
+        Path::new(&format!("/proc/{pid}")).exists(),
+        "the tunnel outlives `lab up`"
+    );
+    assert_eq!(lab.state_file("ingress-url"), Some(lab.gateway.url()));
+
+    let again = run(lab.cli(&args)).await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let tunnels = lab
+        .tools
+        .calls("minikube")
+        .iter()
+        .filter(|argv| argv[0] == "tunnel")
+        .count();
+    assert_eq!(tunnels, 1, "the running tunnel is reused");
+
+    let status = run(lab.cli(&["lab", "status"])).await;
+    assert_eq!(status.code, 0, "{}\n{}", status.stdout, status.stderr);
+    let tunnel_line = status
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("tunnel"))
+        .unwrap_or_default();
+    assert!(
+        tunnel_line.ends_with(&format!("pid {pid} running")),
+        "{}",
+        status.stdout
+    );
+    let stage_line = status
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("stage"))
+        .unwrap_or_default();
+    assert!(stage_line.ends_with("stable"), "{}", status.stdout);
+
+    let istioctl = lab.tools.istioctl_path();
+    let down = run(lab.cli(&["lab", "down", "--all", "--istioctl", istioctl.to_str().unwrap()])).await;
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    assert!(
+        down.stdout.contains(&format!("minikube tunnel (pid {pid}) stopped")),
+        "{}",
+        down.stdout
+    );
+    let stopped = async {
+        while Path::new(&format!("/proc/{pid}/status")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .unwrap_or_default()
+                .contains("zombie")
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), stopped)
+        .await
+        .expect("the tunnel stopped");
+    assert_eq!(lab.state_file("tunnel.pid"), None);
+}
+
+#[tokio::test]
+async fn ctrl_c_stops_up_and_releases_the_lock() {
+    let lab = Lab::start("docker").await;
+    lab.kube
+        .scenario("image-classifier-resnet50", Scenario::ImagePullBackOff);
+    let args = lab.up_args(&["--rollout-timeout", "600"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = lab.cli(&args).spawn();
+    let watching = async {
+        loop {
+            let watched = lab.kube.requests().iter().any(|request| {
+                request.path() == "/apis/apps/v1/namespaces/tf-serving/deployments"
+                    && request.uri.contains("watch=true")
+            });
+            if watched {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), watching)
+        .await
+        .expect("lab up reached the rollout wait");
+    #[allow(clippy::disallowed_methods)] // The test sends SIGINT as a terminal's Ctrl-C would.
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "interrupted is 'not in the required state'");
+    assert_eq!(lab.state_file("lock"), None, "the lock is released");
+    assert_eq!(lab.state_file("active-stage"), None, "no stage was recorded half-way");
+}
+
+#[tokio::test]
+async fn istio_that_never_becomes_available_is_diagnosed() {
+    let lab = Lab::start("docker").await;
+    lab.kube.scenario("istiod", Scenario::ImagePullBackOff);
+    let output = lab.up(&["--istio-timeout", "2"]).await;
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    assert!(
+        output
+            .stderr
+            .contains("… waiting for istiod and istio-ingressgateway to be available (at most 2s)")
+    );
+    assert!(
+        output.stderr.contains(
+            "waiting for Istio's istiod: Deployment/istiod in namespace \"istio-system\" was not rolled out after 2s"
+        ),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("waiting (ImagePullBackOff)"),
+        "{}",
+        output.stderr
+    );
+}
+
+#[tokio::test]
+async fn a_stage_applies_then_hands_over_to_the_assertions_which_are_not_wired_yet() {
+    let lab = Lab::start("docker").await;
+    let output = lab.up(&["--stage", "stable"]).await;
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    let output = run(lab.cli(&["lab", "stage", "split-70-30"])).await;
+    assert!(
+        output.stdout.contains("virtualservice/image-classifier configured"),
+        "{}",
+        output.stdout
+    );
+    assert_eq!(lab.state_file("active-stage").as_deref(), Some("split-70-30"));
+    assert_eq!(output.code, 2, "no fake pass: {}", output.stderr);
+    assert!(
+        output
+            .stderr
+            .contains("stage assertions (`lab check`)` is not implemented yet"),
+        "{}",
+        output.stderr
+    );
+
+    let reset = run(lab.cli(&["lab", "reset"])).await;
+    assert_eq!(reset.code, 0, "{}", reset.stderr);
+    assert!(
+        reset.stdout.contains("deployment/image-classifier-resnet101 deleted"),
+        "{}",
+        reset.stdout
+    );
+    assert!(
+        reset.stdout.contains("deployment/image-classifier-resnet50 unchanged"),
+        "{}",
+        reset.stdout
+    );
+    assert!(reset.stdout.contains("stage \"stable\" is active"), "{}", reset.stdout);
+}
+
+#[tokio::test]
+async fn without_password_less_sudo_auto_port_forwards_to_a_gateway_pod() {
+    let lab = Lab::start("docker").await;
+    let tools = FakeTools::new();
+    tools.script_minikube(&MinikubeCluster::healthy(PROFILE));
+    tools.script_sudo(false);
+    tools.script_istioctl("1.12.7", &lab.kube.url());
+    let lab = Lab { tools, ..lab };
+    lab.kube.port_forward_to(lab.gateway.addr());
+    let args = lab.up_args(&["--stage", "stable"]);
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let ingress = args.iter().position(|arg| *arg == "--ingress").unwrap();
+    args[ingress + 1] = "auto";
+    let output = run(lab.cli(&args)).await;
+    assert_eq!(output.code, 0, "{}", output.stderr);
+    assert!(
+        output
+            .stderr
+            .contains("via port-forward (open while this command runs)"),
+        "{}",
+        output.stderr
+    );
+    assert_eq!(
+        lab.gateway.received(),
+        1,
+        "the prediction went through the port-forward"
+    );
+    let forwarded = lab.kube.requests().into_iter().any(|request| {
+        request
+            .path()
+            .starts_with("/api/v1/namespaces/istio-system/pods/istio-ingressgateway-")
+            && request.path().ends_with("/portforward")
+            && request.uri.contains("ports=8080")
+    });
+    assert!(forwarded, "{:#?}", lab.kube.requests());
+    assert!(lab.tools.calls("minikube").iter().all(|argv| argv[0] != "tunnel"));
+}

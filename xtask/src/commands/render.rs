@@ -1,0 +1,16 @@
+//! `lab render [--stage NAME]`: print, as multi-document YAML, exactly what `lab up` (or a stage) applies.
+
+use lab::stage_apply::render_set;
+use lab::stages::LabDefinition;
+use lab::{CommandStatus, Settings};
+
+use crate::CommandResult;
+use crate::flags::RenderFlags;
+
+/// Prints the objects.
+pub(crate) fn run(settings: &Settings, flags: &RenderFlags) -> CommandResult {
+    let lab = LabDefinition::load_default()?;
+    let manifests = render_set(settings, &lab, flags.stage.as_deref())?;
+    print!("{}", lab::manifests::render(&manifests));
+    Ok(CommandStatus::Ok)
+}
