@@ -21,6 +21,8 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::attribution::References;
+use crate::payload::{PayloadKind, build_payload};
+use crate::predict::{DEFAULT_IMAGE, PredictClient};
 use crate::probe::{ErrorKind, Flow, Observation, Outcome, Probe, ProbeConfig, RunEnd};
 use crate::report::{AssertionReport, ErrorCount, Expectation, LatencySummary, StageReport, Verdict, VersionStats};
 use crate::routing::VirtualServiceSpec;
@@ -123,6 +125,29 @@ pub fn rfc3339_utc(time: std::time::SystemTime) -> String {
         of_day % 3600 / 60,
         of_day % 60
     )
+}
+
+/// The request body for `image` (a JPEG or PNG file's bytes): of `kind`, or, without one, of the kind the model's
+/// metadata asks for (read through the ingress, as `lab predict --payload auto` does).
+pub async fn payload_body(url: &str, kind: Option<PayloadKind>, image: &[u8]) -> anyhow::Result<Bytes> {
+    let kind = match kind {
+        Some(kind) => kind,
+        None => {
+            // The metadata lives next to the predict path, at the ingress's root.
+            let predict_url = predict_url(url)?;
+            let base = predict_url.trim_end_matches(PREDICT_PATH);
+            PredictClient::new(base)?.payload_kind_from_metadata().await?
+        }
+    };
+    let payload = build_payload(kind, image).with_context(|| format!("building the {} payload", kind.as_str()))?;
+    Ok(payload.body)
+}
+
+/// A stage's assertions as `lab up` and `lab stage` run them against `ingress_url`: the lab's Grace Hopper image with
+/// the payload the model's metadata asks for, and the default concurrency, timeouts and error rate.
+pub async fn run_stage(lab: &LabDefinition, stage: &Stage, ingress_url: &str) -> anyhow::Result<StageReport> {
+    let body = payload_body(ingress_url, None, DEFAULT_IMAGE).await?;
+    check_stage(lab, stage, &CheckConfig::new(ingress_url, body)).await
 }
 
 /// Runs every assertion of `stage` against `config.url`.

@@ -414,3 +414,15 @@ fn the_envoy_bootstrap_follows_the_virtual_service_as_istiod_would() {
     let endpoints = &stable["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"];
     assert_eq!(endpoints.as_array().unwrap().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_stage_picks_the_payload_from_the_metadata_as_lab_up_does() {
+    // With a `serving_bytes` signature the body is the image file itself (small), as `lab up` would send it.
+    let models = Models::start_with_bytes_signature().await;
+    let envoy = Envoy::start(&StageRouting::of_stage("focused"), &models.both()).await;
+    let lab = LabDefinition::load_default().unwrap();
+    let report = lab::checks::run_stage(&lab, lab.stage("focused").unwrap(), &envoy.url())
+        .await
+        .unwrap();
+    assert_eq!(report.verdict, Verdict::Pass, "{}", show(&report));
+}

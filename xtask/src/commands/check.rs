@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use lab::checks::{self, CheckConfig};
-use lab::payload::{PayloadKind, build_payload};
-use lab::predict::{DEFAULT_IMAGE, PredictClient};
+use lab::payload::PayloadKind;
+use lab::predict::DEFAULT_IMAGE;
 use lab::report::{RunReport, Verdict, render_human, render_json};
 use lab::stages::LabDefinition;
 use lab::{CommandStatus, Format, Settings};
@@ -35,18 +35,13 @@ pub(crate) async fn run(settings: &Settings, flags: &CheckFlags) -> CommandResul
         None => DEFAULT_IMAGE.to_vec(),
     };
     let kind = match flags.payload {
-        PayloadFlag::Raw => PayloadKind::Raw,
-        PayloadFlag::Keras => PayloadKind::Keras,
-        PayloadFlag::Bytes => PayloadKind::Bytes,
-        PayloadFlag::Auto => {
-            // The metadata lives next to the predict path, at the ingress's root.
-            let predict_url = checks::predict_url(url)?;
-            let base = predict_url.trim_end_matches(checks::PREDICT_PATH);
-            PredictClient::new(base)?.payload_kind_from_metadata().await?
-        }
+        PayloadFlag::Auto => None,
+        PayloadFlag::Raw => Some(PayloadKind::Raw),
+        PayloadFlag::Keras => Some(PayloadKind::Keras),
+        PayloadFlag::Bytes => Some(PayloadKind::Bytes),
     };
-    let payload = build_payload(kind, &image).with_context(|| format!("building the {} payload", kind.as_str()))?;
-    let mut config = CheckConfig::new(url, payload.body);
+    let body = checks::payload_body(url, kind, &image).await?;
+    let mut config = CheckConfig::new(url, body);
     config.concurrency = flags.concurrency as usize;
     config.request_timeout = Duration::from_millis(flags.timeout_ms);
     config.max_error_rate = flags.max_error_rate;
