@@ -41,8 +41,10 @@ pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.01;
 pub const DEFAULT_SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The default deadline of one assertion.
 pub const DEFAULT_ASSERTION_TIMEOUT: Duration = Duration::from_secs(600);
-/// Consecutive responses from the expected version that show an exact stage's routes are in effect.
-pub const SETTLE_STREAK: u32 = 10;
+/// Consecutive responses from the expected version that show an exact stage's routes are in effect. Long enough
+/// that the previous stage's routes cannot fake it: from a 70/30 split, 50 in a row from the 70% side happen with
+/// probability 0.7⁵⁰ ≈ 2·10⁻⁸ at any point.
+pub const SETTLE_STREAK: u32 = 50;
 /// The pause between settle probes after a response that does not match yet.
 const SETTLE_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// A share assertion settles once it has seen the versions it expects, or after this many responses.
@@ -259,7 +261,7 @@ pub async fn check_assertion(
     report
 }
 
-/// Probes one request at a time until [`SETTLE_STREAK`] consecutive responses come from `expected`, or fails with
+/// Probes until [`SETTLE_STREAK`] consecutive responses come from `expected`, or fails at the settle timeout with
 /// a message naming the stage, the expectation and what was seen (and the settle requests' tally for the report).
 async fn settle_exact(
     stage: &str,
@@ -272,27 +274,24 @@ async fn settle_exact(
     let mut streak = 0;
     let mut seen: BTreeMap<String, u64> = BTreeMap::new();
     let mut tally = Tally::default();
-    loop {
-        let observation = match tokio::time::timeout_at(deadline, probe.send_one()).await {
-            Ok(observation) => observation,
-            Err(_elapsed) => break,
-        };
-        tally.add(&observation);
-        *seen.entry(outcome_label(&observation.outcome)).or_insert(0) += 1;
-        let matches = matches!(&observation.outcome, Outcome::Answered { version } if version == expected);
-        if matches {
-            streak += 1;
-            if streak >= SETTLE_STREAK {
-                return Ok(());
+    // Responses in arrival order, `concurrency` at a time; the deadline bounds it, the streak ends it.
+    let summary = probe
+        .run(u64::MAX, deadline, |observation| {
+            tally.add(&observation);
+            *seen.entry(outcome_label(&observation.outcome)).or_insert(0) += 1;
+            let matches = matches!(&observation.outcome, Outcome::Answered { version } if version == expected);
+            streak = match matches {
+                true => streak + 1,
+                false => 0,
+            };
+            match streak >= SETTLE_STREAK {
+                true => Flow::Stop,
+                false => Flow::Continue,
             }
-            continue;
-        }
-        streak = 0;
-        let next_poll = (Instant::now() + SETTLE_POLL_INTERVAL).min(deadline);
-        tokio::time::sleep_until(next_poll).await;
-        if Instant::now() >= deadline {
-            break;
-        }
+        })
+        .await;
+    if summary.end == RunEnd::Stopped {
+        return Ok(());
     }
     let seen_text: Vec<String> = seen.iter().map(|(label, count)| format!("{label} ×{count}")).collect();
     let seen_text = match seen_text.is_empty() {
