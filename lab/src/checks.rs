@@ -29,8 +29,8 @@ use crate::routing::VirtualServiceSpec;
 use crate::stages::{AssertionSpec, LabDefinition, Stage};
 use crate::stats::{self, ShareTest, ShareTestConfig};
 
-/// The path the lab's predictions go to (as in the original lab).
-pub const PREDICT_PATH: &str = "/v1/models/image_classifier/versions/1:predict";
+/// The path the lab's predictions go to (as in the original lab); defined with the payloads.
+pub use crate::payload::PREDICT_PATH;
 /// The smallest leak an exact assertion is sized to catch.
 pub const LEAK_SHARE: f64 = 0.05;
 /// The probability with which an exact assertion may miss such a leak.
