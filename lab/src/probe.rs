@@ -170,6 +170,8 @@ impl Probe {
         let client = crate::http::client_builder(config.request_timeout)
             .default_headers(headers)
             .pool_max_idle_per_host(config.concurrency.max(1))
+            // The ingress speaks plain HTTP/1.1 (as the original lab's curl did); no protocol negotiation per pool.
+            .http1_only()
             .build()
             .context("building the HTTP client")?;
         Ok(Probe { client, config, url })
