@@ -19,7 +19,7 @@ use crate::cluster::{Cluster, LAB_NAMESPACE};
 use crate::manifests::Manifest;
 use crate::models::{EXPORT_JOB, EXPORT_SCRIPT_CONFIGMAP, mount_host_dir};
 use crate::stages::{LabDefinition, Stage};
-use crate::{LabError, Settings, state};
+use crate::{Settings, state};
 
 /// `<state_dir>/models-host-dir`: with the `none` driver, the host directory the Deployments mount.
 pub const MODELS_HOST_DIR_FILE: &str = "models-host-dir";
@@ -207,16 +207,16 @@ async fn restart(cluster: &Cluster, namespace: &str, name: &str) -> anyhow::Resu
 }
 
 /// THE place where a stage's assertions run, after the stage is applied and rolled out: send traffic through
-/// `ingress_url` and judge where it went.
-///
-/// LEAD: wire the traffic helper's `lab check` here (e.g. `crate::check::run_stage(stage, ingress_url).await`).
-/// Until then it says so and fails (exit 2): never a fake pass. `--no-assert` skips this call.
-pub async fn assert_stage(stage: &Stage, ingress_url: &str) -> anyhow::Result<()> {
-    let _ = (stage, ingress_url);
-    Err(LabError::NotImplemented {
-        command: "stage assertions (`lab check`)".to_string(),
-    }
-    .into())
+/// `ingress_url` and judge where it went (`lab::checks`, the same code as `lab check`). The caller decides what a
+/// verdict other than pass means; `--no-assert` skips this call.
+pub async fn assert_stage(
+    lab: &LabDefinition,
+    stage: &Stage,
+    ingress_url: &str,
+) -> anyhow::Result<crate::report::StageReport> {
+    crate::checks::run_stage(lab, stage, ingress_url)
+        .await
+        .with_context(|| format!("asserting stage \"{}\" through {ingress_url}", stage.name))
 }
 
 /// What `lab render` prints: with `stage`, that stage's objects; without, the bring-up set `lab up` applies with

@@ -95,6 +95,16 @@ pub struct UpReport {
     pub ingress_kind: String,
     /// The stage the lab is at.
     pub active_stage: String,
+    /// The traffic checks of the stages asserted in this run, in order. `lab up` stops after the first stage
+    /// whose verdict is not pass, so only the last one can have failed.
+    pub checks: Vec<crate::report::StageReport>,
+}
+
+impl UpReport {
+    /// Pass when every asserted stage passed (or nothing was asserted).
+    pub fn verdict(&self) -> crate::report::Verdict {
+        crate::report::Verdict::combine(self.checks.iter().map(|check| check.verdict))
+    }
 }
 
 struct Steps<'a> {
@@ -350,6 +360,7 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
 
     // The stages.
     let mut active = recorded.clone().unwrap_or_else(|| DEFAULT_RESET_STAGE.to_string());
+    let mut checks = Vec::new();
     for (index, stage) in walk.iter().enumerate() {
         let step = format!("stage {}", stage.name);
         let started = steps.start(&step);
@@ -363,8 +374,17 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
         let (outcome, detail) = summarize(&report.changes, "");
         let detail = match options.assertions {
             Assertions::Run => {
-                stage_apply::assert_stage(stage, &opened.url).await?;
-                format!("{detail}; assertions passed")
+                let check = stage_apply::assert_stage(&lab, stage, &opened.url).await?;
+                let requests: u64 = check.assertions.iter().map(|assertion| assertion.requests).sum();
+                let verdict = check.verdict;
+                checks.push(check);
+                let detail = format!("{detail}; assertions: {} ({requests} requests)", verdict.as_str());
+                if verdict != crate::report::Verdict::Pass {
+                    // Stop here: the next stage builds on this one, and the report says what went wrong.
+                    steps.finish(&step, started, outcome, detail);
+                    break;
+                }
+                detail
             }
             Assertions::Skip => format!("{detail}; assertions skipped (--no-assert)"),
         };
@@ -375,6 +395,7 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
         ingress_url: opened.url.clone(),
         ingress_kind: opened.kind.to_string(),
         active_stage: active,
+        checks,
     })
 }
 

@@ -124,6 +124,9 @@ pub struct UpFlags {
     /// How to reach the ingress gateway: auto, tunnel, port-forward, or an http:// URL you already have.
     #[arg(long, value_name = "MODE", default_value = "auto")]
     pub ingress: String,
+    /// Where to write the stages' assertion results besides stdout.
+    #[command(flatten)]
+    pub reports: ReportFlags,
 }
 
 /// `lab stage`
@@ -137,6 +140,9 @@ pub struct StageFlags {
     /// Seconds each Deployment may take to roll out.
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub rollout_timeout: u64,
+    /// Where to write the assertion results besides stdout.
+    #[command(flatten)]
+    pub reports: ReportFlags,
 }
 
 /// `lab reset`
@@ -179,6 +185,23 @@ pub struct CheckFlags {
     /// The kind of request body (auto: ask the model's metadata through the ingress).
     #[arg(long, value_enum, default_value_t = PayloadFlag::Auto)]
     pub payload: PayloadFlag,
+    /// Where to write the results besides stdout.
+    #[command(flatten)]
+    pub reports: ReportFlags,
+}
+
+/// Report files written besides stdout by the commands that assert stages.
+#[derive(Debug, Args)]
+pub struct ReportFlags {
+    /// Write the results as JSON (schema: assets/report.schema.json).
+    #[arg(long, value_name = "PATH.json")]
+    pub report: Option<PathBuf>,
+    /// Write one JUnit test case per stage assertion, for CI dashboards.
+    #[arg(long, value_name = "PATH.xml")]
+    pub junit: Option<PathBuf>,
+    /// Write a self-contained HTML page with a chart of each stage's split.
+    #[arg(long, value_name = "PATH.html")]
+    pub html: Option<PathBuf>,
 }
 
 /// `lab predict`

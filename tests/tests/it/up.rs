@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use canary_lab_tests::cli::{Cli, CliOutput};
+use canary_lab_tests::envoy::{Envoy, StageRouting};
 use canary_lab_tests::fake_kube::{FakeKube, Scenario};
 use canary_lab_tests::fake_tools::{FakeTools, MinikubeCluster, Rule};
 use canary_lab_tests::smoke_server::SmokeServer;
@@ -706,11 +707,27 @@ async fn istio_that_never_becomes_available_is_diagnosed() {
     );
 }
 
-#[tokio::test]
-async fn a_stage_applies_then_hands_over_to_the_assertions_which_are_not_wired_yet() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stages_are_asserted_through_the_gateway_and_fail_when_it_does_not_route_as_they_say() {
     let lab = Lab::start("docker").await;
-    let output = lab.up(&["--stage", "stable"]).await;
-    assert_eq!(output.code, 0, "{}", output.stderr);
+    let models = crate::traffic::Models::start_with_bytes_signature().await;
+    // The gateway is real Envoy in front of the two stand-in models, routing as the `stable` stage says.
+    let stable_gateway = Envoy::start(&StageRouting::of_stage("stable"), &models.stable_only()).await;
+    let mut args: Vec<String> = lab.up_args(&["--stage", "stable"]);
+    args.retain(|arg| arg != "--no-assert");
+    let url_position = args.iter().position(|arg| arg == "--ingress").unwrap() + 1;
+    args[url_position] = stable_gateway.url();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = run(lab.cli(&args)).await;
+    assert_eq!(output.code, 0, "{}\n{}", output.stdout, output.stderr);
+    assert!(output.stdout.contains("stage stable: pass"), "{}", output.stdout);
+    assert!(
+        output.stderr.contains("assertions: pass (270 requests)"),
+        "{}",
+        output.stderr
+    );
+
+    // The gateway still routes as `stable`: applying split-70-30 succeeds, its assertion fails (exit 1).
     let output = run(lab.cli(&["lab", "stage", "split-70-30"])).await;
     assert!(
         output.stdout.contains("virtualservice/image-classifier configured"),
@@ -718,16 +735,40 @@ async fn a_stage_applies_then_hands_over_to_the_assertions_which_are_not_wired_y
         output.stdout
     );
     assert_eq!(lab.state_file("active-stage").as_deref(), Some("split-70-30"));
-    assert_eq!(output.code, 2, "no fake pass: {}", output.stderr);
-    assert!(
-        output
-            .stderr
-            .contains("stage assertions (`lab check`)` is not implemented yet"),
-        "{}",
-        output.stderr
-    );
+    assert_eq!(output.code, 1, "{}\n{}", output.stdout, output.stderr);
+    assert!(output.stdout.contains("stage split-70-30: fail"), "{}", output.stdout);
 
-    let reset = run(lab.cli(&["lab", "reset"])).await;
+    // A gateway that routes 70/30 passes, and the reports are written.
+    let split_gateway = Envoy::start(&StageRouting::of_stage("split-70-30"), &models.both()).await;
+    std::fs::write(
+        lab.home.path().join("state").join(PROFILE).join("ingress-url"),
+        split_gateway.url(),
+    )
+    .unwrap();
+    let report = lab.home.path().join("report.json");
+    let junit = lab.home.path().join("report.xml");
+    let output = run(lab.cli(&[
+        "lab",
+        "stage",
+        "split-70-30",
+        "--report",
+        report.to_str().unwrap(),
+        "--junit",
+        junit.to_str().unwrap(),
+    ]))
+    .await;
+    assert_eq!(output.code, 0, "{}\n{}", output.stdout, output.stderr);
+    assert!(
+        output.stdout.contains("virtualservice/image-classifier unchanged"),
+        "{}",
+        output.stdout
+    );
+    assert!(output.stdout.contains("stage split-70-30: pass"), "{}", output.stdout);
+    let written: lab::report::RunReport = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(written.stages[0].stage, "split-70-30");
+    assert!(std::fs::read_to_string(&junit).unwrap().contains("<testsuites"));
+
+    let reset = run(lab.cli(&["lab", "reset", "--rollout-timeout", "10"])).await;
     assert_eq!(reset.code, 0, "{}", reset.stderr);
     assert!(
         reset.stdout.contains("deployment/image-classifier-resnet101 deleted"),

@@ -61,6 +61,7 @@ pub(crate) async fn run(settings: &Settings, flags: &CheckFlags) -> CommandResul
         Format::Json => println!("{}", render_json(&report)),
         Format::Human => print!("{}", render_human(&report)),
     }
+    super::reports::write_reports(&flags.reports, &report)?;
     match report.verdict {
         Verdict::Pass => Ok(CommandStatus::Ok),
         Verdict::Fail | Verdict::Inconclusive => Ok(CommandStatus::NotReady),

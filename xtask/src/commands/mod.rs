@@ -7,6 +7,7 @@ mod down;
 mod istio;
 mod predict;
 mod render;
+mod reports;
 mod reset;
 mod stage;
 mod stages;

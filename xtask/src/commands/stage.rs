@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use lab::cluster::Cluster;
 use lab::output::to_json;
+use lab::report::{RunReport, Verdict, render_human, render_json};
 use lab::stage_apply::{StageReport, apply_stage, assert_stage};
 use lab::stages::LabDefinition;
 use lab::state::LabLock;
@@ -18,6 +19,7 @@ pub(crate) async fn run(settings: &Settings, flags: &StageFlags) -> CommandResul
     let stage = lab.stage(&flags.name)?;
     let _lock = LabLock::acquire(settings, "lab stage")?;
     let cluster = Cluster::connect(settings).await?;
+    let started_at = lab::checks::rfc3339_utc(std::time::SystemTime::now());
     let report = apply_stage(
         settings,
         &cluster,
@@ -34,7 +36,21 @@ pub(crate) async fn run(settings: &Settings, flags: &StageFlags) -> CommandResul
                 "run `cargo xtask lab up` first, or pass --no-assert",
             )
         })?;
-        assert_stage(stage, &url).await?;
+        let check = assert_stage(&lab, stage, &url).await?;
+        let report = RunReport {
+            url,
+            started_at,
+            verdict: check.verdict,
+            stages: vec![check],
+        };
+        match settings.format {
+            Format::Json => println!("{}", render_json(&report)),
+            Format::Human => print!("{}", render_human(&report)),
+        }
+        super::reports::write_reports(&flags.reports, &report)?;
+        if report.verdict != Verdict::Pass {
+            return Ok(CommandStatus::NotReady);
+        }
     }
     Ok(CommandStatus::Ok)
 }

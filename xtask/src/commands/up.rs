@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use lab::output::to_json;
+use lab::report::{RunReport, Verdict, render_human};
 use lab::up::{Assertions, Progress, StepOutcome, StepRecord, UpOptions, up};
 use lab::{CommandStatus, Format, LabError, Settings};
 
@@ -52,6 +53,7 @@ pub(crate) async fn run(settings: &Settings, flags: &UpFlags) -> CommandResult {
             false => Assertions::Run,
         },
     };
+    let started_at = lab::checks::rfc3339_utc(std::time::SystemTime::now());
     let report = tokio::select! {
         report = up(settings, &options, &StderrProgress) => report?,
         _ = tokio::signal::ctrl_c() => {
@@ -63,6 +65,12 @@ pub(crate) async fn run(settings: &Settings, flags: &UpFlags) -> CommandResult {
             }
             .into());
         }
+    };
+    let checks = RunReport {
+        url: report.ingress_url.clone(),
+        started_at,
+        verdict: report.verdict(),
+        stages: report.checks.clone(),
     };
     match settings.format {
         Format::Json => println!("{}", to_json(&report)),
@@ -77,11 +85,22 @@ pub(crate) async fn run(settings: &Settings, flags: &UpFlags) -> CommandResult {
                 0 => "nothing to change".to_string(),
                 count => format!("{count} step(s) changed something"),
             };
+            if !checks.stages.is_empty() {
+                print!("{}", render_human(&checks));
+            }
+            let state = match checks.verdict {
+                Verdict::Pass => "is up",
+                Verdict::Fail | Verdict::Inconclusive => "is NOT as its stage says",
+            };
             println!(
-                "the lab is up at stage \"{}\": {} (via {}); {summary}, {total:.1}s",
+                "the lab {state} at stage \"{}\": {} (via {}); {summary}, {total:.1}s",
                 report.active_stage, report.ingress_url, report.ingress_kind
             );
         }
     }
-    Ok(CommandStatus::Ok)
+    super::reports::write_reports(&flags.reports, &checks)?;
+    match checks.verdict {
+        Verdict::Pass => Ok(CommandStatus::Ok),
+        Verdict::Fail | Verdict::Inconclusive => Ok(CommandStatus::NotReady),
+    }
 }
