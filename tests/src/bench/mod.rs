@@ -58,17 +58,8 @@ impl BenchResult {
         max_ratio: f64,
     ) -> BenchResult {
         let ratio = ours / baseline;
-        BenchResult {
-            name: name.to_string(),
-            ours,
-            baseline,
-            baseline_name: baseline_name.to_string(),
-            unit: unit.to_string(),
-            ratio,
-            target: format!("<= {max_ratio}"),
-            meets_target: ratio <= max_ratio,
-            notes: String::new(),
-        }
+        let target = (format!("<= {max_ratio}"), ratio <= max_ratio);
+        BenchResult::measured(name, (ours, baseline), baseline_name, unit, target)
     }
 
     /// A result whose target is `ratio >= min_ratio` (higher is better).
@@ -81,15 +72,28 @@ impl BenchResult {
         min_ratio: f64,
     ) -> BenchResult {
         let ratio = ours / baseline;
+        let target = (format!(">= {min_ratio}"), ratio >= min_ratio);
+        BenchResult::measured(name, (ours, baseline), baseline_name, unit, target)
+    }
+
+    /// The common part of [`BenchResult::at_most`] and [`BenchResult::at_least`]: `target` is its text and whether
+    /// the ratio meets it.
+    fn measured(
+        name: &str,
+        (ours, baseline): (f64, f64),
+        baseline_name: &str,
+        unit: &str,
+        (target, meets_target): (String, bool),
+    ) -> BenchResult {
         BenchResult {
             name: name.to_string(),
             ours,
             baseline,
             baseline_name: baseline_name.to_string(),
             unit: unit.to_string(),
-            ratio,
-            target: format!(">= {min_ratio}"),
-            meets_target: ratio >= min_ratio,
+            ratio: ours / baseline,
+            target,
+            meets_target,
             notes: String::new(),
         }
     }
