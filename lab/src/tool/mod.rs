@@ -209,7 +209,9 @@ impl ToolCommand {
         }
     }
 
-    /// Starts the command in the background with stdout and stderr appended to `log_path`.
+    /// Starts the command in the background with stdout and stderr appended to `log_path`, in a process group of
+    /// its own: a Ctrl-C in the terminal stops the command that started it, not this long-lived process (the
+    /// caller records its pid and stops it explicitly, as `lab down --all` does with the tunnel).
     pub fn spawn_logged(&self, log_path: &Path) -> Result<duct::Handle, ToolError> {
         tracing::debug!(command = %self.command_line(), log = %log_path.display(), "starting in the background");
         let log = std::fs::OpenOptions::new()
@@ -230,6 +232,10 @@ impl ToolCommand {
             .stdin_null()
             .stdout_file(log)
             .stderr_file(log_for_stderr)
+            .before_spawn(|command| {
+                std::os::unix::process::CommandExt::process_group(command, 0);
+                Ok(())
+            })
             .unchecked()
             .start()
             .map_err(|error| self.spawn_error(error))
