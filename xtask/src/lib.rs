@@ -32,10 +32,38 @@ pub fn main() -> ExitCode {
     match result {
         Ok(status) => ExitCode::from(status.exit_code()),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("{}", render_error(&error));
             ExitCode::from(lab::error::exit_code_for(&error))
         }
     }
+}
+
+/// An error as the user sees it: `error:` and each layer's message joined by `: ` (as anyhow's `{:#}` does), then
+/// every `help:` line at the end, where a reader looks for what to do — wherever the layer that knew it put it.
+fn render_error(error: &anyhow::Error) -> String {
+    let mut messages: Vec<String> = Vec::new();
+    let mut helps: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        let (help_lines, message_lines): (Vec<&str>, Vec<&str>) =
+            text.lines().partition(|line| line.trim_start().starts_with("help:"));
+        for help in help_lines {
+            let help = help.trim().to_string();
+            if !helps.contains(&help) {
+                helps.push(help);
+            }
+        }
+        let message = message_lines.join("\n");
+        if !message.trim().is_empty() && !messages.iter().any(|seen| seen.contains(message.trim())) {
+            messages.push(message);
+        }
+    }
+    let mut rendered = format!("error: {}", messages.join(": "));
+    for help in helps {
+        rendered.push('\n');
+        rendered.push_str(&help);
+    }
+    rendered
 }
 
 /// Logs go to stderr; `RUST_LOG` wins over `-v`/`-q`; no ANSI colours off a terminal or with `NO_COLOR`.
@@ -60,3 +88,24 @@ fn init_logging(global: &flags::GlobalFlags) {
 
 /// Keeps the status type in one place for the command modules.
 pub(crate) type CommandResult = anyhow::Result<CommandStatus>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_lines_move_to_the_end_of_the_error() {
+        let cause = anyhow::anyhow!("failed to read kubeconfig: no such file");
+        let error = cause.context("reading kubeconfig\nhelp: start the cluster with `minikube start`");
+        assert_eq!(
+            render_error(&error),
+            "error: reading kubeconfig: failed to read kubeconfig: no such file\nhelp: start the cluster with `minikube start`"
+        );
+    }
+
+    #[test]
+    fn a_cause_repeated_in_its_context_is_shown_once() {
+        let error = anyhow::anyhow!("boom").context("step failed");
+        assert_eq!(render_error(&error), "error: step failed: boom");
+    }
+}
