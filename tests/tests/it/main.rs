@@ -5,6 +5,7 @@ mod cluster;
 mod doctor;
 mod faults;
 mod istio_fetch;
+mod json_style;
 mod manifests;
 mod models;
 mod payload;
