@@ -38,10 +38,9 @@ fn status_words(value: &Value, words: &mut Vec<String>) {
     match value {
         Value::Object(map) => {
             for (key, child) in map {
-                if matches!(key.as_str(), "status" | "verdict") {
-                    if let Some(word) = child.as_str() {
-                        words.push(word.to_string());
-                    }
+                let is_status = matches!(key.as_str(), "status" | "verdict");
+                if let (true, Some(word)) = (is_status, child.as_str()) {
+                    words.push(word.to_string());
                 }
                 status_words(child, words);
             }
