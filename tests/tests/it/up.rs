@@ -726,6 +726,13 @@ async fn stages_are_asserted_through_the_gateway_and_fail_when_it_does_not_route
         "{}",
         output.stderr
     );
+    // The fake API forwards no pod port here: no reference is fetched, which is a warning naming the version, and
+    // attribution by the header alone still passes.
+    assert!(
+        output.stderr.contains("no reference prediction for this version") && output.stderr.contains("resnet50"),
+        "{}",
+        output.stderr
+    );
 
     // The gateway still routes as `stable`: applying split-70-30 succeeds, its assertion fails (exit 1).
     let output = run(lab.cli(&["lab", "stage", "split-70-30"])).await;
@@ -889,6 +896,7 @@ async fn without_a_version_header_stages_are_attributed_by_the_references_fetche
     let output = run(lab.cli(&args)).await;
     assert_eq!(output.code, 0, "{}\n{}", output.stdout, output.stderr);
     assert!(output.stdout.contains("stage stable: pass"), "{}", output.stdout);
+    assert!(!output.stderr.contains("no reference prediction"), "{}", output.stderr);
     assert_eq!(
         models.resnet101.predictions(),
         resnet101_before,
