@@ -264,7 +264,7 @@ impl Drop for PortForward {
 pub async fn port_forward(cluster: &Cluster) -> anyhow::Result<PortForward> {
     port_forward_to_pod(cluster, ISTIO_NAMESPACE, "istio=ingressgateway", GATEWAY_POD_PORT)
         .await
-        .context("opening a port-forward to the ingress gateway\nhelp: run `cargo xtask lab up`, which waits for it")
+        .context("opening a port-forward to the ingress gateway")
 }
 
 /// Forwards a free local port to `pod_port` of a Running, ready pod in `namespace` matching the label `selector`
