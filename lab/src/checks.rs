@@ -149,7 +149,21 @@ pub async fn payload_body(url: &str, kind: Option<PayloadKind>, image: &[u8]) ->
 /// the payload the model's metadata asks for, and the default concurrency, timeouts and error rate.
 pub async fn run_stage(lab: &LabDefinition, stage: &Stage, ingress_url: &str) -> anyhow::Result<StageReport> {
     let body = payload_body(ingress_url, None, DEFAULT_IMAGE).await?;
-    check_stage(lab, stage, &CheckConfig::new(ingress_url, body)).await
+    run_stage_with(lab, stage, ingress_url, body, References::default()).await
+}
+
+/// [`run_stage`] with a prepared request `body` and the versions' `references` for that same body (so responses
+/// without a version header are attributed by their fingerprint).
+pub async fn run_stage_with(
+    lab: &LabDefinition,
+    stage: &Stage,
+    ingress_url: &str,
+    body: Bytes,
+    references: References,
+) -> anyhow::Result<StageReport> {
+    let mut config = CheckConfig::new(ingress_url, body);
+    config.references = references;
+    check_stage(lab, stage, &config).await
 }
 
 /// Runs every assertion of `stage` against `config.url`.

@@ -244,11 +244,13 @@ pub fn stop_tunnel(settings: &Settings) -> anyhow::Result<Option<u32>> {
     Ok(Some(pid))
 }
 
-/// A local port forwarded to a gateway pod's port 8080; each connection gets its own forward. Stops when dropped.
+/// A local port forwarded to one pod's port; each connection gets its own forward. Stops when dropped.
 #[derive(Debug)]
 pub struct PortForward {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    /// The pod the port leads to.
+    pub pod: String,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -258,47 +260,70 @@ impl Drop for PortForward {
     }
 }
 
-/// Forwards a free local port to a ready ingress-gateway pod.
+/// Forwards a free local port to a ready ingress-gateway pod's port 8080.
 pub async fn port_forward(cluster: &Cluster) -> anyhow::Result<PortForward> {
-    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), ISTIO_NAMESPACE);
-    let listed = pods
-        .list(&ListParams::default().labels(&format!("istio={}", "ingressgateway")))
+    port_forward_to_pod(cluster, ISTIO_NAMESPACE, "istio=ingressgateway", GATEWAY_POD_PORT)
         .await
-        .context("listing the ingress gateway's pods")?;
+        .context("opening a port-forward to the ingress gateway")
+}
+
+/// Forwards a free local port to `pod_port` of a Running, ready pod in `namespace` matching the label `selector`
+/// (`k=v,k2=v2`), as `kubectl port-forward` does: each local connection opens its own forward.
+pub async fn port_forward_to_pod(
+    cluster: &Cluster,
+    namespace: &str,
+    selector: &str,
+    pod_port: u16,
+) -> anyhow::Result<PortForward> {
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
+    let listed = pods
+        .list(&ListParams::default().labels(selector))
+        .await
+        .with_context(|| format!("listing the pods matching \"{selector}\" in namespace \"{namespace}\""))?;
+    let running = |pod: &Pod| {
+        let phase = pod.status.as_ref().and_then(|status| status.phase.as_deref());
+        phase == Some("Running") && pod_ready(pod) && pod.metadata.deletion_timestamp.is_none()
+    };
     let pod = listed
         .items
         .iter()
-        .find(|pod| pod_ready(pod))
+        .find(|pod| running(pod))
         .and_then(|pod| pod.metadata.name.clone())
-        .context("no ingress gateway pod is ready in namespace \"istio-system\"\nhelp: run `cargo xtask lab up`, which waits for it")?;
+        .with_context(|| {
+            format!(
+                "no Running, ready pod matches \"{selector}\" in namespace \"{namespace}\"\nhelp: run `kubectl get pods -n {namespace} -l {selector}`"
+            )
+        })?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("opening a local port for the port-forward")?;
     let port = listener.local_addr()?.port();
+    let forwarded_pod = pod.clone();
     let task = tokio::spawn(async move {
         loop {
             let Ok((mut connection, _)) = listener.accept().await else {
                 return;
             };
             let pods = pods.clone();
-            let pod = pod.clone();
+            let pod = forwarded_pod.clone();
             tokio::spawn(async move {
                 let forwarded = async {
-                    let mut forwarder = pods.portforward(&pod, &[GATEWAY_POD_PORT]).await?;
+                    let mut forwarder = pods.portforward(&pod, &[pod_port]).await?;
                     let mut upstream = forwarder
-                        .take_stream(GATEWAY_POD_PORT)
+                        .take_stream(pod_port)
                         .context("the port-forward gave no stream")?;
                     tokio::io::copy_bidirectional(&mut connection, &mut upstream).await?;
                     anyhow::Ok(())
                 };
                 if let Err(error) = forwarded.await {
-                    tracing::warn!(%error, "port-forward connection failed");
+                    tracing::warn!(%error, pod, "port-forward connection failed");
                 }
             });
         }
     });
     Ok(PortForward {
         url: format!("http://127.0.0.1:{port}"),
+        pod,
         task,
     })
 }

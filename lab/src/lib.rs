@@ -24,6 +24,7 @@ pub mod payload;
 pub mod predict;
 pub mod preflight;
 pub mod probe;
+pub mod references;
 pub mod report;
 pub mod routing;
 pub mod settings;

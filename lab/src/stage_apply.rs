@@ -209,12 +209,25 @@ async fn restart(cluster: &Cluster, namespace: &str, name: &str) -> anyhow::Resu
 /// THE place where a stage's assertions run, after the stage is applied and rolled out: send traffic through
 /// `ingress_url` and judge where it went (`lab::checks`, the same code as `lab check`). The caller decides what a
 /// verdict other than pass means; `--no-assert` skips this call.
+///
+/// The request body is built once (the Grace Hopper image, in the payload the model's metadata asks for) and,
+/// before any assertion, sent to each version the stage deploys directly (a port-forward to one of its pods), so
+/// a response that lacks the `x-model-version` header is attributed by its nearest reference. A version whose
+/// reference cannot be fetched is only a warning: the lab's VirtualServices set the header, and header-less
+/// responses from that version then count as unattributed (which fails an exact assertion).
 pub async fn assert_stage(
+    cluster: &Cluster,
     lab: &LabDefinition,
     stage: &Stage,
     ingress_url: &str,
 ) -> anyhow::Result<crate::report::StageReport> {
-    crate::checks::run_stage(lab, stage, ingress_url)
+    let asserted = async {
+        let body = crate::checks::payload_body(ingress_url, None, crate::predict::DEFAULT_IMAGE).await?;
+        let versions = crate::references::deployed_versions(&lab.stage_manifests(stage)?);
+        let references = crate::references::fetch_references(cluster, &versions, &body).await;
+        crate::checks::run_stage_with(lab, stage, ingress_url, body, references).await
+    };
+    asserted
         .await
         .with_context(|| format!("asserting stage \"{}\" through {ingress_url}", stage.name))
 }

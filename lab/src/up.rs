@@ -374,7 +374,7 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
         let (outcome, detail) = summarize(&report.changes, "");
         let detail = match options.assertions {
             Assertions::Run => {
-                let check = stage_apply::assert_stage(&lab, stage, &opened.url).await?;
+                let check = stage_apply::assert_stage(&cluster, &lab, stage, &opened.url).await?;
                 let requests: u64 = check.assertions.iter().map(|assertion| assertion.requests).sum();
                 let verdict = check.verdict;
                 checks.push(check);

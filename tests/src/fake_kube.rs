@@ -191,6 +191,8 @@ struct Shared {
     istio_installed_on_marker: Option<String>,
     tunnel_address: Option<(String, u16)>,
     port_forward_target: Option<SocketAddr>,
+    /// (label selector, target), checked in order before `port_forward_target`.
+    port_forward_targets: Vec<(String, SocketAddr)>,
 }
 
 type SharedState = Arc<(Mutex<Shared>, tokio::sync::Notify)>;
@@ -219,6 +221,7 @@ impl FakeKube {
                 istio_installed_on_marker: None,
                 tunnel_address: None,
                 port_forward_target: None,
+                port_forward_targets: Vec::new(),
             }),
             tokio::sync::Notify::new(),
         ));
@@ -341,6 +344,12 @@ impl FakeKube {
     /// the pod's port were served there.
     pub fn port_forward_to(&self, target: SocketAddr) {
         self.lock().port_forward_target = Some(target);
+    }
+
+    /// Makes port-forwards to the pods matching the label `selector` (`k=v,k2=v2`, e.g. `version=resnet50`) reach
+    /// `target` instead; selectors are checked in the order given, then [`FakeKube::port_forward_to`]'s target.
+    pub fn port_forward_selected_to(&self, selector: &str, target: SocketAddr) {
+        self.lock().port_forward_targets.push((selector.to_string(), target));
     }
 
     /// The stored object, if any (`plural` as in the URL: `deployments`, `virtualservices`).
@@ -524,14 +533,20 @@ async fn port_forward(
     use axum::extract::ws::Message;
     use futures::{SinkExt, StreamExt};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (target, pod_exists) = {
+    let target = {
         let locked = shared.0.lock().expect("lock");
         let key = ("pods".to_string(), namespace.clone(), name.clone());
-        (locked.port_forward_target, locked.objects.contains_key(&key))
+        let Some(pod) = locked.objects.get(&key) else {
+            return status_response(404, "NotFound", &format!("pods \"{name}\" not found"));
+        };
+        let selected_target = locked.port_forward_targets.iter().find(|(selector, _)| {
+            let query = HashMap::from([("labelSelector".to_string(), selector.clone())]);
+            selected(pod, &query)
+        });
+        selected_target
+            .map(|(_, target)| *target)
+            .or(locked.port_forward_target)
     };
-    if !pod_exists {
-        return status_response(404, "NotFound", &format!("pods \"{name}\" not found"));
-    }
     let Some(target) = target else {
         return status_response(500, "InternalError", "the fake has no port-forward target");
     };

@@ -726,6 +726,13 @@ async fn stages_are_asserted_through_the_gateway_and_fail_when_it_does_not_route
         "{}",
         output.stderr
     );
+    // The fake API forwards no pod port here: no reference is fetched, which is a warning naming the version, and
+    // attribution by the header alone still passes.
+    assert!(
+        output.stderr.contains("no reference prediction for this version") && output.stderr.contains("resnet50"),
+        "{}",
+        output.stderr
+    );
 
     // The gateway still routes as `stable`: applying split-70-30 succeeds, its assertion fails (exit 1).
     let output = run(lab.cli(&["lab", "stage", "split-70-30"])).await;
@@ -819,4 +826,126 @@ async fn without_password_less_sudo_auto_port_forwards_to_a_gateway_pod() {
     });
     assert!(forwarded, "{:#?}", lab.kube.requests());
     assert!(lab.tools.calls("minikube").iter().all(|argv| argv[0] != "tunnel"));
+}
+
+/// A Running, ready lab pod of `version`, as the Deployment controller would create it.
+fn model_pod(version: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": format!("image-classifier-{version}-5d9c7b-x1"), "namespace": "tf-serving",
+                     "labels": {"app": "image-classifier", "version": version}},
+        "spec": {"containers": [{"name": "tf-serving", "image": "tensorflow/serving:2.5.1"}]},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn references_come_from_each_versions_own_pod_and_a_missing_one_is_left_out() {
+    let kube = FakeKube::start("v1.22.17", "amd64").await;
+    let models = crate::traffic::Models::start().await;
+    kube.port_forward_selected_to("version=resnet50", models.resnet50.addr());
+    kube.port_forward_selected_to("version=resnet101", models.resnet101.addr());
+    let cluster = kube.connect().await;
+    let lab = lab::stages::LabDefinition::load_default().unwrap();
+    let versions = lab::references::deployed_versions(&lab.stage_manifests(lab.stage("split-70-30").unwrap()).unwrap());
+    let body = bytes::Bytes::from_static(crate::traffic::BODY.as_bytes());
+    let instance = &serde_json::from_str::<serde_json::Value>(crate::traffic::BODY).unwrap()["instances"][0];
+
+    // Only ResNet50 has a pod: its reference is fetched, ResNet101's is left out (a warning, not an error).
+    kube.put("pods", model_pod("resnet50"));
+    let references = lab::references::fetch_references(&cluster, &versions, &body).await;
+    assert_eq!(references.scores.keys().collect::<Vec<_>>(), ["resnet50"]);
+    assert_eq!((models.resnet50.predictions(), models.resnet101.predictions()), (1, 0));
+
+    kube.put("pods", model_pod("resnet101"));
+    kube.clear_requests();
+    let references = lab::references::fetch_references(&cluster, &versions, &body).await;
+    assert_eq!((models.resnet50.predictions(), models.resnet101.predictions()), (2, 1));
+    for identity in ["resnet50", "resnet101"] {
+        assert_eq!(
+            references.scores[identity],
+            canary_lab_tests::tf_serving::predictions_for(identity, instance),
+            "the reference of {identity} is its own prediction"
+        );
+        let forwarded = kube.requests().into_iter().any(|request| {
+            request.path()
+                == format!("/api/v1/namespaces/tf-serving/pods/image-classifier-{identity}-5d9c7b-x1/portforward")
+                && request.uri.contains("ports=8501")
+        });
+        assert!(forwarded, "no port-forward to {identity}'s pod: {:#?}", kube.requests());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_version_header_stages_are_attributed_by_the_references_fetched_from_each_pod() {
+    let lab = Lab::start("docker").await;
+    let models = crate::traffic::Models::start_with_bytes_signature().await;
+    lab.kube
+        .port_forward_selected_to("version=resnet50", models.resnet50.addr());
+    lab.kube
+        .port_forward_selected_to("version=resnet101", models.resnet101.addr());
+    // Real Envoy routing as `stable` says, but setting no `x-model-version` header.
+    let stable_routing = StageRouting::of_stage("stable").without_response_headers();
+    let stable_gateway = Envoy::start(&stable_routing, &models.stable_only()).await;
+    let mut args: Vec<String> = lab.up_args(&["--stage", "stable"]);
+    args.retain(|arg| arg != "--no-assert");
+    let url_position = args.iter().position(|arg| arg == "--ingress").unwrap() + 1;
+    args[url_position] = stable_gateway.url();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let resnet101_before = models.resnet101.predictions();
+    let output = run(lab.cli(&args)).await;
+    assert_eq!(output.code, 0, "{}\n{}", output.stdout, output.stderr);
+    assert!(output.stdout.contains("stage stable: pass"), "{}", output.stdout);
+    assert!(!output.stderr.contains("no reference prediction"), "{}", output.stderr);
+    assert_eq!(
+        models.resnet101.predictions(),
+        resnet101_before,
+        "the stable stage deploys no ResNet101, so no reference is asked of it"
+    );
+    let forwarded = lab.kube.requests().into_iter().any(|request| {
+        request
+            .path()
+            .starts_with("/api/v1/namespaces/tf-serving/pods/image-classifier-resnet50-")
+            && request.path().ends_with("/portforward")
+            && request.uri.contains("ports=8501")
+    });
+    assert!(forwarded, "{:#?}", lab.kube.requests());
+
+    // The 70/30 split without headers: each response is matched to the nearer of the two references.
+    let split_routing = StageRouting::of_stage("split-70-30").without_response_headers();
+    let split_gateway = Envoy::start(&split_routing, &models.both()).await;
+    let ingress_url = lab.home.path().join("state").join(PROFILE).join("ingress-url");
+    std::fs::write(&ingress_url, split_gateway.url()).unwrap();
+    let output = run(lab.cli(&["lab", "stage", "split-70-30"])).await;
+    assert_eq!(output.code, 0, "{}\n{}", output.stdout, output.stderr);
+    assert!(output.stdout.contains("stage split-70-30: pass"), "{}", output.stdout);
+
+    // A gateway whose 70% route leads to ResNet101 (the subsets swapped): the fingerprints say so, and the stage
+    // fails.
+    let swapped = std::collections::BTreeMap::from([
+        ("resnet50".to_string(), models.resnet101.addr()),
+        ("resnet101".to_string(), models.resnet50.addr()),
+    ]);
+    let wrong_gateway = Envoy::start(&split_routing, &swapped).await;
+    std::fs::write(&ingress_url, wrong_gateway.url()).unwrap();
+    let report = lab.home.path().join("report.json");
+    let output = run(lab.cli(&["lab", "stage", "split-70-30", "--report", report.to_str().unwrap()])).await;
+    assert_eq!(output.code, 1, "{}\n{}", output.stdout, output.stderr);
+    assert!(output.stdout.contains("stage split-70-30: fail"), "{}", output.stdout);
+    let written: lab::report::RunReport = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let assertion = &written.stages[0].assertions[0];
+    let responses = |version: &str| {
+        let stats = assertion.versions.iter().find(|stats| stats.version == version);
+        stats.map(|stats| stats.responses).unwrap_or(0)
+    };
+    assert!(
+        responses("resnet101") > responses("resnet50"),
+        "the 70% side answered with ResNet101's fingerprint: {:#?}",
+        assertion.versions
+    );
+    assert!(
+        assertion.errors.iter().all(|error| error.kind != "unattributed"),
+        "every response matched a reference: {:#?}",
+        assertion.errors
+    );
 }

@@ -36,7 +36,7 @@ pub(crate) async fn run(settings: &Settings, flags: &StageFlags) -> CommandResul
                 "run `cargo xtask lab up` first, or pass --no-assert",
             )
         })?;
-        let check = assert_stage(&lab, stage, &url).await?;
+        let check = assert_stage(&cluster, &lab, stage, &url).await?;
         let report = RunReport {
             url,
             started_at,
