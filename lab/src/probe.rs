@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -146,9 +147,26 @@ pub struct RunSummary {
 /// A probe: an HTTP client and what to send.
 #[derive(Debug, Clone)]
 pub struct Probe {
+    shared: Arc<ProbeShared>,
+}
+
+/// What every request of a probe shares; each request runs as a task of its own holding a reference to it.
+#[derive(Debug)]
+struct ProbeShared {
     client: reqwest::Client,
     config: ProbeConfig,
     url: reqwest::Url,
+}
+
+/// The requests in flight, aborted when the run ends (or is dropped) so none outlives it.
+struct InFlight(FuturesUnordered<tokio::task::JoinHandle<Observation>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        for handle in self.0.iter() {
+            handle.abort();
+        }
+    }
 }
 
 impl Probe {
@@ -174,12 +192,14 @@ impl Probe {
             .http1_only()
             .build()
             .context("building the HTTP client")?;
-        Ok(Probe { client, config, url })
+        Ok(Probe {
+            shared: Arc::new(ProbeShared { client, config, url }),
+        })
     }
 
     /// The configuration.
     pub fn config(&self) -> &ProbeConfig {
-        &self.config
+        &self.shared.config
     }
 
     /// Sends up to `max_requests` requests, `concurrency` at a time, handing each observation to `observe` in
@@ -190,21 +210,22 @@ impl Probe {
         deadline: Instant,
         mut observe: impl FnMut(Observation) -> Flow,
     ) -> RunSummary {
-        let concurrency = self.config.concurrency.max(1);
-        let mut in_flight = FuturesUnordered::new();
+        let concurrency = self.shared.config.concurrency.max(1);
+        // Each request is a task of its own, so a multi-threaded runtime spreads them over its workers.
+        let mut in_flight = InFlight(FuturesUnordered::new());
         let mut launched = 0;
         let mut observed = 0;
         // One timer for the whole run, not one per response.
         let deadline_passed = tokio::time::sleep_until(deadline);
         tokio::pin!(deadline_passed);
         loop {
-            while launched < max_requests && in_flight.len() < concurrency {
-                in_flight.push(self.send_one());
+            while launched < max_requests && in_flight.0.len() < concurrency {
+                in_flight.0.push(tokio::spawn(Arc::clone(&self.shared).send_one()));
                 launched += 1;
             }
             let next = tokio::select! {
                 biased;
-                next = in_flight.next() => Ok(next),
+                next = in_flight.0.next() => Ok(next.map(|joined| joined.unwrap_or_else(|_| lost_request()))),
                 () = &mut deadline_passed => Err(()),
             };
             let observation = match next {
@@ -240,6 +261,12 @@ impl Probe {
 
     /// Sends one request and classifies what came back.
     pub async fn send_one(&self) -> Observation {
+        Arc::clone(&self.shared).send_one().await
+    }
+}
+
+impl ProbeShared {
+    async fn send_one(self: Arc<Self>) -> Observation {
         let started = Instant::now();
         let (status, outcome) = self.outcome_of_one().await;
         Observation {
@@ -297,6 +324,15 @@ impl Probe {
             Attribution::Unattributed => failed(None, ErrorKind::Unattributed),
         };
         (code, outcome)
+    }
+}
+
+/// The observation for a request task that panicked or was cancelled: counted as a connection failure.
+fn lost_request() -> Observation {
+    Observation {
+        latency: Duration::ZERO,
+        status: None,
+        outcome: failed(None, ErrorKind::Connection),
     }
 }
 
