@@ -77,6 +77,26 @@ impl Lab {
         run(self.cli(&args)).await
     }
 
+    /// Returns once a running `lab up` watches the Deployments in tf-serving (it is waiting on a rollout); fails the
+    /// test after 30 s.
+    async fn until_up_waits_on_a_rollout(&self) {
+        let watching = async {
+            loop {
+                let watched = self.kube.requests().iter().any(|request| {
+                    request.path() == "/apis/apps/v1/namespaces/tf-serving/deployments"
+                        && request.uri.contains("watch=true")
+                });
+                if watched {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), watching)
+            .await
+            .expect("lab up reached the rollout wait");
+    }
+
     fn state_file(&self, name: &str) -> Option<String> {
         std::fs::read_to_string(self.home.path().join("state").join(PROFILE).join(name))
             .ok()
@@ -339,21 +359,7 @@ async fn an_interrupted_up_is_completed_by_the_next_one() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut child = lab.cli(&args).spawn();
     // Wait until `lab up` is waiting on the ResNet50 rollout (a watch on Deployments in tf-serving)…
-    let watching = async {
-        loop {
-            let watched = lab.kube.requests().iter().any(|request| {
-                request.path() == "/apis/apps/v1/namespaces/tf-serving/deployments"
-                    && request.uri.contains("watch=true")
-            });
-            if watched {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), watching)
-        .await
-        .expect("lab up reached the rollout wait");
+    lab.until_up_waits_on_a_rollout().await;
     // …then kill it as a crash or a closed terminal would.
     child.kill().unwrap();
     child.wait().unwrap();
@@ -653,21 +659,7 @@ async fn ctrl_c_stops_up_and_releases_the_lock() {
     let args = lab.up_args(&["--rollout-timeout", "600"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut child = lab.cli(&args).spawn();
-    let watching = async {
-        loop {
-            let watched = lab.kube.requests().iter().any(|request| {
-                request.path() == "/apis/apps/v1/namespaces/tf-serving/deployments"
-                    && request.uri.contains("watch=true")
-            });
-            if watched {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), watching)
-        .await
-        .expect("lab up reached the rollout wait");
+    lab.until_up_waits_on_a_rollout().await;
     #[allow(clippy::disallowed_methods)] // The test sends SIGINT as a terminal's Ctrl-C would.
     let sent = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
