@@ -339,9 +339,8 @@ pub fn smoke_request_body() -> anyhow::Result<bytes::Bytes> {
 /// Sends one prediction through the gateway and checks it returns 1000 scores, retrying refused or 5xx answers
 /// (Envoy takes a moment to receive new routes) until `deadline`.
 pub async fn smoke_prediction(url: &str, deadline: Duration) -> anyhow::Result<usize> {
-    crate::kube_client::install_crypto_provider();
     let endpoint = format!("{url}/v1/models/image_classifier:predict");
-    let client = reqwest::Client::builder()
+    let client = crate::http::client_builder(Duration::from_secs(60))
         .timeout(Duration::from_secs(60))
         .build()
         .context("building the HTTP client")?;

@@ -18,8 +18,6 @@ use crate::payload::{METADATA_PATH, PREDICT_PATH, Payload, PayloadKind, build_pa
 
 /// The lab's Grace Hopper photo, the default image.
 pub const DEFAULT_IMAGE: &[u8] = include_bytes!("../../assets/images/grace_hopper.jpg");
-/// The response header that names the model version that served.
-pub const MODEL_VERSION_HEADER: &str = "x-model-version";
 
 /// Which body to send: a fixed kind, or `auto` (ask the model's metadata).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,7 +221,7 @@ impl PredictClient {
         record.status = Some(status.as_u16());
         record.model_version = response
             .headers()
-            .get(MODEL_VERSION_HEADER)
+            .get(crate::routing::VERSION_HEADER)
             .and_then(|value| value.to_str().ok())
             .map(str::to_string);
         let body = response.bytes().await;

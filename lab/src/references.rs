@@ -87,12 +87,11 @@ pub async fn fetch_reference(
     version: &DeployedVersion,
     body: &Bytes,
 ) -> anyhow::Result<(String, Vec<f64>)> {
-    crate::kube_client::install_crypto_provider();
     let forward = port_forward_to_pod(cluster, &version.namespace, &version.selector, TF_SERVING_REST_PORT)
         .await
         .with_context(|| format!("opening a port-forward to version \"{}\"", version.version))?;
     let endpoint = format!("{}{PREDICT_PATH}", forward.url);
-    let client = reqwest::Client::builder()
+    let client = crate::http::client_builder(REFERENCE_TIMEOUT)
         .timeout(REFERENCE_TIMEOUT)
         .build()
         .context("building the HTTP client")?;
