@@ -1,7 +1,8 @@
 //! Building HTTP clients: one place that installs the rustls crypto provider and sets timeouts.
 //!
 //! reqwest is built with `rustls-no-provider`, so a client built before a provider is installed panics; every
-//! client in `lab` comes from here (or from `kube_client`, which installs the same provider).
+//! reqwest client in `lab` comes from here (the kube client comes from `kube_client`, which installs the same
+//! provider; the probe drives its own HTTP/1.1 connections and installs it too).
 
 use std::time::Duration;
 
@@ -25,8 +26,7 @@ pub fn client(timeouts: HttpTimeouts) -> anyhow::Result<reqwest::Client> {
 }
 
 /// The builder behind [`client`] without the idle timeout, for a caller that sets its own settings and bounds every
-/// request with a total timeout instead (the probe: one timer per request, not one per read); the crypto provider
-/// is installed before it is returned.
+/// request with a total timeout instead; the crypto provider is installed before it is returned.
 pub fn client_builder(connect_timeout: Duration) -> reqwest::ClientBuilder {
     crate::kube_client::install_crypto_provider();
     reqwest::Client::builder()

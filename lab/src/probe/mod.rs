@@ -6,20 +6,21 @@
 //! number of requests. The request body is built once by the caller and shared (`Bytes` is reference counted).
 //! Every request has a timeout and every run a deadline, so nothing waits forever.
 
+mod connection;
+
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
 use bytes::Bytes;
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use tokio::time::Instant;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, Sleep};
 
 use crate::attribution::{self, Attribution, References};
-use crate::routing::VERSION_HEADER;
+use connection::{Answer, Connection, Target};
 
 /// The default number of requests in flight.
 pub const DEFAULT_CONCURRENCY: usize = 8;
@@ -144,56 +145,39 @@ pub struct RunSummary {
     pub observed: u64,
 }
 
-/// A probe: an HTTP client and what to send.
-#[derive(Debug, Clone)]
+/// A probe: what to send, where, and the connections kept open between runs.
+#[derive(Clone)]
 pub struct Probe {
     shared: Arc<ProbeShared>,
 }
 
-/// What every request of a probe shares; each request runs as a task of its own holding a reference to it.
-#[derive(Debug)]
-struct ProbeShared {
-    client: reqwest::Client,
-    config: ProbeConfig,
-    url: reqwest::Url,
-}
-
-/// The requests in flight, aborted when the run ends (or is dropped) so none outlives it.
-struct InFlight(FuturesUnordered<tokio::task::JoinHandle<Observation>>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        for handle in self.0.iter() {
-            handle.abort();
-        }
+impl fmt::Debug for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Probe")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
     }
 }
 
+/// What every worker of a probe shares.
+struct ProbeShared {
+    config: ProbeConfig,
+    target: Target,
+    /// Connections left open by finished runs, taken by the next run's workers (and by `send_one`).
+    idle: Mutex<Vec<Connection>>,
+}
+
 impl Probe {
-    /// A probe for `config`; fails on a header name or value HTTP does not allow.
+    /// A probe for `config`; fails on a URL, header name or header value HTTP does not allow.
     pub fn new(config: ProbeConfig) -> anyhow::Result<Probe> {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            reqwest::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        for (name, value) in &config.headers {
-            let name = HeaderName::from_bytes(name.as_bytes()).with_context(|| format!("header name \"{name}\""))?;
-            let value = HeaderValue::from_str(value).with_context(|| format!("value of header \"{name}\""))?;
-            headers.insert(name, value);
-        }
-        let url = reqwest::Url::parse(&config.url).with_context(|| format!("invalid URL \"{}\"", config.url))?;
-        // Parsed once and sent as the client's default headers: nothing per request but the request itself.
-        // Every request has a total timeout (set per request), so the client needs no idle timeout of its own.
-        let client = crate::http::client_builder(config.request_timeout)
-            .default_headers(headers)
-            .pool_max_idle_per_host(config.concurrency.max(1))
-            // The ingress speaks plain HTTP/1.1 (as the original lab's curl did); no protocol negotiation per pool.
-            .http1_only()
-            .build()
-            .context("building the HTTP client")?;
+        let headers: Vec<(String, String)> = config.headers.clone().into_iter().collect();
+        let target = Target::new(&config.url, config.body.clone(), &headers)?;
         Ok(Probe {
-            shared: Arc::new(ProbeShared { client, config, url }),
+            shared: Arc::new(ProbeShared {
+                config,
+                target,
+                idle: Mutex::new(Vec::new()),
+            }),
         })
     }
 
@@ -204,6 +188,10 @@ impl Probe {
 
     /// Sends up to `max_requests` requests, `concurrency` at a time, handing each observation to `observe` in
     /// arrival order, until `observe` says stop, all are done, or `deadline` passes.
+    ///
+    /// Each of `concurrency` workers (tasks of their own, so a multi-threaded runtime spreads them over its
+    /// threads) keeps one connection and sends its next request as soon as its last one is answered, like `wrk`.
+    /// Once the run ends no request is launched and the ones in flight are cancelled with their connections.
     pub async fn run(
         &self,
         max_requests: u64,
@@ -211,101 +199,128 @@ impl Probe {
         mut observe: impl FnMut(Observation) -> Flow,
     ) -> RunSummary {
         let concurrency = self.shared.config.concurrency.max(1);
-        // Each request is a task of its own, so a multi-threaded runtime spreads them over its workers.
-        let mut in_flight = InFlight(FuturesUnordered::new());
-        let mut launched = 0;
+        let tickets = Arc::new(AtomicU64::new(0));
+        let (observations, mut arrivals) = tokio::sync::mpsc::channel(concurrency);
+        // Dropping the set (however the run ends) aborts every worker.
+        let mut workers = JoinSet::new();
+        for _ in 0..(concurrency as u64).min(max_requests) {
+            let worker = Worker {
+                shared: Arc::clone(&self.shared),
+                tickets: Arc::clone(&tickets),
+                max_requests,
+                observations: observations.clone(),
+            };
+            workers.spawn(worker.run());
+        }
+        drop(observations);
+        let launched = || tickets.load(Ordering::Relaxed).min(max_requests);
         let mut observed = 0;
         // One timer for the whole run, not one per response.
         let deadline_passed = tokio::time::sleep_until(deadline);
         tokio::pin!(deadline_passed);
         loop {
-            while launched < max_requests && in_flight.0.len() < concurrency {
-                in_flight.0.push(tokio::spawn(Arc::clone(&self.shared).send_one()));
-                launched += 1;
-            }
-            let next = tokio::select! {
+            let arrival = tokio::select! {
                 biased;
-                next = in_flight.0.next() => Ok(next.map(|joined| joined.unwrap_or_else(|_| lost_request()))),
-                () = &mut deadline_passed => Err(()),
+                () = &mut deadline_passed => None,
+                arrival = arrivals.recv() => Some(arrival),
             };
-            let observation = match next {
-                Err(()) => {
-                    let end = RunEnd::Deadline;
-                    return RunSummary {
-                        end,
-                        launched,
-                        observed,
-                    };
+            let end = match arrival {
+                None => RunEnd::Deadline,
+                Some(None) => RunEnd::Exhausted,
+                Some(Some(observation)) => {
+                    observed += 1;
+                    match observe(observation) {
+                        Flow::Continue => continue,
+                        Flow::Stop => RunEnd::Stopped,
+                    }
                 }
-                Ok(None) => {
-                    let end = RunEnd::Exhausted;
-                    return RunSummary {
-                        end,
-                        launched,
-                        observed,
-                    };
-                }
-                Ok(Some(observation)) => observation,
             };
-            observed += 1;
-            if observe(observation) == Flow::Stop {
-                let end = RunEnd::Stopped;
-                return RunSummary {
-                    end,
-                    launched,
-                    observed,
-                };
-            }
+            workers.abort_all();
+            return RunSummary {
+                end,
+                launched: launched(),
+                observed,
+            };
         }
     }
 
-    /// Sends one request and classifies what came back.
+    /// Sends one request (on a connection a finished run left open, or a new one) and classifies what came back.
     pub async fn send_one(&self) -> Observation {
-        Arc::clone(&self.shared).send_one().await
+        let mut slot = self.shared.take_idle();
+        let observation = self
+            .shared
+            .observe_one(&mut slot, std::pin::pin!(tokio::time::sleep(Duration::ZERO)))
+            .await;
+        self.shared.put_idle(slot);
+        observation
+    }
+}
+
+/// One of a run's workers: takes a ticket, sends a request, hands over the observation, until no tickets are left.
+struct Worker {
+    shared: Arc<ProbeShared>,
+    tickets: Arc<AtomicU64>,
+    max_requests: u64,
+    observations: tokio::sync::mpsc::Sender<Observation>,
+}
+
+impl Worker {
+    async fn run(self) {
+        let mut slot = self.shared.take_idle();
+        // One timer per worker, reset for each request.
+        let mut timeout = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        while self.tickets.fetch_add(1, Ordering::Relaxed) < self.max_requests {
+            let observation = self.shared.observe_one(&mut slot, timeout.as_mut()).await;
+            if self.observations.send(observation).await.is_err() {
+                return;
+            }
+        }
+        self.shared.put_idle(slot);
     }
 }
 
 impl ProbeShared {
-    async fn send_one(self: Arc<Self>) -> Observation {
+    fn take_idle(&self) -> Option<Connection> {
+        self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop()
+    }
+
+    fn put_idle(&self, slot: Option<Connection>) {
+        if let Some(connection) = slot {
+            self.idle
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(connection);
+        }
+    }
+
+    /// One request on the connection in `slot`, bounded by the request timeout (`timeout` is reset for it).
+    async fn observe_one(&self, slot: &mut Option<Connection>, mut timeout: Pin<&mut Sleep>) -> Observation {
         let started = Instant::now();
-        let (status, outcome) = self.outcome_of_one().await;
+        timeout.as_mut().reset(started + self.config.request_timeout);
+        let result = tokio::select! {
+            biased;
+            result = connection::request(&self.target, slot) => Some(result),
+            () = timeout => None,
+        };
+        let latency = started.elapsed();
+        let (status, outcome) = match result {
+            // The request was dropped mid-way, and its connection with it.
+            None => (None, failed(None, ErrorKind::Timeout)),
+            Some(Err(broken)) => (
+                broken.status.map(|status| status.as_u16()),
+                failed(broken.version, ErrorKind::Connection),
+            ),
+            Some(Ok(answer)) => (Some(answer.status.as_u16()), self.outcome_of(answer)),
+        };
         Observation {
-            latency: started.elapsed(),
+            latency,
             status,
             outcome,
         }
     }
 
-    async fn outcome_of_one(&self) -> (Option<u16>, Outcome) {
-        let request = self
-            .client
-            .post(self.url.clone())
-            .timeout(self.config.request_timeout)
-            .body(self.config.body.clone());
-        let mut response = match request.send().await {
-            Ok(response) => response,
-            Err(error) => return (None, failed(None, kind_of(&error))),
-        };
-        let status = response.status();
-        let code = Some(status.as_u16());
-        let version = response
-            .headers()
-            .get(VERSION_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_string);
-        // The body is needed only to fingerprint a success without a version header; otherwise it is read and
-        // dropped chunk by chunk (the connection stays reusable and nothing accumulates).
-        let needs_body = status.is_success() && version.is_none();
-        let mut body = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) if needs_body => body.extend_from_slice(&chunk),
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(error) => return (code, failed(version, kind_of(&error))),
-            }
-        }
-        let kind = match status.as_u16() {
+    fn outcome_of(&self, answer: Answer) -> Outcome {
+        let kind = match answer.status.as_u16() {
             200..=299 => None,
             503 => Some(ErrorKind::Http503),
             500..=599 => Some(ErrorKind::Http5xx),
@@ -313,26 +328,16 @@ impl ProbeShared {
             _ => Some(ErrorKind::HttpOther),
         };
         if let Some(kind) = kind {
-            return (code, failed(version, kind));
+            return failed(answer.version, kind);
         }
-        let body = match needs_body {
-            true => Some(body.as_slice()),
-            false => None,
-        };
-        let outcome = match attribution::attribute(version.as_deref(), body, &self.config.references) {
+        match attribution::attribute(
+            answer.version.as_deref(),
+            answer.body.as_deref(),
+            &self.config.references,
+        ) {
             Attribution::Version(version) => Outcome::Answered { version },
             Attribution::Unattributed => failed(None, ErrorKind::Unattributed),
-        };
-        (code, outcome)
-    }
-}
-
-/// The observation for a request task that panicked or was cancelled: counted as a connection failure.
-fn lost_request() -> Observation {
-    Observation {
-        latency: Duration::ZERO,
-        status: None,
-        outcome: failed(None, ErrorKind::Connection),
+        }
     }
 }
 
@@ -340,9 +345,5 @@ fn failed(version: Option<String>, kind: ErrorKind) -> Outcome {
     Outcome::Failed { version, kind }
 }
 
-fn kind_of(error: &reqwest::Error) -> ErrorKind {
-    match error.is_timeout() {
-        true => ErrorKind::Timeout,
-        false => ErrorKind::Connection,
-    }
-}
+#[cfg(test)]
+mod tests;
