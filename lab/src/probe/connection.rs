@@ -23,6 +23,7 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+use super::ProbeConfig;
 use crate::routing::VERSION_HEADER;
 
 /// Where the probe's requests go and what each carries, parsed once per probe.
@@ -42,9 +43,10 @@ pub(super) struct Target {
 }
 
 impl Target {
-    /// The target for `url` (http or https), sending `body` with `extra_headers`; fails on a URL or header HTTP does
-    /// not allow.
-    pub(super) fn new(url: &str, body: Bytes, extra_headers: &[(String, String)]) -> anyhow::Result<Target> {
+    /// The target of `config`'s URL (http or https), sending its body and headers; fails on a URL or header HTTP
+    /// does not allow.
+    pub(super) fn new(config: &ProbeConfig) -> anyhow::Result<Target> {
+        let url = config.url.as_str();
         let parsed = reqwest::Url::parse(url).with_context(|| format!("invalid URL \"{url}\""))?;
         let Some(host_in_url) = parsed.host_str() else {
             anyhow::bail!("URL \"{url}\" names no host");
@@ -77,7 +79,7 @@ impl Target {
             header::USER_AGENT,
             HeaderValue::from_static(concat!("canary-lab/", env!("CARGO_PKG_VERSION"))),
         );
-        for (name, value) in extra_headers {
+        for (name, value) in &config.headers {
             let name = HeaderName::from_bytes(name.as_bytes()).with_context(|| format!("header name \"{name}\""))?;
             let value = HeaderValue::from_str(value).with_context(|| format!("value of header \"{name}\""))?;
             headers.insert(name, value);
@@ -88,7 +90,7 @@ impl Target {
             tls,
             path,
             headers,
-            body,
+            body: config.body.clone(),
         })
     }
 

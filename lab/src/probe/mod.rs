@@ -170,8 +170,7 @@ struct ProbeShared {
 impl Probe {
     /// A probe for `config`; fails on a URL, header name or header value HTTP does not allow.
     pub fn new(config: ProbeConfig) -> anyhow::Result<Probe> {
-        let headers: Vec<(String, String)> = config.headers.clone().into_iter().collect();
-        let target = Target::new(&config.url, config.body.clone(), &headers)?;
+        let target = Target::new(&config)?;
         Ok(Probe {
             shared: Arc::new(ProbeShared {
                 config,
@@ -179,11 +178,6 @@ impl Probe {
                 idle: Mutex::new(Vec::new()),
             }),
         })
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &ProbeConfig {
-        &self.shared.config
     }
 
     /// Sends up to `max_requests` requests, `concurrency` at a time, handing each observation to `observe` in

@@ -216,7 +216,7 @@ fn urls_and_headers_http_does_not_allow_are_refused_up_front() {
 #[test]
 fn the_host_header_carries_the_port_only_when_the_url_does() {
     let host_of = |url: &str| {
-        let target = connection::Target::new(url, Bytes::new(), &[]).unwrap();
+        let target = connection::Target::new(&config(url)).unwrap();
         target.headers_for_tests()
     };
     assert_eq!(
