@@ -67,9 +67,15 @@ impl References {
     }
 }
 
-/// Attributes a successful response: the version header when present, else the fingerprint of `body`.
+/// The version a response's `x-model-version` header names, if it names one (an empty header names none).
+pub fn header_version(version_header: Option<&str>) -> Option<&str> {
+    version_header.filter(|version| !version.is_empty())
+}
+
+/// Attributes a successful response: the version header when it names one, else the fingerprint of `body` (read
+/// only when there are references to compare it with).
 pub fn attribute(version_header: Option<&str>, body: Option<&[u8]>, references: &References) -> Attribution {
-    if let Some(version) = version_header.filter(|version| !version.is_empty()) {
+    if let Some(version) = header_version(version_header) {
         return Attribution::Version(version.to_string());
     }
     match body.and_then(first_scores) {

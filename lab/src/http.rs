@@ -17,6 +17,9 @@ pub struct HttpTimeouts {
     pub idle: Duration,
 }
 
+/// The `User-Agent` of every request the lab sends: `canary-lab/<version>`.
+pub const USER_AGENT: &str = concat!("canary-lab/", env!("CARGO_PKG_VERSION"));
+
 /// A reqwest client with the lab's crypto provider, the given timeouts and a `canary-lab/<version>` user agent.
 pub fn client(timeouts: HttpTimeouts) -> anyhow::Result<reqwest::Client> {
     client_builder(timeouts.connect)
@@ -30,6 +33,6 @@ pub fn client(timeouts: HttpTimeouts) -> anyhow::Result<reqwest::Client> {
 pub fn client_builder(connect_timeout: Duration) -> reqwest::ClientBuilder {
     crate::kube_client::install_crypto_provider();
     reqwest::Client::builder()
-        .user_agent(concat!("canary-lab/", env!("CARGO_PKG_VERSION")))
+        .user_agent(USER_AGENT)
         .connect_timeout(connect_timeout)
 }

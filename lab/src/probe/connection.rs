@@ -40,6 +40,8 @@ pub(super) struct Target {
     headers: HeaderMap,
     /// The shared request body.
     body: Bytes,
+    /// Whether there are references to fingerprint a response without a version header (else its body is not kept).
+    fingerprinting: bool,
 }
 
 impl Target {
@@ -75,10 +77,7 @@ impl Target {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, HeaderValue::from_str(&authority)?);
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        headers.insert(
-            header::USER_AGENT,
-            HeaderValue::from_static(concat!("canary-lab/", env!("CARGO_PKG_VERSION"))),
-        );
+        headers.insert(header::USER_AGENT, HeaderValue::from_static(crate::http::USER_AGENT));
         for (name, value) in &config.headers {
             let name = HeaderName::from_bytes(name.as_bytes()).with_context(|| format!("header name \"{name}\""))?;
             let value = HeaderValue::from_str(value).with_context(|| format!("value of header \"{name}\""))?;
@@ -91,6 +90,7 @@ impl Target {
             path,
             headers,
             body: config.body.clone(),
+            fingerprinting: !config.references.is_empty(),
         })
     }
 
@@ -230,6 +230,7 @@ impl Connection {
     async fn exchange(&mut self, target: &Target) -> Result<Answer, Broken> {
         let sender = &mut self.sender;
         let request = target.request();
+        let fingerprinting = target.fingerprinting;
         let exchange = pin!(async move {
             sender.ready().await.map_err(|_| Broken::before_sending())?;
             let response = sender
@@ -245,9 +246,11 @@ impl Connection {
                 .get(VERSION_HEADER)
                 .and_then(|value| value.to_str().ok())
                 .map(str::to_string);
-            // The body is needed only to fingerprint a success without a version header; otherwise it is read and
-            // dropped frame by frame (the connection stays reusable and nothing accumulates).
-            let needs_body = status.is_success() && version.is_none();
+            // The body is kept only to fingerprint a success whose header names no version; otherwise it is read
+            // and dropped frame by frame (the connection stays reusable and nothing accumulates).
+            let needs_body = status.is_success()
+                && fingerprinting
+                && crate::attribution::header_version(version.as_deref()).is_none();
             let mut kept = Vec::new();
             let mut body = response.into_body();
             while let Some(frame) = body.frame().await {
