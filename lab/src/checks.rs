@@ -188,9 +188,7 @@ pub async fn check_stage(lab: &LabDefinition, stage: &Stage, config: &CheckConfi
             request_timeout: config.request_timeout,
             references: config.references.clone(),
         })?;
-        let mut report = check_assertion(&stage.name, spec, &probe, config).await;
-        report.configured_weights = configured_weights;
-        assertions.push(report);
+        assertions.push(check_assertion(&stage.name, spec, &probe, config, configured_weights).await);
     }
     Ok(StageReport {
         stage: stage.name.clone(),
@@ -200,22 +198,28 @@ pub async fn check_stage(lab: &LabDefinition, stage: &Stage, config: &CheckConfi
     })
 }
 
-/// Runs one assertion with `probe` (whose headers are the assertion's).
-pub async fn check_assertion(
+/// Runs one assertion with `probe` (whose headers are the assertion's); `configured_weights` is the route's split.
+async fn check_assertion(
     stage: &str,
     spec: &AssertionSpec,
     probe: &Probe,
     config: &CheckConfig,
+    configured_weights: BTreeMap<String, u32>,
 ) -> AssertionReport {
-    let (expectation, name) = match spec {
-        AssertionSpec::Exact { version, .. } => (
-            Expectation::Exact {
+    let (expectation, name, (verdict, message, tally)) = match spec {
+        AssertionSpec::Exact { version, .. } => {
+            let expectation = Expectation::Exact {
                 version: version.clone(),
                 leak_share: LEAK_SHARE,
                 miss_probability: MISS_PROBABILITY,
-            },
-            format!("{}every response from {version}", describe_headers(spec)),
-        ),
+            };
+            let name = format!("{}every response from {version}", describe_headers(spec));
+            let outcome = match settle_exact(stage, spec, version, probe, config).await {
+                Ok(()) => check_exact(version, probe, config).await,
+                Err((message, settle_tally)) => (Verdict::Fail, message, settle_tally),
+            };
+            (expectation, name, outcome)
+        }
         AssertionSpec::Share {
             version,
             share,
@@ -237,42 +241,25 @@ pub async fn check_assertion(
                 percent(*share),
                 percent(*tolerance)
             );
-            (expectation, name)
+            settle_share(version, *share, probe, config).await;
+            (
+                expectation,
+                name,
+                check_share(version, test_config, probe, config).await,
+            )
         }
     };
-    let mut report = AssertionReport {
+    AssertionReport {
         name,
         expectation,
-        verdict: Verdict::Fail,
-        message: String::new(),
+        verdict,
+        message,
         request_headers: spec.headers().clone(),
-        requests: 0,
-        versions: Vec::new(),
-        errors: Vec::new(),
-        configured_weights: BTreeMap::new(),
-    };
-    let (verdict, message, tally) = match spec {
-        AssertionSpec::Exact { version, .. } => match settle_exact(stage, spec, version, probe, config).await {
-            Ok(()) => check_exact(version, probe, config).await,
-            Err((message, settle_tally)) => (Verdict::Fail, message, settle_tally),
-        },
-        AssertionSpec::Share {
-            version,
-            share,
-            tolerance,
-            ..
-        } => {
-            settle_share(version, *share, probe, config).await;
-            let test_config = ShareTestConfig::lab_default(*share, *tolerance);
-            check_share(version, test_config, probe, config).await
-        }
-    };
-    report.verdict = verdict;
-    report.message = message;
-    report.requests = tally.requests;
-    report.versions = tally.version_stats();
-    report.errors = tally.error_counts();
-    report
+        requests: tally.requests,
+        versions: tally.version_stats(),
+        errors: tally.error_counts(),
+        configured_weights,
+    }
 }
 
 /// Probes until [`SETTLE_STREAK`] consecutive responses come from `expected`, or fails at the settle timeout with
@@ -286,13 +273,11 @@ async fn settle_exact(
 ) -> Result<(), (String, Tally)> {
     let deadline = Instant::now() + config.settle_timeout;
     let mut streak = 0;
-    let mut seen: BTreeMap<String, u64> = BTreeMap::new();
     let mut tally = Tally::default();
     // Responses in arrival order, `concurrency` at a time; the deadline bounds it, the streak ends it.
     let summary = probe
         .run(u64::MAX, deadline, |observation| {
             tally.add(&observation);
-            *seen.entry(outcome_label(&observation.outcome)).or_insert(0) += 1;
             let matches = matches!(&observation.outcome, Outcome::Answered { version } if version == expected);
             streak = match matches {
                 true => streak + 1,
@@ -307,7 +292,11 @@ async fn settle_exact(
     if summary.end == RunEnd::Stopped {
         return Ok(());
     }
-    let seen_text: Vec<String> = seen.iter().map(|(label, count)| format!("{label} ×{count}")).collect();
+    let seen_text: Vec<String> = tally
+        .outcome_counts()
+        .iter()
+        .map(|(label, count)| format!("{label} ×{count}"))
+        .collect();
     let seen_text = match seen_text.is_empty() {
         true => "no complete response".to_string(),
         false => seen_text.join(", "),
@@ -489,16 +478,40 @@ impl Tally {
         self.requests += 1;
         let latency_ms = observation.latency.as_secs_f64() * 1000.0;
         match &observation.outcome {
-            Outcome::Answered { version } => self.latencies_ms.entry(version.clone()).or_default().push(latency_ms),
+            // Keys are cloned only the first time a version (or error) is seen.
+            Outcome::Answered { version } => match self.latencies_ms.get_mut(version) {
+                Some(latencies) => latencies.push(latency_ms),
+                None => {
+                    self.latencies_ms.insert(version.clone(), vec![latency_ms]);
+                }
+            },
             Outcome::Failed { version, kind } => {
-                *self.errors.entry((version.clone(), *kind)).or_insert(0) += 1;
+                let key = (version.clone(), *kind);
+                *self.errors.entry(key).or_insert(0) += 1;
                 self.errors_total += 1;
             }
         }
     }
 
+    /// Responses attributed to a version (every request that did not fail).
     fn answered(&self) -> u64 {
-        self.latencies_ms.values().map(|latencies| latencies.len() as u64).sum()
+        self.requests - self.errors_total
+    }
+
+    /// Requests by what they found — `resnet50`, or the error kind with the version when known — for messages.
+    fn outcome_counts(&self) -> BTreeMap<String, u64> {
+        let mut counts = BTreeMap::new();
+        for (version, latencies) in &self.latencies_ms {
+            *counts.entry(version.clone()).or_insert(0) += latencies.len() as u64;
+        }
+        for ((version, kind), count) in &self.errors {
+            let label = match version {
+                Some(version) => format!("{kind} from {version}"),
+                None => kind.to_string(),
+            };
+            *counts.entry(label).or_insert(0) += count;
+        }
+        counts
     }
 
     /// A failure message when more than `max_error_rate` of the requests failed.
@@ -564,18 +577,6 @@ impl Tally {
                 count: *count,
             })
             .collect()
-    }
-}
-
-/// `resnet50`, or the error kind (with the version when known), for messages.
-fn outcome_label(outcome: &Outcome) -> String {
-    match outcome {
-        Outcome::Answered { version } => version.clone(),
-        Outcome::Failed {
-            version: Some(version),
-            kind,
-        } => format!("{kind} from {version}"),
-        Outcome::Failed { version: None, kind } => kind.to_string(),
     }
 }
 

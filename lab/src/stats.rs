@@ -162,11 +162,6 @@ impl ShareTest {
     pub fn verdict(&self) -> Option<Verdict> {
         self.verdict
     }
-
-    /// The configuration.
-    pub fn config(&self) -> &ShareTestConfig {
-        &self.config
-    }
 }
 
 /// The requests a fixed-size two-sided test needs for the same question (normal approximation):

@@ -9,9 +9,7 @@ use super::{RunReport, write_atomically};
 
 /// The report as pretty JSON with a final newline.
 pub fn render_json(report: &RunReport) -> String {
-    let mut text = serde_json::to_string_pretty(report).expect("reports serialise to JSON");
-    text.push('\n');
-    text
+    format!("{}\n", crate::output::to_json(report))
 }
 
 /// Writes the JSON report to `path`, atomically.

@@ -69,19 +69,19 @@ fn write_case(xml: &mut String, stage: &StageReport, assertion: &AssertionReport
         escape(&assertion.name)
     );
     xml.push('\n');
+    let details = escape(&details(assertion));
     match assertion.verdict {
         Verdict::Pass => {}
         verdict => {
             let _ = writeln!(
                 xml,
-                r#"      <failure type="{}" message="{}">{}</failure>"#,
+                r#"      <failure type="{}" message="{}">{details}</failure>"#,
                 verdict.as_str(),
                 escape(&assertion.message),
-                escape(&details(assertion))
             );
         }
     }
-    let _ = writeln!(xml, "      <system-out>{}</system-out>", escape(&details(assertion)));
+    let _ = writeln!(xml, "      <system-out>{details}</system-out>");
     xml.push_str("    </testcase>\n");
 }
 
