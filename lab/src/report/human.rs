@@ -55,17 +55,9 @@ pub(super) fn render_with_colour(report: &RunReport, colour: bool) -> String {
 
 /// One row per version (the first also names the assertion), or one row when no version answered.
 fn assertion_rows(assertion: &AssertionReport) -> Vec<Vec<String>> {
-    let mut name = assertion.name.clone();
-    if !assertion.request_headers.is_empty() {
-        let headers: Vec<String> = assertion
-            .request_headers
-            .iter()
-            .map(|(header, value)| format!("{header}: {value}"))
-            .collect();
-        name.push_str(&format!(" [{}]", headers.join(", ")));
-    }
+    // The name already says which headers the assertion sends ("with user-group: canary: …").
     let first_columns = vec![
-        name,
+        assertion.name.clone(),
         assertion.verdict.as_str().to_string(),
         assertion.requests.to_string(),
     ];

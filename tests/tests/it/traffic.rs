@@ -278,6 +278,12 @@ async fn lab_check_focused_passes_on_header_routing_and_fails_when_it_is_ignored
     let output = lab_check(&["focused", "--url", &good.url()], &image).await;
     assert_eq!(output.code, 0, "{output:#?}");
     assert!(output.stdout.contains("stage focused: pass"), "{output:#?}");
+    assert_eq!(
+        output.stdout.matches("user-group: canary").count(),
+        1,
+        "the assertion's name says which header it sends, once:\n{}",
+        output.stdout
+    );
     let output = lab_check(&["focused", "--url", &bad.url(), "--settle-timeout-s", "2"], &image).await;
     assert_eq!(output.code, 1, "{output:#?}");
     assert!(output.stdout.contains("the routes did not take effect"), "{output:#?}");
