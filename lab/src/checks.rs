@@ -24,7 +24,9 @@ use crate::attribution::References;
 use crate::payload::{PayloadKind, build_payload};
 use crate::predict::{DEFAULT_IMAGE, PredictClient};
 use crate::probe::{ErrorKind, Flow, Observation, Outcome, Probe, ProbeConfig, RunEnd};
-use crate::report::{AssertionReport, ErrorCount, Expectation, LatencySummary, StageReport, Verdict, VersionStats};
+use crate::report::{
+    AssertionReport, ErrorCount, Expectation, LatencySummary, StageReport, Verdict, VersionStats, error_label,
+};
 use crate::routing::VirtualServiceSpec;
 use crate::stages::{AssertionSpec, LabDefinition, Stage};
 use crate::stats::{self, ShareTest, ShareTestConfig};
@@ -505,11 +507,9 @@ impl Tally {
             *counts.entry(version.clone()).or_insert(0) += latencies.len() as u64;
         }
         for ((version, kind), count) in &self.errors {
-            let label = match version {
-                Some(version) => format!("{kind} from {version}"),
-                None => kind.to_string(),
-            };
-            *counts.entry(label).or_insert(0) += count;
+            *counts
+                .entry(error_label(kind.as_str(), version.as_deref()))
+                .or_insert(0) += count;
         }
         counts
     }

@@ -134,12 +134,7 @@ fn write_assertion(html: &mut String, assertion: &AssertionReport) {
     if !assertion.errors.is_empty() {
         html.push_str("<ul class=\"errors\">\n");
         for error in &assertion.errors {
-            let from = error
-                .version
-                .as_deref()
-                .map(|version| format!(" from {}", escape(version)))
-                .unwrap_or_default();
-            let _ = writeln!(html, "<li>{} × {}{from}</li>", error.count, escape(&error.kind));
+            let _ = writeln!(html, "<li>{} × {}</li>", error.count, escape(&error.label()));
         }
         html.push_str("</ul>\n");
     }

@@ -109,10 +109,7 @@ fn assertion_notes(assertion: &AssertionReport) -> String {
         let errors: Vec<String> = assertion
             .errors
             .iter()
-            .map(|error| match &error.version {
-                Some(version) => format!("{} from {version}: {}", error.kind, error.count),
-                None => format!("{}: {}", error.kind, error.count),
-            })
+            .map(|error| format!("{}: {}", error.label(), error.count))
             .collect();
         notes.push_str(&format!("  {} errors: {}\n", assertion.name, errors.join(", ")));
     }

@@ -111,17 +111,7 @@ fn details(assertion: &AssertionReport) -> String {
         );
     }
     for error in &assertion.errors {
-        let _ = writeln!(
-            text,
-            "errors {}{}: {}",
-            error.kind,
-            error
-                .version
-                .as_deref()
-                .map(|version| format!(" from {version}"))
-                .unwrap_or_default(),
-            error.count
-        );
+        let _ = writeln!(text, "errors {}: {}", error.label(), error.count);
     }
     text
 }

@@ -178,6 +178,21 @@ pub struct ErrorCount {
     pub count: u64,
 }
 
+impl ErrorCount {
+    /// `http_503 from resnet101`, or the kind alone when the version is unknown.
+    pub fn label(&self) -> String {
+        error_label(&self.kind, self.version.as_deref())
+    }
+}
+
+/// `KIND from VERSION`, or `KIND` when the version is unknown: how reports and messages name an error.
+pub fn error_label(kind: &str, version: Option<&str>) -> String {
+    match version {
+        Some(version) => format!("{kind} from {version}"),
+        None => kind.to_string(),
+    }
+}
+
 /// Writes `contents` to `path` through a temporary file in the same directory and a rename.
 fn write_atomically(path: &Path, contents: &[u8], what: &str) -> anyhow::Result<()> {
     let directory = match path.parent() {
