@@ -157,16 +157,7 @@ pub async fn wait_for_rollout(
 }
 
 async fn pods_have_sidecar(cluster: &Cluster, namespace: &str, deployment: &Manifest) -> anyhow::Result<bool> {
-    let selector = deployment.object["spec"]["selector"]["matchLabels"]
-        .as_object()
-        .map(|labels| {
-            labels
-                .iter()
-                .map(|(key, value)| format!("{key}={}", value.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
+    let selector = deployment.pod_selector().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
     let listed = pods
         .list(&ListParams::default().labels(&selector))
