@@ -45,6 +45,17 @@ impl Manifest {
             None => format!("{}/{}", self.kind(), self.name()),
         }
     }
+
+    /// The pod selector of a workload's `spec.selector.matchLabels`, as `k=v,k2=v2`; `None` when it has none.
+    pub fn pod_selector(&self) -> Option<String> {
+        let labels = self.object["spec"]["selector"]["matchLabels"].as_object()?;
+        let selector = labels
+            .iter()
+            .map(|(key, value)| format!("{key}={}", value.as_str().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join(",");
+        Some(selector)
+    }
 }
 
 /// Loads `files` (names inside `dir`) in order, every document of each.

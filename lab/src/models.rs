@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::cluster::apply::{ObjectChange, apply_all};
 use crate::cluster::diagnose::diagnose_pods;
-use crate::cluster::wait::{WaitTimedOut, wait_for};
+use crate::cluster::wait::{diagnose_timeout, wait_for};
 use crate::cluster::{Cluster, LAB_NAMESPACE};
 use crate::manifests::{self, Manifest};
 use crate::tool::minikube::Minikube;
@@ -169,9 +169,10 @@ pub async fn export_in_cluster(cluster: &Cluster, deadline: Duration) -> anyhow:
     let jobs: Api<Job> = Api::namespaced(cluster.client.clone(), LAB_NAMESPACE);
     let object = format!("Job/{EXPORT_JOB} in namespace \"{LAB_NAMESPACE}\"");
     let waited = wait_for(jobs, EXPORT_JOB, &object, "complete", job_finished, deadline).await;
+    let pods_selector = format!("job-name={EXPORT_JOB}");
     match waited {
         Ok(job) if job.as_ref().is_some_and(|job| job_has_condition(job, "Failed")) => {
-            let diagnosis = diagnose_pods(cluster, LAB_NAMESPACE, &format!("job-name={EXPORT_JOB}")).await;
+            let diagnosis = diagnose_pods(cluster, LAB_NAMESPACE, &pods_selector).await;
             anyhow::bail!(
                 "{object} failed\n{}\nhelp: {}",
                 diagnosis.text.trim_end(),
@@ -181,17 +182,12 @@ pub async fn export_in_cluster(cluster: &Cluster, deadline: Duration) -> anyhow:
             )
         }
         Ok(_) => Ok(changes),
-        Err(error) => match error.downcast::<WaitTimedOut>() {
-            Ok(mut timed_out) => {
-                let diagnosis = diagnose_pods(cluster, LAB_NAMESPACE, &format!("job-name={EXPORT_JOB}")).await;
-                timed_out.diagnosis = diagnosis.text;
-                timed_out.help = diagnosis.help.unwrap_or_else(|| {
-                    format!("read the export's log with `kubectl -n {LAB_NAMESPACE} logs job/{EXPORT_JOB}`; the first export downloads about 300 MB of weights")
-                });
-                Err(timed_out.into())
-            }
-            Err(other) => Err(other),
-        },
+        Err(error) => {
+            let help = format!(
+                "read the export's log with `kubectl -n {LAB_NAMESPACE} logs job/{EXPORT_JOB}`; the first export downloads about 300 MB of weights"
+            );
+            Err(diagnose_timeout(error, diagnose_pods(cluster, LAB_NAMESPACE, &pods_selector), help).await)
+        }
     }
 }
 

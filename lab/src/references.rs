@@ -38,12 +38,7 @@ pub fn deployed_versions(manifests: &[Manifest]) -> Vec<DeployedVersion> {
         .iter()
         .filter(|manifest| manifest.kind() == "Deployment")
         .filter_map(|manifest| {
-            let labels = manifest.object["spec"]["selector"]["matchLabels"].as_object()?;
-            let selector = labels
-                .iter()
-                .map(|(key, value)| format!("{key}={}", value.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",");
+            let selector = manifest.pod_selector()?;
             let version = manifest.object["spec"]["template"]["metadata"]["labels"][VERSION_LABEL]
                 .as_str()
                 .unwrap_or(manifest.name())

@@ -94,8 +94,8 @@ pub async fn cluster_matches_stage(
     for manifest in &manifests {
         // An object the listing lacks (absent, or not labelled yet) is looked up on its own.
         let planned = match listed.find(manifest.kind(), manifest.name()) {
-            Some(Some(live)) => plan_against(cluster, manifest, Some(live)).await?,
-            _ => plan_one(cluster, manifest).await?,
+            Some(live) => plan_against(cluster, manifest, Some(live)).await?,
+            None => plan_one(cluster, manifest).await?,
         };
         if planned.change != Change::Unchanged {
             return Ok(false);
@@ -112,8 +112,8 @@ pub async fn apply_and_prune(cluster: &Cluster, manifests: &[Manifest]) -> anyho
     for manifest in manifests {
         // An object the listing lacks (absent, or not labelled yet) is looked up on its own.
         let change = match listed.find(manifest.kind(), manifest.name()) {
-            Some(Some(live)) => apply_against(cluster, manifest, Some(live)).await?,
-            _ => apply_one(cluster, manifest).await?,
+            Some(live) => apply_against(cluster, manifest, Some(live)).await?,
+            None => apply_one(cluster, manifest).await?,
         };
         changes.push(change);
     }
@@ -157,16 +157,7 @@ pub async fn wait_for_rollout(
 }
 
 async fn pods_have_sidecar(cluster: &Cluster, namespace: &str, deployment: &Manifest) -> anyhow::Result<bool> {
-    let selector = deployment.object["spec"]["selector"]["matchLabels"]
-        .as_object()
-        .map(|labels| {
-            labels
-                .iter()
-                .map(|(key, value)| format!("{key}={}", value.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default();
+    let selector = deployment.pod_selector().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
     let listed = pods
         .list(&ListParams::default().labels(&selector))

@@ -133,7 +133,7 @@ impl Steps<'_> {
 /// Runs `lab up`.
 pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progress) -> anyhow::Result<UpReport> {
     let lab = LabDefinition::load_default()?;
-    let walk = lab.stages_through(options.last_stage.as_deref())?.to_vec();
+    let walk = lab.stages_through(options.last_stage.as_deref())?;
     let _lock = LabLock::acquire(settings, "lab up")?;
     let mut steps = Steps {
         progress,

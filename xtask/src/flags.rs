@@ -1,8 +1,10 @@
 //! Every command and flag of `cargo xtask`, declared once.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use lab::payload::PayloadKind;
 
 /// canary-lab: the TensorFlow canary-release lab on minikube + Istio 1.12.7, in one command.
 #[derive(Debug, Parser)]
@@ -112,9 +114,9 @@ pub struct UpFlags {
     /// Seconds istiod and the ingress gateway may take to become available.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub istio_timeout: u64,
-    /// Seconds each Deployment may take to roll out.
-    #[arg(long, value_name = "SECS", default_value_t = 600)]
-    pub rollout_timeout: u64,
+    /// `--rollout-timeout`.
+    #[command(flatten)]
+    pub rollout: RolloutFlags,
     /// Seconds the model export Job may take.
     #[arg(long, value_name = "SECS", default_value_t = 1800)]
     pub export_timeout: u64,
@@ -137,9 +139,9 @@ pub struct StageFlags {
     /// Apply the stage without asserting it.
     #[arg(long)]
     pub no_assert: bool,
-    /// Seconds each Deployment may take to roll out.
-    #[arg(long, value_name = "SECS", default_value_t = 600)]
-    pub rollout_timeout: u64,
+    /// `--rollout-timeout`.
+    #[command(flatten)]
+    pub rollout: RolloutFlags,
     /// Where to write the assertion results besides stdout.
     #[command(flatten)]
     pub reports: ReportFlags,
@@ -151,9 +153,24 @@ pub struct ResetFlags {
     /// The stage to return to.
     #[arg(default_value = "stable")]
     pub stage: String,
+    /// `--rollout-timeout`.
+    #[command(flatten)]
+    pub rollout: RolloutFlags,
+}
+
+/// `--rollout-timeout`, shared by the commands that roll Deployments out (`lab up`, `lab stage`, `lab reset`).
+#[derive(Debug, Args)]
+pub struct RolloutFlags {
     /// Seconds each Deployment may take to roll out.
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub rollout_timeout: u64,
+}
+
+impl RolloutFlags {
+    /// The rollout deadline of one Deployment.
+    pub fn deadline(&self) -> Duration {
+        Duration::from_secs(self.rollout_timeout)
+    }
 }
 
 /// `lab check`
@@ -238,6 +255,18 @@ pub enum PayloadFlag {
     Keras,
     /// The image file, base64, for the `serving_bytes` signature.
     Bytes,
+}
+
+impl PayloadFlag {
+    /// The payload kind asked for; `None` for `auto` (the model's metadata decides).
+    pub fn kind(self) -> Option<PayloadKind> {
+        match self {
+            PayloadFlag::Auto => None,
+            PayloadFlag::Raw => Some(PayloadKind::Raw),
+            PayloadFlag::Keras => Some(PayloadKind::Keras),
+            PayloadFlag::Bytes => Some(PayloadKind::Bytes),
+        }
+    }
 }
 
 /// `lab render`

@@ -1,10 +1,11 @@
 //! The one generic apply: server-side apply (field manager `canary-lab`, force) of any manifest, after a dry run
 //! that tells whether anything would change, so a second `lab up` writes nothing.
 
-use kube::api::{DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::discovery::UnknownKind;
 use super::{Cluster, FIELD_MANAGER, MANAGED_BY_LABEL};
 use crate::manifests::Manifest;
 
@@ -95,14 +96,13 @@ pub async fn apply_against(
     manifest: &Manifest,
     live: Option<&DynamicObject>,
 ) -> anyhow::Result<ObjectChange> {
-    let planned = plan_against(cluster, manifest, live).await?;
+    let prepared = prepare(cluster, manifest)?;
+    let planned = plan_prepared(&prepared, manifest, live).await?;
     if planned.change != Change::Unchanged {
-        let resolved = cluster.resolve(manifest)?;
-        let desired = with_managed_by_label(&manifest.object);
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        resolved
+        prepared
             .api
-            .patch(manifest.name(), &params, &Patch::Apply(&desired))
+            .patch(manifest.name(), &params, &Patch::Apply(&prepared.desired))
             .await
             .map_err(|error| rejected(manifest, error))?;
         tracing::info!(object = %manifest.describe(), change = planned.change.word(), "applied");
@@ -123,16 +123,37 @@ pub async fn plan_against(
     manifest: &Manifest,
     live: Option<&DynamicObject>,
 ) -> anyhow::Result<ObjectChange> {
-    let resolved = cluster.resolve(manifest)?;
+    let prepared = prepare(cluster, manifest)?;
+    plan_prepared(&prepared, manifest, live).await
+}
+
+/// A manifest ready to apply: the `Api` that reaches its object, and the object as sent (with the managed-by label).
+struct Prepared {
+    api: Api<DynamicObject>,
+    desired: Value,
+}
+
+fn prepare(cluster: &Cluster, manifest: &Manifest) -> Result<Prepared, UnknownKind> {
+    Ok(Prepared {
+        api: cluster.resolve(manifest)?,
+        desired: with_managed_by_label(&manifest.object),
+    })
+}
+
+/// [`plan_against`] for a manifest already prepared.
+async fn plan_prepared(
+    prepared: &Prepared,
+    manifest: &Manifest,
+    live: Option<&DynamicObject>,
+) -> anyhow::Result<ObjectChange> {
     let name = manifest.name();
     let change = match live {
         None => Change::Created,
         Some(live) => {
-            let desired = with_managed_by_label(&manifest.object);
             let params = PatchParams::apply(FIELD_MANAGER).force().dry_run();
-            let dry_run = resolved
+            let dry_run = prepared
                 .api
-                .patch(name, &params, &Patch::Apply(&desired))
+                .patch(name, &params, &Patch::Apply(&prepared.desired))
                 .await
                 .map_err(|error| rejected(manifest, error))?;
             let unchanged = comparable(&serde_json::to_value(live)?) == comparable(&serde_json::to_value(&dry_run)?);
@@ -152,10 +173,8 @@ pub async fn plan_against(
 
 /// The live object of `manifest`, if it exists.
 async fn get_live(cluster: &Cluster, manifest: &Manifest) -> anyhow::Result<Option<DynamicObject>> {
-    let resolved = cluster.resolve(manifest)?;
-    resolved
-        .api
-        .get_opt(manifest.name())
+    let api = cluster.resolve(manifest)?;
+    api.get_opt(manifest.name())
         .await
         .map_err(|error| rejected(manifest, error))
 }

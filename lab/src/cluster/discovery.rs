@@ -7,16 +7,6 @@ use kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use super::Cluster;
 use crate::manifests::Manifest;
 
-/// An object kind as the API serves it, and the `Api` to reach one object of it.
-pub struct Resolved {
-    /// Group, version, kind and plural.
-    pub resource: ApiResource,
-    /// Namespaced or cluster-wide.
-    pub scope: Scope,
-    /// The API for the object's namespace (or cluster-wide).
-    pub api: Api<DynamicObject>,
-}
-
 /// The API server does not serve a manifest's kind: named with the file, document and kind.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}, document {document}: the cluster does not serve kind \"{kind}\" of \"{api_version}\"\nhelp: {help}")]
@@ -34,14 +24,11 @@ pub struct UnknownKind {
 }
 
 impl Cluster {
-    /// The API resource, scope and `Api` for `manifest`; an unknown kind is an [`UnknownKind`] error.
-    pub fn resolve(&self, manifest: &Manifest) -> Result<Resolved, UnknownKind> {
-        let (group, version) = match manifest.api_version().split_once('/') {
-            Some((group, version)) => (group, version),
-            None => ("", manifest.api_version()),
-        };
-        let gvk = GroupVersionKind::gvk(group, version, manifest.kind());
-        let Some((resource, capabilities)) = self.discovery.resolve_gvk(&gvk) else {
+    /// The `Api` that reaches `manifest`'s object: its kind resolved, in its namespace or cluster-wide as the kind's
+    /// scope says; an unknown kind is an [`UnknownKind`] error.
+    pub fn resolve(&self, manifest: &Manifest) -> Result<Api<DynamicObject>, UnknownKind> {
+        let Some((resource, capabilities)) = self.resource_for(manifest.api_version(), manifest.kind()) else {
+            let (group, _) = group_version(manifest.api_version());
             let help = match group.ends_with("istio.io") {
                 true => "Istio's CRDs are missing: install Istio first (`cargo xtask lab up` does)".to_string(),
                 false => "check the apiVersion and kind in the manifest".to_string(),
@@ -54,12 +41,7 @@ impl Cluster {
                 help,
             });
         };
-        let api = self.dynamic_api(&resource, &capabilities, manifest.namespace());
-        Ok(Resolved {
-            resource,
-            scope: capabilities.scope,
-            api,
-        })
+        Ok(self.dynamic_api(&resource, &capabilities, manifest.namespace()))
     }
 
     /// An `Api<DynamicObject>` for `resource`: namespaced in `namespace` (the client's default when `None`), or
@@ -79,10 +61,15 @@ impl Cluster {
 
     /// The API resource for `api_version`/`kind`, for listing (pruning); `None` when the server does not serve it.
     pub fn resource_for(&self, api_version: &str, kind: &str) -> Option<(ApiResource, ApiCapabilities)> {
-        let (group, version) = match api_version.split_once('/') {
-            Some((group, version)) => (group, version),
-            None => ("", api_version),
-        };
+        let (group, version) = group_version(api_version);
         self.discovery.resolve_gvk(&GroupVersionKind::gvk(group, version, kind))
+    }
+}
+
+/// An apiVersion split into group and version: `apps/v1` is (`apps`, `v1`), the core `v1` is (``, `v1`).
+fn group_version(api_version: &str) -> (&str, &str) {
+    match api_version.split_once('/') {
+        Some((group, version)) => (group, version),
+        None => ("", api_version),
     }
 }

@@ -18,22 +18,6 @@ pub const LAB_KINDS: &[(&str, &str)] = &[
     ("networking.istio.io/v1alpha3", "DestinationRule"),
 ];
 
-/// Deletes the lab's objects in the lab namespace that `keep` does not contain; `protected` names (e.g. the
-/// model-export Job and its ConfigMap) are never deleted.
-pub async fn prune(cluster: &Cluster, keep: &[Manifest], protected: &[&str]) -> anyhow::Result<Vec<ObjectChange>> {
-    let listed = list_lab_objects(cluster).await?;
-    delete_all(cluster, listed.prune_candidates(keep, protected)).await
-}
-
-/// The lab's objects that `keep` lacks (and that are not `protected`); nothing is deleted.
-pub async fn prune_candidates(
-    cluster: &Cluster,
-    keep: &[Manifest],
-    protected: &[&str],
-) -> anyhow::Result<Vec<PruneCandidate>> {
-    Ok(list_lab_objects(cluster).await?.prune_candidates(keep, protected))
-}
-
 /// Deletes the candidates (one already gone is skipped) and reports them as deleted.
 pub async fn delete_all(cluster: &Cluster, candidates: Vec<PruneCandidate>) -> anyhow::Result<Vec<ObjectChange>> {
     let mut deleted = Vec::new();
@@ -75,15 +59,13 @@ pub struct LabObjects {
 }
 
 impl LabObjects {
-    /// `Some(live)` for a kind that was listed (`live` is `None` when no such object is there); `None` for a kind
-    /// outside [`LAB_KINDS`] (the caller GETs it).
-    pub fn find(&self, kind: &str, name: &str) -> Option<Option<&DynamicObject>> {
+    /// The listed object of `kind` named `name`; `None` when no such object was listed, or when `kind` is outside
+    /// [`LAB_KINDS`] (the caller GETs it).
+    pub fn find(&self, kind: &str, name: &str) -> Option<&DynamicObject> {
         let (_, _, objects) = self.listed.iter().find(|(_, listed_kind, _)| *listed_kind == kind)?;
-        Some(
-            objects
-                .iter()
-                .find(|object| object.metadata.name.as_deref() == Some(name)),
-        )
+        objects
+            .iter()
+            .find(|object| object.metadata.name.as_deref() == Some(name))
     }
 
     /// The objects that `keep` lacks and that are not `protected`.

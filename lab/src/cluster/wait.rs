@@ -12,7 +12,7 @@ use kube::runtime::wait::{Condition, await_condition};
 use serde::de::DeserializeOwned;
 
 use super::Cluster;
-use super::diagnose::diagnose_deployment;
+use super::diagnose::{Diagnosis, diagnose_deployment};
 
 /// A wait that ran out of time: the object, the condition, how long it waited, and what the cluster showed.
 #[derive(Debug, thiserror::Error)]
@@ -128,17 +128,29 @@ pub async fn wait_deployment_rolled_out(
     let result = wait_for(api, name, &object, "rolled out", deployment_rolled_out, deadline).await;
     match result {
         Ok(_) => Ok(()),
-        Err(error) => match error.downcast::<WaitTimedOut>() {
-            Ok(mut timed_out) => {
-                let diagnosis = diagnose_deployment(cluster, namespace, name).await;
-                timed_out.help = diagnosis.help.clone().unwrap_or_else(|| {
-                    format!("run `kubectl -n {namespace} describe deployment {name}` and `cargo xtask lab up` again")
-                });
-                timed_out.diagnosis = diagnosis.text;
-                Err(timed_out.into())
-            }
-            Err(other) => Err(other),
-        },
+        Err(error) => {
+            let help =
+                format!("run `kubectl -n {namespace} describe deployment {name}` and `cargo xtask lab up` again");
+            Err(diagnose_timeout(error, diagnose_deployment(cluster, namespace, name), help).await)
+        }
+    }
+}
+
+/// A [`WaitTimedOut`] `error` with its diagnosis and help replaced by what `diagnosis` finds (its help, else
+/// `fallback_help`); `diagnosis` runs only for a timeout, and any other error comes back as it is.
+pub async fn diagnose_timeout(
+    error: anyhow::Error,
+    diagnosis: impl Future<Output = Diagnosis>,
+    fallback_help: String,
+) -> anyhow::Error {
+    match error.downcast::<WaitTimedOut>() {
+        Ok(mut timed_out) => {
+            let diagnosis = diagnosis.await;
+            timed_out.diagnosis = diagnosis.text;
+            timed_out.help = diagnosis.help.unwrap_or(fallback_help);
+            timed_out.into()
+        }
+        Err(other) => other,
     }
 }
 

@@ -131,16 +131,14 @@ async fn measure(context: &BenchContext) -> anyhow::Result<Vec<BenchResult>> {
 /// One server-side apply per object, whatever the cluster holds.
 async fn blind_apply(cluster: &Cluster, manifests: &[Manifest]) -> anyhow::Result<()> {
     for manifest in manifests {
-        let resolved = cluster.resolve(manifest)?;
+        let api = cluster.resolve(manifest)?;
         let params = PatchParams::apply("canary-lab").force();
-        resolved
-            .api
-            .patch(
-                manifest.name(),
-                &params,
-                &Patch::Apply(&with_managed_by_label(&manifest.object)),
-            )
-            .await?;
+        api.patch(
+            manifest.name(),
+            &params,
+            &Patch::Apply(&with_managed_by_label(&manifest.object)),
+        )
+        .await?;
     }
     Ok(())
 }

@@ -1,7 +1,5 @@
 //! `cargo xtask bench`: install the test tools, then run the `lab-bench` binary in release mode.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
 use lab::CommandStatus;
 use lab::tool::ToolCommand;
@@ -11,16 +9,11 @@ use crate::flags::BenchFlags;
 
 /// Builds and runs every benchmark group (or the ones named), printing the table of ratios.
 pub(crate) fn run(flags: &BenchFlags) -> CommandResult {
-    let workspace = super::test::workspace_root();
-    let tools_dir = super::test::target_dir(&workspace).join("test-tools");
-    super::test::install_python_tools(&workspace, &tools_dir)?;
+    super::test::install_test_tools()?;
     install_wrk()?;
-    let cargo = std::env::var_os("CARGO")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("cargo"));
     let mut command = ToolCommand::new(
         "run the benchmarks",
-        &cargo,
+        &super::test::cargo(),
         &[
             "run",
             "--quiet",
@@ -48,12 +41,7 @@ fn install_wrk() -> anyhow::Result<()> {
         return Ok(());
     }
     let help = "help: install wrk (Debian: `sudo apt-get install wrk`), then run `cargo xtask bench` again";
-    let is_root = std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
-        status
-            .lines()
-            .any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(1) == Some("0"))
-    });
-    if !is_root {
+    if !super::test::running_as_root() {
         anyhow::bail!("wrk, the probe benchmark's baseline, is not on PATH\n{help}");
     }
     eprintln!("installing wrk (the probe benchmark's baseline) with apt-get…");

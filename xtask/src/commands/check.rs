@@ -4,15 +4,13 @@
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use lab::Settings;
 use lab::checks::{self, CheckConfig};
-use lab::payload::PayloadKind;
-use lab::predict::DEFAULT_IMAGE;
-use lab::report::{RunReport, Verdict, render_human, render_json};
+use lab::report::RunReport;
 use lab::stages::LabDefinition;
-use lab::{CommandStatus, Format, Settings};
 
 use crate::CommandResult;
-use crate::flags::{CheckFlags, PayloadFlag};
+use crate::flags::CheckFlags;
 
 /// Runs the stage's assertions and prints the report.
 pub(crate) async fn run(settings: &Settings, flags: &CheckFlags) -> CommandResult {
@@ -30,17 +28,8 @@ pub(crate) async fn run(settings: &Settings, flags: &CheckFlags) -> CommandResul
     }
     let lab = LabDefinition::load_default()?;
     let stage = lab.stage(&flags.stage)?;
-    let image = match &flags.image {
-        Some(path) => std::fs::read(path).with_context(|| format!("reading the image \"{}\"", path.display()))?,
-        None => DEFAULT_IMAGE.to_vec(),
-    };
-    let kind = match flags.payload {
-        PayloadFlag::Auto => None,
-        PayloadFlag::Raw => Some(PayloadKind::Raw),
-        PayloadFlag::Keras => Some(PayloadKind::Keras),
-        PayloadFlag::Bytes => Some(PayloadKind::Bytes),
-    };
-    let body = checks::payload_body(url, kind, &image).await?;
+    let image = super::read_image(flags.image.as_deref())?;
+    let body = checks::payload_body(url, flags.payload.kind(), &image).await?;
     let mut config = CheckConfig::new(url, body);
     config.concurrency = flags.concurrency as usize;
     config.request_timeout = Duration::from_millis(flags.timeout_ms);
@@ -57,13 +46,5 @@ pub(crate) async fn run(settings: &Settings, flags: &CheckFlags) -> CommandResul
         verdict: stage_report.verdict,
         stages: vec![stage_report],
     };
-    match settings.format {
-        Format::Json => println!("{}", render_json(&report)),
-        Format::Human => print!("{}", render_human(&report)),
-    }
-    super::reports::write_reports(&flags.reports, &report)?;
-    match report.verdict {
-        Verdict::Pass => Ok(CommandStatus::Ok),
-        Verdict::Fail | Verdict::Inconclusive => Ok(CommandStatus::NotReady),
-    }
+    super::reports::print_and_write(settings, &flags.reports, &report)
 }

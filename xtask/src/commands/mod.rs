@@ -15,6 +15,10 @@ mod status;
 mod test;
 mod up;
 
+use std::path::Path;
+
+use anyhow::Context;
+use lab::predict::DEFAULT_IMAGE;
 use lab::{Format, Settings};
 
 use crate::CommandResult;
@@ -56,4 +60,12 @@ fn settings_from(global: &GlobalFlags) -> anyhow::Result<Settings> {
         FormatFlag::Json => Format::Json,
     };
     Ok(settings)
+}
+
+/// The bytes of the `--image` file, or the lab's Grace Hopper photo when none was given.
+fn read_image(path: Option<&Path>) -> anyhow::Result<Vec<u8>> {
+    match path {
+        Some(path) => std::fs::read(path).with_context(|| format!("reading the image \"{}\"", path.display())),
+        None => Ok(DEFAULT_IMAGE.to_vec()),
+    }
 }

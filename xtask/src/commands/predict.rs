@@ -1,13 +1,11 @@
 //! `lab predict`: send predictions through the ingress and print the top classes, the model that served, latency.
 
-use anyhow::Context;
 use lab::output::{paint, table, to_json, use_colour};
-use lab::payload::PayloadKind;
-use lab::predict::{DEFAULT_IMAGE, PayloadChoice, PredictPlan, PredictReport, parse_header, run_predictions};
+use lab::predict::{PayloadChoice, PredictPlan, PredictReport, parse_header, run_predictions};
 use lab::{CommandStatus, Format, LabError, Settings};
 
 use crate::CommandResult;
-use crate::flags::{PayloadFlag, PredictFlags};
+use crate::flags::PredictFlags;
 
 /// Resolves the flags into a plan, sends the predictions and prints them; exit 1 when any request failed.
 pub(crate) async fn run(settings: &Settings, flags: &PredictFlags) -> CommandResult {
@@ -34,10 +32,7 @@ fn plan_from(settings: &Settings, flags: &PredictFlags) -> anyhow::Result<Predic
             )
         })?,
     };
-    let image = match &flags.image {
-        Some(path) => std::fs::read(path).with_context(|| format!("reading the image \"{}\"", path.display()))?,
-        None => DEFAULT_IMAGE.to_vec(),
-    };
+    let image = super::read_image(flags.image.as_deref())?;
     let headers = flags
         .headers
         .iter()
@@ -46,11 +41,9 @@ fn plan_from(settings: &Settings, flags: &PredictFlags) -> anyhow::Result<Predic
     if flags.count == 0 {
         anyhow::bail!("`--count 0` sends nothing\nhelp: pass `--count 1` or more");
     }
-    let payload = match flags.payload {
-        PayloadFlag::Auto => PayloadChoice::Auto,
-        PayloadFlag::Raw => PayloadChoice::Fixed(PayloadKind::Raw),
-        PayloadFlag::Keras => PayloadChoice::Fixed(PayloadKind::Keras),
-        PayloadFlag::Bytes => PayloadChoice::Fixed(PayloadKind::Bytes),
+    let payload = match flags.payload.kind() {
+        None => PayloadChoice::Auto,
+        Some(kind) => PayloadChoice::Fixed(kind),
     };
     Ok(PredictPlan {
         url,

@@ -1,11 +1,6 @@
 //! `lab reset [STAGE]`: return to a stage fast, reusing running pods, and say what changed.
 
-use std::time::Duration;
-
-use lab::cluster::Cluster;
-use lab::stage_apply::apply_stage;
 use lab::stages::LabDefinition;
-use lab::state::LabLock;
 use lab::{CommandStatus, Settings};
 
 use crate::CommandResult;
@@ -15,16 +10,6 @@ use crate::flags::ResetFlags;
 pub(crate) async fn run(settings: &Settings, flags: &ResetFlags) -> CommandResult {
     let lab = LabDefinition::load_default()?;
     let stage = lab.stage(&flags.stage)?;
-    let _lock = LabLock::acquire(settings, "lab reset")?;
-    let cluster = Cluster::connect(settings).await?;
-    let report = apply_stage(
-        settings,
-        &cluster,
-        &lab,
-        stage,
-        Duration::from_secs(flags.rollout_timeout),
-    )
-    .await?;
-    super::stage::print_report(settings, &report);
+    let _applied = super::stage::apply_and_print(settings, &lab, stage, "lab reset", &flags.rollout).await?;
     Ok(CommandStatus::Ok)
 }

@@ -1,34 +1,21 @@
 //! `lab stage NAME`: apply a stage (apply, prune, roll out), then assert it unless `--no-assert`.
 
-use std::time::Duration;
-
 use lab::cluster::Cluster;
 use lab::output::to_json;
-use lab::report::{RunReport, Verdict, render_human, render_json};
+use lab::report::RunReport;
 use lab::stage_apply::{StageReport, apply_stage, assert_stage};
-use lab::stages::LabDefinition;
+use lab::stages::{LabDefinition, Stage};
 use lab::state::LabLock;
 use lab::{CommandStatus, Format, LabError, Settings};
 
 use crate::CommandResult;
-use crate::flags::StageFlags;
+use crate::flags::{RolloutFlags, StageFlags};
 
 /// Applies the stage and prints what changed.
 pub(crate) async fn run(settings: &Settings, flags: &StageFlags) -> CommandResult {
     let lab = LabDefinition::load_default()?;
     let stage = lab.stage(&flags.name)?;
-    let _lock = LabLock::acquire(settings, "lab stage")?;
-    let cluster = Cluster::connect(settings).await?;
-    let started_at = lab::checks::rfc3339_utc(std::time::SystemTime::now());
-    let report = apply_stage(
-        settings,
-        &cluster,
-        &lab,
-        stage,
-        Duration::from_secs(flags.rollout_timeout),
-    )
-    .await?;
-    print_report(settings, &report);
+    let applied = apply_and_print(settings, &lab, stage, "lab stage", &flags.rollout).await?;
     if !flags.no_assert {
         let url = lab::state::read_ingress_url(settings)?.ok_or_else(|| {
             LabError::not_ready(
@@ -36,27 +23,50 @@ pub(crate) async fn run(settings: &Settings, flags: &StageFlags) -> CommandResul
                 "run `cargo xtask lab up` first, or pass --no-assert",
             )
         })?;
-        let check = assert_stage(&cluster, &lab, stage, &url).await?;
+        let check = assert_stage(&applied.cluster, &lab, stage, &url).await?;
         let report = RunReport {
             url,
-            started_at,
+            started_at: applied.started_at,
             verdict: check.verdict,
             stages: vec![check],
         };
-        match settings.format {
-            Format::Json => println!("{}", render_json(&report)),
-            Format::Human => print!("{}", render_human(&report)),
-        }
-        super::reports::write_reports(&flags.reports, &report)?;
-        if report.verdict != Verdict::Pass {
-            return Ok(CommandStatus::NotReady);
-        }
+        return super::reports::print_and_write(settings, &flags.reports, &report);
     }
     Ok(CommandStatus::Ok)
 }
 
+/// A stage applied under the lab lock, which stays held until this is dropped.
+pub(crate) struct Applied {
+    _lock: LabLock,
+    /// The connection it was applied through.
+    pub(crate) cluster: Cluster,
+    /// When the apply started (RFC 3339, UTC).
+    pub(crate) started_at: String,
+}
+
+/// What `lab stage` and `lab reset` share: take the lab lock as `holder`, connect, apply `stage` of `lab` and print
+/// what changed.
+pub(crate) async fn apply_and_print(
+    settings: &Settings,
+    lab: &LabDefinition,
+    stage: &Stage,
+    holder: &str,
+    rollout: &RolloutFlags,
+) -> anyhow::Result<Applied> {
+    let lock = LabLock::acquire(settings, holder)?;
+    let cluster = Cluster::connect(settings).await?;
+    let started_at = lab::checks::rfc3339_utc(std::time::SystemTime::now());
+    let report = apply_stage(settings, &cluster, lab, stage, rollout.deadline()).await?;
+    print_report(settings, &report);
+    Ok(Applied {
+        _lock: lock,
+        cluster,
+        started_at,
+    })
+}
+
 /// Prints each object's change (kubectl's words) or the report as JSON.
-pub(crate) fn print_report(settings: &Settings, report: &StageReport) {
+fn print_report(settings: &Settings, report: &StageReport) {
     match settings.format {
         Format::Json => println!("{}", to_json(report)),
         Format::Human => {

@@ -18,18 +18,13 @@ use crate::flags::TestFlags;
 
 /// Installs the tools, then runs the workspace's tests.
 pub(crate) fn run(flags: &TestFlags) -> CommandResult {
-    let workspace = workspace_root();
-    let tools_dir = target_dir(&workspace).join("test-tools");
-    install_python_tools(&workspace, &tools_dir)?;
+    let tools_dir = install_test_tools()?;
     let chromium = install_chromium()?;
     if flags.tools_only {
         println!("{}", tools_dir.display());
         return Ok(CommandStatus::Ok);
     }
-    let cargo = std::env::var_os("CARGO")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("cargo"));
-    let mut command = ToolCommand::new("run the test suite", &cargo, &["test", "--workspace"])
+    let mut command = ToolCommand::new("run the test suite", &cargo(), &["test", "--workspace"])
         .env("CANARY_LAB_TEST_TOOLS", &tools_dir)
         .env("CANARY_LAB_CHROMIUM", &chromium)
         .timeout(std::time::Duration::from_secs(3600));
@@ -43,8 +38,34 @@ pub(crate) fn run(flags: &TestFlags) -> CommandResult {
     Ok(CommandStatus::Ok)
 }
 
+/// Installs the Python test tools under `<target>/test-tools` (see [`install_python_tools`]) and returns that
+/// directory: the setup `cargo xtask test` and `cargo xtask bench` share.
+pub(crate) fn install_test_tools() -> anyhow::Result<PathBuf> {
+    let workspace = workspace_root();
+    let tools_dir = target_dir(&workspace).join("test-tools");
+    install_python_tools(&workspace, &tools_dir)?;
+    Ok(tools_dir)
+}
+
+/// The cargo that runs this xtask (`$CARGO`), else `cargo` from PATH.
+pub(crate) fn cargo() -> PathBuf {
+    std::env::var_os("CARGO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("cargo"))
+}
+
+/// True when this process runs as root (effective user id 0), read from `/proc/self/status`: xtask installs
+/// missing Debian packages with apt-get only then. Linux only, like the tests; elsewhere it is false.
+pub(crate) fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(2) == Some("0"))
+    })
+}
+
 /// The workspace root: the parent of this crate's manifest directory.
-pub(crate) fn workspace_root() -> PathBuf {
+fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives inside the workspace")
@@ -52,7 +73,7 @@ pub(crate) fn workspace_root() -> PathBuf {
 }
 
 /// `CARGO_TARGET_DIR` when set, else `<workspace>/target`.
-pub(crate) fn target_dir(workspace: &Path) -> PathBuf {
+fn target_dir(workspace: &Path) -> PathBuf {
     match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => workspace.join(dir),
         None => workspace.join("target"),
@@ -60,7 +81,7 @@ pub(crate) fn target_dir(workspace: &Path) -> PathBuf {
 }
 
 /// Creates `<tools>/venv` and installs `tests/requirements.txt` into it, unless the stamp says it is current.
-pub(crate) fn install_python_tools(workspace: &Path, tools_dir: &Path) -> anyhow::Result<()> {
+fn install_python_tools(workspace: &Path, tools_dir: &Path) -> anyhow::Result<()> {
     let requirements_path = workspace.join("tests/requirements.txt");
     let requirements = std::fs::read_to_string(&requirements_path)
         .with_context(|| format!("reading {}", requirements_path.display()))?;
@@ -116,10 +137,7 @@ pub(crate) fn install_chromium() -> anyhow::Result<PathBuf> {
     if chromium.exists() {
         return Ok(chromium);
     }
-    let user_id = ToolCommand::new("find the user id", Path::new("id"), &["-u"])
-        .run()
-        .context("checking whether apt-get can install Chromium")?;
-    if user_id.stdout.trim() != "0" {
+    if !running_as_root() {
         anyhow::bail!(
             "Chromium is missing: the HTML report test renders the report in headless Chromium\nhelp: run `sudo apt-get update && sudo apt-get install -y chromium`, then `cargo xtask test` again"
         );

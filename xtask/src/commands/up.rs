@@ -5,7 +5,7 @@ use std::time::Duration;
 use lab::output::to_json;
 use lab::report::{RunReport, Verdict, render_human};
 use lab::up::{Assertions, Progress, StepOutcome, StepRecord, UpOptions, up};
-use lab::{CommandStatus, Format, LabError, Settings};
+use lab::{Format, LabError, Settings};
 
 use crate::CommandResult;
 use crate::flags::UpFlags;
@@ -37,7 +37,7 @@ pub(crate) async fn run(settings: &Settings, flags: &UpFlags) -> CommandResult {
         istioctl: flags.istioctl.clone(),
         reinstall_istio: flags.reinstall_istio,
         istio_timeout: Duration::from_secs(flags.istio_timeout),
-        rollout_timeout: Duration::from_secs(flags.rollout_timeout),
+        rollout_timeout: flags.rollout.deadline(),
         export_timeout: Duration::from_secs(flags.export_timeout),
         models: flags
             .models
@@ -59,10 +59,10 @@ pub(crate) async fn run(settings: &Settings, flags: &UpFlags) -> CommandResult {
         _ = tokio::signal::ctrl_c() => {
             // Dropping the `up` future releases the lock and stops a port-forward; the active stage is only
             // recorded after a stage is complete, so the state stays consistent.
-            return Err(LabError::NotReady {
-                message: "interrupted: `lab up` stopped part-way".to_string(),
-                help: Some("run `cargo xtask lab up` again; it continues where the cluster is".to_string()),
-            }
+            return Err(LabError::not_ready(
+                "interrupted: `lab up` stopped part-way",
+                "run `cargo xtask lab up` again; it continues where the cluster is",
+            )
             .into());
         }
     };
@@ -99,8 +99,5 @@ pub(crate) async fn run(settings: &Settings, flags: &UpFlags) -> CommandResult {
         }
     }
     super::reports::write_reports(&flags.reports, &checks)?;
-    match checks.verdict {
-        Verdict::Pass => Ok(CommandStatus::Ok),
-        Verdict::Fail | Verdict::Inconclusive => Ok(CommandStatus::NotReady),
-    }
+    Ok(super::reports::status_for(checks.verdict))
 }
