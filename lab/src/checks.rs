@@ -102,35 +102,6 @@ pub fn predict_url(url: &str) -> anyhow::Result<String> {
     }
 }
 
-/// `time` as RFC 3339 UTC with seconds, e.g. `2026-11-29T12:30:00Z` (for [`crate::report::RunReport::started_at`]).
-pub fn rfc3339_utc(time: std::time::SystemTime) -> String {
-    let seconds = time
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|since| since.as_secs())
-        .unwrap_or(0);
-    let (days, of_day) = ((seconds / 86_400) as i64, seconds % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-    let shifted = days + 719_468;
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
-    )
-}
-
 /// The request body for `image` (a JPEG or PNG file's bytes): of `kind`, or, without one, of the kind the model's
 /// metadata asks for (read through the ingress, as `lab predict --payload auto` does).
 pub async fn payload_body(url: &str, kind: Option<PayloadKind>, image: &[u8]) -> anyhow::Result<Bytes> {
@@ -613,14 +584,6 @@ mod tests {
             assert!(budget as f64 / (required + budget) as f64 <= rate);
             assert!((budget + 1) as f64 / (required + budget + 1) as f64 > rate);
         }
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        let at = |seconds: u64| rfc3339_utc(std::time::UNIX_EPOCH + Duration::from_secs(seconds));
-        assert_eq!(at(0), "1970-01-01T00:00:00Z");
-        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(at(1_796_041_845), "2026-11-30T12:30:45Z");
     }
 
     #[test]

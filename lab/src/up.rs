@@ -100,13 +100,6 @@ pub struct UpReport {
     pub checks: Vec<crate::report::StageReport>,
 }
 
-impl UpReport {
-    /// Pass when every asserted stage passed (or nothing was asserted).
-    pub fn verdict(&self) -> crate::report::Verdict {
-        crate::report::Verdict::combine(self.checks.iter().map(|check| check.verdict))
-    }
-}
-
 struct Steps<'a> {
     progress: &'a dyn Progress,
     records: Vec<StepRecord>,

@@ -36,15 +36,10 @@ pub(crate) async fn run(settings: &Settings, flags: &CheckFlags) -> CommandResul
     config.max_error_rate = flags.max_error_rate;
     config.settle_timeout = Duration::from_secs(flags.settle_timeout_s);
     config.assertion_timeout = Duration::from_secs(flags.deadline_s);
-    let started_at = checks::rfc3339_utc(SystemTime::now());
+    let started = SystemTime::now();
     let stage_report = checks::check_stage(&lab, stage, &config)
         .await
         .with_context(|| format!("checking stage \"{}\" at {url}", stage.name))?;
-    let report = RunReport {
-        url: url.clone(),
-        started_at,
-        verdict: stage_report.verdict,
-        stages: vec![stage_report],
-    };
+    let report = RunReport::new(url.clone(), started, vec![stage_report]);
     super::reports::print_and_write(settings, &flags.reports, &report)
 }

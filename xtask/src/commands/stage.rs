@@ -24,12 +24,7 @@ pub(crate) async fn run(settings: &Settings, flags: &StageFlags) -> CommandResul
             )
         })?;
         let check = assert_stage(&applied.cluster, &lab, stage, &url).await?;
-        let report = RunReport {
-            url,
-            started_at: applied.started_at,
-            verdict: check.verdict,
-            stages: vec![check],
-        };
+        let report = RunReport::new(url, applied.started, vec![check]);
         return super::reports::print_and_write(settings, &flags.reports, &report);
     }
     Ok(CommandStatus::Ok)
@@ -40,8 +35,8 @@ pub(crate) struct Applied {
     _lock: LabLock,
     /// The connection it was applied through.
     pub(crate) cluster: Cluster,
-    /// When the apply started (RFC 3339, UTC).
-    pub(crate) started_at: String,
+    /// When the apply started.
+    pub(crate) started: std::time::SystemTime,
 }
 
 /// What `lab stage` and `lab reset` share: take the lab lock as `holder`, connect, apply `stage` of `lab` and print
@@ -55,13 +50,13 @@ pub(crate) async fn apply_and_print(
 ) -> anyhow::Result<Applied> {
     let lock = LabLock::acquire(settings, holder)?;
     let cluster = Cluster::connect(settings).await?;
-    let started_at = lab::checks::rfc3339_utc(std::time::SystemTime::now());
+    let started = std::time::SystemTime::now();
     let report = apply_stage(settings, &cluster, lab, stage, rollout.deadline()).await?;
     print_report(settings, &report);
     Ok(Applied {
         _lock: lock,
         cluster,
-        started_at,
+        started,
     })
 }
 

@@ -53,7 +53,7 @@ pub(crate) async fn run(settings: &Settings, flags: &UpFlags) -> CommandResult {
             false => Assertions::Run,
         },
     };
-    let started_at = lab::checks::rfc3339_utc(std::time::SystemTime::now());
+    let started = std::time::SystemTime::now();
     let report = tokio::select! {
         report = up(settings, &options, &StderrProgress) => report?,
         _ = tokio::signal::ctrl_c() => {
@@ -66,12 +66,7 @@ pub(crate) async fn run(settings: &Settings, flags: &UpFlags) -> CommandResult {
             .into());
         }
     };
-    let checks = RunReport {
-        url: report.ingress_url.clone(),
-        started_at,
-        verdict: report.verdict(),
-        stages: report.checks.clone(),
-    };
+    let checks = RunReport::new(report.ingress_url.clone(), started, report.checks.clone());
     match settings.format {
         Format::Json => println!("{}", to_json(&report)),
         Format::Human => {
