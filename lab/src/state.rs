@@ -76,14 +76,10 @@ pub fn read_value(settings: &Settings, file: &str) -> anyhow::Result<Option<Stri
 
 /// Writes one value atomically (temporary file, then rename).
 pub fn write_value(settings: &Settings, file: &str, value: &str) -> anyhow::Result<()> {
-    let dir = state_dir(settings)?;
-    let path = dir.join(file);
-    let mut temporary = tempfile::NamedTempFile::new_in(&dir).with_context(|| format!("writing {}", path.display()))?;
-    writeln!(temporary, "{value}").with_context(|| format!("writing {}", path.display()))?;
-    temporary
-        .persist(&path)
-        .with_context(|| format!("moving the new {} into place", path.display()))?;
-    Ok(())
+    let path = state_dir(settings)?.join(file);
+    // Private to the user (0600), as the temporary file is created.
+    crate::fs_atomic::write_atomically(&path, format!("{value}\n").as_bytes(), None)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// True when a process with `pid` exists (Linux and other systems with `/proc`).

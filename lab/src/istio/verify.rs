@@ -156,13 +156,8 @@ impl TrustStore {
             .iter()
             .map(|(asset, sum)| format!("{sum}  {asset}\n"))
             .collect();
-        let directory = self.path.parent().unwrap_or(Path::new("."));
-        let context = || format!("writing the checksum lock file \"{}\"", self.path.display());
-        let mut temp = tempfile::NamedTempFile::new_in(directory).with_context(context)?;
-        io::Write::write_all(&mut temp, text.as_bytes()).with_context(context)?;
-        temp.as_file().sync_all().with_context(context)?;
-        temp.persist(&self.path).with_context(context)?;
-        Ok(())
+        crate::fs_atomic::write_atomically(&self.path, text.as_bytes(), None)
+            .with_context(|| format!("writing the checksum lock file \"{}\"", self.path.display()))
     }
 }
 
