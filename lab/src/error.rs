@@ -62,8 +62,8 @@ pub fn exit_code_for(error: &anyhow::Error) -> u8 {
     if not_ready { 1 } else { 2 }
 }
 
-/// Formats an optional `help:` line on its own line.
-struct Help<'a>(&'a Option<String>);
+/// Formats an optional `help:` line on its own line (nothing when there is no help).
+pub(crate) struct Help<'a>(pub(crate) &'a Option<String>);
 
 impl fmt::Display for Help<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

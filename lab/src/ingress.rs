@@ -125,15 +125,13 @@ pub async fn open(
 }
 
 async fn sudo_without_password() -> bool {
-    let command = ToolCommand::new(
-        "check password-less sudo",
-        std::path::Path::new("sudo"),
-        &["-n", "true"],
-    )
-    .timeout(Duration::from_secs(10));
-    tokio::task::spawn_blocking(move || command.output().map(|output| output.success()).unwrap_or(false))
-        .await
-        .unwrap_or(false)
+    tokio::task::spawn_blocking(|| {
+        crate::tool::sudo_without_password()
+            .map(|output| output.success())
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// Starts `minikube tunnel -p P` in the background unless the recorded one still runs, then waits (on a watch)

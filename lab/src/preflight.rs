@@ -4,7 +4,6 @@
 //! Checks that depend on an earlier one (the profile needs minikube, the API needs a running profile) are
 //! reported as skipped with the reason rather than failing twice for the same cause.
 
-use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
@@ -12,8 +11,8 @@ use kube::api::ListParams;
 use serde::Serialize;
 
 use crate::Settings;
+use crate::tool::ToolError;
 use crate::tool::minikube::{self, Minikube, Profile, ProfileStatus};
-use crate::tool::{ToolCommand, ToolError};
 
 /// The Kubernetes version the original lab ran and the fix lines recommend.
 pub const RECOMMENDED_KUBERNETES: &str = "v1.24.3";
@@ -413,9 +412,7 @@ async fn check_api(settings: &Settings) -> ApiCheck {
 fn sudo_row() -> CheckRow {
     let fix =
         "run `sudo -v` before `lab up` so `minikube tunnel` can start, or use `--ingress port-forward`".to_string();
-    let command = ToolCommand::new("check password-less sudo", Path::new("sudo"), &["-n", "true"])
-        .timeout(Duration::from_secs(10));
-    match command.output() {
+    match crate::tool::sudo_without_password() {
         Ok(output) if output.success() => CheckRow::ok("sudo", "sudo works without a password prompt".to_string()),
         Ok(_) => CheckRow::warn(
             "sudo",
