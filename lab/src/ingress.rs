@@ -139,9 +139,7 @@ async fn sudo_without_password() -> bool {
 pub async fn tunnel(settings: &Settings, cluster: &Cluster, deadline: Duration) -> anyhow::Result<String> {
     let dir = state::state_dir(settings)?;
     let log_path = dir.join(state::TUNNEL_LOG_FILE);
-    let running = state::read_value(settings, state::TUNNEL_PID_FILE)?
-        .and_then(|pid| pid.parse::<u32>().ok())
-        .filter(|pid| state::process_alive(*pid));
+    let running = state::read_tunnel_pid(settings)?.filter(|pid| state::process_alive(*pid));
     let handle = match running {
         Some(pid) => {
             tracing::info!(pid, "reusing the running minikube tunnel");
@@ -227,7 +225,7 @@ pub async fn tunnel(settings: &Settings, cluster: &Cluster, deadline: Duration) 
 
 /// Stops the tunnel `lab up` recorded, if it still runs.
 pub fn stop_tunnel(settings: &Settings) -> anyhow::Result<Option<u32>> {
-    let pid = state::read_value(settings, state::TUNNEL_PID_FILE)?.and_then(|pid| pid.parse::<u32>().ok());
+    let pid = state::read_tunnel_pid(settings)?;
     let Some(pid) = pid.filter(|pid| state::process_alive(*pid)) else {
         state::forget(settings, state::TUNNEL_PID_FILE)?;
         return Ok(None);

@@ -94,12 +94,10 @@ pub async fn status(settings: &Settings) -> anyhow::Result<LabStatus> {
             });
         }
     }
-    let tunnel = state::read_value(settings, state::TUNNEL_PID_FILE)?
-        .and_then(|pid| pid.parse::<u32>().ok())
-        .map(|pid| TunnelState {
-            pid,
-            running: state::process_alive(pid),
-        });
+    let tunnel = state::read_tunnel_pid(settings)?.map(|pid| TunnelState {
+        pid,
+        running: state::process_alive(pid),
+    });
     let ready = istio_version.is_some()
         && namespace
         && !deployments.is_empty()
