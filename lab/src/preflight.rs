@@ -54,10 +54,6 @@ pub struct CheckRow {
 pub struct ClusterFacts {
     /// The minikube driver (`docker`, `none`, …), when known.
     pub driver: Option<String>,
-    /// The Kubernetes version, e.g. `v1.24.3`, when known.
-    pub kubernetes_version: Option<String>,
-    /// The API server answered.
-    pub api_reachable: bool,
 }
 
 /// The full preflight report.
@@ -168,7 +164,6 @@ pub async fn run_doctor(settings: &Settings) -> DoctorReport {
             rows.push(resources_row(profile_name, config.cpus, config.memory, &version));
             rows.push(driver_row(&config.driver));
             facts.driver = Some(config.driver.clone());
-            facts.kubernetes_version = Some(version);
         }
         None => {
             for check in ["kubernetes", "resources", "driver"] {
@@ -180,7 +175,6 @@ pub async fn run_doctor(settings: &Settings) -> DoctorReport {
     // 6–7. The API server and, through it, the node architecture.
     if profile_running || settings.context.is_some() {
         let api = check_api(settings).await;
-        facts.api_reachable = api.reachable;
         rows.push(api.row);
         rows.push(architecture_row(api.architectures));
     } else {
@@ -353,7 +347,6 @@ fn check_profile(
 
 struct ApiCheck {
     row: CheckRow,
-    reachable: bool,
     architectures: Option<Vec<String>>,
 }
 
@@ -388,7 +381,6 @@ async fn check_api(settings: &Settings) -> ApiCheck {
                     "api",
                     format!("Kubernetes API {} answers (context \"{context}\")", version.git_version),
                 ),
-                reachable: true,
                 architectures,
             }
         }
@@ -398,12 +390,10 @@ async fn check_api(settings: &Settings) -> ApiCheck {
                 format!("context \"{context}\": {}", one_line(&format!("{error:#}"))),
                 fix,
             ),
-            reachable: false,
             architectures: None,
         },
         Err(_) => ApiCheck {
             row: CheckRow::fail("api", format!("context \"{context}\": no answer within 15s"), fix),
-            reachable: false,
             architectures: None,
         },
     }

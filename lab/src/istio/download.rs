@@ -220,7 +220,7 @@ impl Downloader {
         }
         let mut hasher = match already {
             0 => Sha256::new(),
-            _ => hash_file(partial).map_err(final_error)?.0,
+            _ => hash_file(partial).map_err(final_error)?,
         };
         let opened = tokio::fs::OpenOptions::new()
             .create(true)

@@ -82,26 +82,23 @@ pub fn first_mismatch<'a>(actual: &str, expectations: &'a [Expected]) -> Option<
     expectations.iter().find(|expected| expected.sha256 != actual)
 }
 
-/// A SHA-256 hasher fed with the whole of `path`, and the number of bytes read.
-pub fn hash_file(path: &Path) -> io::Result<(Sha256, u64)> {
+/// A SHA-256 hasher fed with the whole of `path`.
+pub fn hash_file(path: &Path) -> io::Result<Sha256> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
     loop {
         let read = file.read(&mut buffer)?;
         if read == 0 {
-            return Ok((hasher, total));
+            return Ok(hasher);
         }
         hasher.update(&buffer[..read]);
-        total += read as u64;
     }
 }
 
 /// The lowercase hex SHA-256 of the whole of `path`.
 pub fn sha256_of_file(path: &Path) -> io::Result<String> {
-    let (hasher, _) = hash_file(path)?;
-    Ok(hex::encode(hasher.finalize()))
+    Ok(hex::encode(hash_file(path)?.finalize()))
 }
 
 /// The trust-on-first-use lock file: `<sha256>  <asset>` per line, like `sha256sum` writes.
