@@ -62,8 +62,21 @@ pub fn exit_code_for(error: &anyhow::Error) -> u8 {
     if not_ready { 1 } else { 2 }
 }
 
-/// Formats an optional `help:` line on its own line.
-struct Help<'a>(&'a Option<String>);
+/// An error and its sources on one line, joined by `: ` (reqwest hides the useful part, e.g. "connection
+/// refused", in its sources).
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Formats an optional `help:` line on its own line (nothing when there is no help).
+pub(crate) struct Help<'a>(pub(crate) &'a Option<String>);
 
 impl fmt::Display for Help<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -85,6 +98,15 @@ mod tests {
         assert_eq!(exit_code_for(&error), 1);
         let rendered = format!("{:#}", error);
         assert!(rendered.contains("help: run `cargo xtask lab up`"), "{rendered}");
+    }
+
+    #[test]
+    fn an_error_chain_is_one_line_of_every_source() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("error sending request")]
+        struct Outer(#[source] std::io::Error);
+        let error = Outer(std::io::Error::other("connection refused"));
+        assert_eq!(error_chain(&error), "error sending request: connection refused");
     }
 
     #[test]

@@ -125,15 +125,13 @@ pub async fn open(
 }
 
 async fn sudo_without_password() -> bool {
-    let command = ToolCommand::new(
-        "check password-less sudo",
-        std::path::Path::new("sudo"),
-        &["-n", "true"],
-    )
-    .timeout(Duration::from_secs(10));
-    tokio::task::spawn_blocking(move || command.output().map(|output| output.success()).unwrap_or(false))
-        .await
-        .unwrap_or(false)
+    tokio::task::spawn_blocking(|| {
+        crate::tool::sudo_without_password()
+            .map(|output| output.success())
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// Starts `minikube tunnel -p P` in the background unless the recorded one still runs, then waits (on a watch)
@@ -141,9 +139,7 @@ async fn sudo_without_password() -> bool {
 pub async fn tunnel(settings: &Settings, cluster: &Cluster, deadline: Duration) -> anyhow::Result<String> {
     let dir = state::state_dir(settings)?;
     let log_path = dir.join(state::TUNNEL_LOG_FILE);
-    let running = state::read_value(settings, state::TUNNEL_PID_FILE)?
-        .and_then(|pid| pid.parse::<u32>().ok())
-        .filter(|pid| state::process_alive(*pid));
+    let running = state::read_tunnel_pid(settings)?.filter(|pid| state::process_alive(*pid));
     let handle = match running {
         Some(pid) => {
             tracing::info!(pid, "reusing the running minikube tunnel");
@@ -229,7 +225,7 @@ pub async fn tunnel(settings: &Settings, cluster: &Cluster, deadline: Duration) 
 
 /// Stops the tunnel `lab up` recorded, if it still runs.
 pub fn stop_tunnel(settings: &Settings) -> anyhow::Result<Option<u32>> {
-    let pid = state::read_value(settings, state::TUNNEL_PID_FILE)?.and_then(|pid| pid.parse::<u32>().ok());
+    let pid = state::read_tunnel_pid(settings)?;
     let Some(pid) = pid.filter(|pid| state::process_alive(*pid)) else {
         state::forget(settings, state::TUNNEL_PID_FILE)?;
         return Ok(None);

@@ -10,6 +10,7 @@ pub mod attribution;
 pub mod checks;
 pub mod cluster;
 pub mod error;
+mod fs_atomic;
 pub mod http;
 pub mod image_decode;
 pub mod ingress;

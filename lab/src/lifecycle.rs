@@ -12,14 +12,14 @@ use kube::api::{DeleteParams, ListParams};
 use kube::runtime::wait::conditions::is_deleted;
 use serde::Serialize;
 
+use crate::cluster::LAB_NAMESPACE;
 use crate::cluster::wait::{deployment_rolled_out, wait_for};
-use crate::cluster::{Cluster, LAB_NAMESPACE};
 use crate::istio::install::installed_version;
 use crate::istio::{FetchOptions, fetch_istioctl};
 use crate::stage_apply::MODELS_HOST_DIR_FILE;
 use crate::state::{self, LabLock};
 use crate::tool::istioctl::Istioctl;
-use crate::{Settings, ingress};
+use crate::{Settings, ingress, kube_client};
 
 /// One Deployment of the lab.
 #[derive(Debug, Clone, Serialize)]
@@ -68,9 +68,10 @@ pub struct TunnelState {
 
 /// Reads what is deployed; only reads.
 pub async fn status(settings: &Settings) -> anyhow::Result<LabStatus> {
-    let cluster = Cluster::connect(settings).await?;
-    let istio_version = installed_version(&cluster).await?;
-    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+    // Plain reads of known kinds: no API discovery needed.
+    let client = kube_client::client_for(settings).await?;
+    let istio_version = installed_version(&client).await?;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
     let namespace = namespaces
         .get_opt(LAB_NAMESPACE)
         .await
@@ -78,7 +79,7 @@ pub async fn status(settings: &Settings) -> anyhow::Result<LabStatus> {
         .is_some();
     let mut deployments = Vec::new();
     if namespace {
-        let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), LAB_NAMESPACE);
+        let api: Api<Deployment> = Api::namespaced(client.clone(), LAB_NAMESPACE);
         let listed = api
             .list(&ListParams::default().labels("app=image-classifier"))
             .await
@@ -93,18 +94,16 @@ pub async fn status(settings: &Settings) -> anyhow::Result<LabStatus> {
             });
         }
     }
-    let tunnel = state::read_value(settings, state::TUNNEL_PID_FILE)?
-        .and_then(|pid| pid.parse::<u32>().ok())
-        .map(|pid| TunnelState {
-            pid,
-            running: state::process_alive(pid),
-        });
+    let tunnel = state::read_tunnel_pid(settings)?.map(|pid| TunnelState {
+        pid,
+        running: state::process_alive(pid),
+    });
     let ready = istio_version.is_some()
         && namespace
         && !deployments.is_empty()
         && deployments.iter().all(|deployment| deployment.rolled_out);
     Ok(LabStatus {
-        context: cluster.context.clone(),
+        context: settings.kube_context().to_string(),
         istio_version,
         namespace,
         deployments,
@@ -145,8 +144,9 @@ pub async fn down(
     timeout: Duration,
 ) -> anyhow::Result<DownReport> {
     let _lock = LabLock::acquire(settings, "lab down")?;
-    let cluster = Cluster::connect(settings).await?;
-    let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
+    // A namespace delete and a watch: no API discovery needed.
+    let client = kube_client::client_for(settings).await?;
+    let namespaces: Api<Namespace> = Api::all(client);
     let existing = namespaces
         .get_opt(LAB_NAMESPACE)
         .await
@@ -193,7 +193,7 @@ pub async fn down(
                 .await
                 .context("getting istioctl to uninstall Istio")?,
         };
-        let context = cluster.context.clone();
+        let context = settings.kube_context().to_string();
         tokio::task::spawn_blocking(move || {
             Istioctl::new(&istioctl).uninstall_purge(&context, Duration::from_secs(600))
         })

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::LabError;
+use crate::error::error_chain;
 use crate::labels::{ClassScore, top_k};
 use crate::payload::{METADATA_PATH, PREDICT_PATH, Payload, PayloadKind, build_payload};
 
@@ -272,18 +273,6 @@ fn server_error_message(text: &str) -> String {
         None if text.trim().is_empty() => "(empty body)".to_string(),
         None => format!("\"{}\"", text.trim().chars().take(300).collect::<String>()),
     }
-}
-
-/// An error and its sources on one line (reqwest hides the useful part, e.g. "connection refused", in sources).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Counts by outcome and version, and latency percentiles (as [`crate::stats::percentile`]) over every request.

@@ -4,7 +4,6 @@
 //! Checks that depend on an earlier one (the profile needs minikube, the API needs a running profile) are
 //! reported as skipped with the reason rather than failing twice for the same cause.
 
-use std::path::Path;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
@@ -12,8 +11,8 @@ use kube::api::ListParams;
 use serde::Serialize;
 
 use crate::Settings;
+use crate::tool::ToolError;
 use crate::tool::minikube::{self, Minikube, Profile, ProfileStatus};
-use crate::tool::{ToolCommand, ToolError};
 
 /// The Kubernetes version the original lab ran and the fix lines recommend.
 pub const RECOMMENDED_KUBERNETES: &str = "v1.24.3";
@@ -55,10 +54,6 @@ pub struct CheckRow {
 pub struct ClusterFacts {
     /// The minikube driver (`docker`, `none`, …), when known.
     pub driver: Option<String>,
-    /// The Kubernetes version, e.g. `v1.24.3`, when known.
-    pub kubernetes_version: Option<String>,
-    /// The API server answered.
-    pub api_reachable: bool,
 }
 
 /// The full preflight report.
@@ -169,7 +164,6 @@ pub async fn run_doctor(settings: &Settings) -> DoctorReport {
             rows.push(resources_row(profile_name, config.cpus, config.memory, &version));
             rows.push(driver_row(&config.driver));
             facts.driver = Some(config.driver.clone());
-            facts.kubernetes_version = Some(version);
         }
         None => {
             for check in ["kubernetes", "resources", "driver"] {
@@ -181,7 +175,6 @@ pub async fn run_doctor(settings: &Settings) -> DoctorReport {
     // 6–7. The API server and, through it, the node architecture.
     if profile_running || settings.context.is_some() {
         let api = check_api(settings).await;
-        facts.api_reachable = api.reachable;
         rows.push(api.row);
         rows.push(architecture_row(api.architectures));
     } else {
@@ -354,7 +347,6 @@ fn check_profile(
 
 struct ApiCheck {
     row: CheckRow,
-    reachable: bool,
     architectures: Option<Vec<String>>,
 }
 
@@ -389,7 +381,6 @@ async fn check_api(settings: &Settings) -> ApiCheck {
                     "api",
                     format!("Kubernetes API {} answers (context \"{context}\")", version.git_version),
                 ),
-                reachable: true,
                 architectures,
             }
         }
@@ -399,12 +390,10 @@ async fn check_api(settings: &Settings) -> ApiCheck {
                 format!("context \"{context}\": {}", one_line(&format!("{error:#}"))),
                 fix,
             ),
-            reachable: false,
             architectures: None,
         },
         Err(_) => ApiCheck {
             row: CheckRow::fail("api", format!("context \"{context}\": no answer within 15s"), fix),
-            reachable: false,
             architectures: None,
         },
     }
@@ -413,9 +402,7 @@ async fn check_api(settings: &Settings) -> ApiCheck {
 fn sudo_row() -> CheckRow {
     let fix =
         "run `sudo -v` before `lab up` so `minikube tunnel` can start, or use `--ingress port-forward`".to_string();
-    let command = ToolCommand::new("check password-less sudo", Path::new("sudo"), &["-n", "true"])
-        .timeout(Duration::from_secs(10));
-    match command.output() {
+    match crate::tool::sudo_without_password() {
         Ok(output) if output.success() => CheckRow::ok("sudo", "sudo works without a password prompt".to_string()),
         Ok(_) => CheckRow::warn(
             "sudo",

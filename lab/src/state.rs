@@ -28,7 +28,7 @@ pub const LOCK_FILE: &str = "lock";
 
 /// The state directory of `settings`, per minikube profile (created when missing).
 pub fn state_dir(settings: &Settings) -> anyhow::Result<PathBuf> {
-    let dir = settings.state_dir.join(&settings.profile);
+    let dir = profile_dir(settings);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating the state directory {}", dir.display()))?;
     Ok(dir)
 }
@@ -55,7 +55,7 @@ pub fn write_active_stage(settings: &Settings, stage: &str) -> anyhow::Result<()
 
 /// Forgets a recorded value (after `lab down`).
 pub fn forget(settings: &Settings, file: &str) -> anyhow::Result<()> {
-    let path = settings.state_dir.join(&settings.profile).join(file);
+    let path = profile_dir(settings).join(file);
     match std::fs::remove_file(&path) {
         Ok(()) => Ok(()),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -65,7 +65,7 @@ pub fn forget(settings: &Settings, file: &str) -> anyhow::Result<()> {
 
 /// Reads one trimmed value from the state directory; `None` when the file is missing or empty.
 pub fn read_value(settings: &Settings, file: &str) -> anyhow::Result<Option<String>> {
-    let path = settings.state_dir.join(&settings.profile).join(file);
+    let path = profile_dir(settings).join(file);
     match std::fs::read_to_string(&path) {
         Ok(text) if text.trim().is_empty() => Ok(None),
         Ok(text) => Ok(Some(text.trim().to_string())),
@@ -74,16 +74,22 @@ pub fn read_value(settings: &Settings, file: &str) -> anyhow::Result<Option<Stri
     }
 }
 
+/// The pid of the `minikube tunnel` that `lab up` recorded, if any (a value that is not a pid counts as none).
+pub fn read_tunnel_pid(settings: &Settings) -> anyhow::Result<Option<u32>> {
+    Ok(read_value(settings, TUNNEL_PID_FILE)?.and_then(|pid| pid.parse::<u32>().ok()))
+}
+
 /// Writes one value atomically (temporary file, then rename).
 pub fn write_value(settings: &Settings, file: &str, value: &str) -> anyhow::Result<()> {
-    let dir = state_dir(settings)?;
-    let path = dir.join(file);
-    let mut temporary = tempfile::NamedTempFile::new_in(&dir).with_context(|| format!("writing {}", path.display()))?;
-    writeln!(temporary, "{value}").with_context(|| format!("writing {}", path.display()))?;
-    temporary
-        .persist(&path)
-        .with_context(|| format!("moving the new {} into place", path.display()))?;
-    Ok(())
+    let path = state_dir(settings)?.join(file);
+    // Private to the user (0600), as the temporary file is created.
+    crate::fs_atomic::write_atomically(&path, format!("{value}\n").as_bytes(), None)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// `<state_dir>/<profile>`, without creating it.
+fn profile_dir(settings: &Settings) -> PathBuf {
+    settings.state_dir.join(&settings.profile)
 }
 
 /// True when a process with `pid` exists (Linux and other systems with `/proc`).
@@ -180,6 +186,17 @@ mod tests {
         assert!(dir.path().join("p").join(INGRESS_URL_FILE).is_file());
         forget(&settings, INGRESS_URL_FILE).unwrap();
         assert_eq!(read_ingress_url(&settings).unwrap(), None);
+    }
+
+    #[test]
+    fn a_tunnel_pid_that_is_not_a_number_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings(dir.path());
+        assert_eq!(read_tunnel_pid(&settings).unwrap(), None);
+        write_value(&settings, TUNNEL_PID_FILE, "4242").unwrap();
+        assert_eq!(read_tunnel_pid(&settings).unwrap(), Some(4242));
+        write_value(&settings, TUNNEL_PID_FILE, "not a pid").unwrap();
+        assert_eq!(read_tunnel_pid(&settings).unwrap(), None);
     }
 
     #[test]

@@ -16,6 +16,7 @@ use tokio::io::AsyncWriteExt;
 use super::error::{FetchError, PartialFile};
 use super::progress::{Progress, ProgressBarMode};
 use super::verify::hash_file;
+use crate::error::error_chain;
 use crate::http::HttpTimeouts;
 
 /// Timeouts and retry bounds for downloads.
@@ -109,7 +110,7 @@ impl Downloader {
             response
                 .text()
                 .await
-                .map_err(|error| AttemptError::Retry(describe(&error)))
+                .map_err(|error| AttemptError::Retry(error_chain(&error)))
         })
         .await
     }
@@ -219,7 +220,7 @@ impl Downloader {
         }
         let mut hasher = match already {
             0 => Sha256::new(),
-            _ => hash_file(partial).map_err(final_error)?.0,
+            _ => hash_file(partial).map_err(final_error)?,
         };
         let opened = tokio::fs::OpenOptions::new()
             .create(true)
@@ -244,7 +245,7 @@ impl Downloader {
                 }
                 Ok(None) => break Ok(()),
                 // reqwest reports a body cut short (EOF, reset, idle timeout) as a decode error: always retry.
-                Err(error) => break Err(AttemptError::Retry(describe(&error))),
+                Err(error) => break Err(AttemptError::Retry(error_chain(&error))),
             }
         };
         // Whatever arrived is kept on disk for the next attempt to resume.
@@ -287,22 +288,11 @@ fn check_status(url: &Url, status: reqwest::StatusCode, partial: Option<&Path>) 
 /// Timeouts, connection failures and broken bodies are worth a retry; anything else (a bad URL) is not.
 fn retry_or_final(error: &reqwest::Error) -> AttemptError {
     let transient = error.is_timeout() || error.is_connect() || error.is_request() || error.is_body();
-    let described = describe(error);
+    let described = error_chain(error);
     match transient {
         true => AttemptError::Retry(described),
         false => AttemptError::Final(anyhow::anyhow!(described)),
     }
-}
-
-/// The error and its causes on one line ("error decoding response body: connection reset by peer").
-fn describe(error: &reqwest::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(inner) = cause {
-        text.push_str(&format!(": {inner}"));
-        cause = inner.source();
-    }
-    text
 }
 
 /// Kept when it holds bytes, otherwise none.

@@ -75,7 +75,7 @@ pub async fn ensure_istio(
             .context("reading the istioctl version")??
             .version
     };
-    let installed = installed_version(cluster).await?;
+    let installed = installed_version(&cluster.client).await?;
     let outcome = match installed {
         Some(installed) if installed == wanted => InstallOutcome::AlreadyInstalled { version: installed },
         Some(installed) if !options.reinstall => {
@@ -116,8 +116,8 @@ pub async fn ensure_istio(
 }
 
 /// The installed Istio version: the tag of the `istiod` Deployment's image in `istio-system`, if it exists.
-pub async fn installed_version(cluster: &Cluster) -> anyhow::Result<Option<String>> {
-    let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), ISTIO_NAMESPACE);
+pub async fn installed_version(client: &kube::Client) -> anyhow::Result<Option<String>> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), ISTIO_NAMESPACE);
     let istiod = api
         .get_opt("istiod")
         .await

@@ -248,11 +248,8 @@ pub async fn fetch_istioctl(options: &FetchOptions) -> anyhow::Result<PathBuf> {
             let cached_archive = layout.archive_path();
             let cached_sum = match (&offline_expectation, cached_archive.is_file()) {
                 (Some(expected), true) => {
-                    let path = cached_archive.clone();
-                    let actual = tokio::task::spawn_blocking(move || verify::sha256_of_file(&path))
-                        .await
-                        .context("hashing the cached archive")?
-                        .with_context(|| format!("reading \"{}\"", cached_archive.display()))?;
+                    let reading = format!("reading \"{}\"", cached_archive.display());
+                    let actual = sha256_off_runtime(&cached_archive, "hashing the cached archive", reading).await?;
                     (actual == expected.sha256).then_some(actual)
                 }
                 _ => None,
@@ -298,21 +295,11 @@ async fn verify_local_archive(archive: &Path, asset: &str, offline: Option<&Expe
         }
         .into());
     }
-    let path = archive.to_path_buf();
-    let actual = tokio::task::spawn_blocking(move || verify::sha256_of_file(&path))
-        .await
-        .context("hashing the archive")?
-        .with_context(|| format!("reading the archive \"{}\"", archive.display()))?;
-    if let Some(failed) = verify::first_mismatch(&actual, &expectations) {
-        // The file is the user's own: it is left where it is.
-        return Err(FetchError::ChecksumMismatch {
-            asset: asset.to_string(),
-            expected: failed.sha256.clone(),
-            actual,
-            source_of_expectation: failed.origin.to_string(),
-            partial: PartialFile::None,
-        }
-        .into());
+    let reading = format!("reading the archive \"{}\"", archive.display());
+    let actual = sha256_off_runtime(archive, "hashing the archive", reading).await?;
+    // The file is the user's own: it is left where it is.
+    if let Some(mismatch) = checksum_mismatch(asset, &actual, &expectations, PartialFile::None) {
+        return Err(mismatch.into());
     }
     Ok(actual)
 }
@@ -373,16 +360,9 @@ async fn download_verified(
         .fetch_to_file(&asset_url, &partial)
         .await
         .with_context(|| format!("downloading \"{asset}\""))?;
-    if let Some(failed) = verify::first_mismatch(&downloaded.sha256, &expectations) {
+    if let Some(mismatch) = checksum_mismatch(asset, &downloaded.sha256, &expectations, PartialFile::Deleted) {
         std::fs::remove_file(&partial).with_context(|| format!("deleting \"{}\"", partial.display()))?;
-        return Err(FetchError::ChecksumMismatch {
-            asset: asset.to_string(),
-            expected: failed.sha256.clone(),
-            actual: downloaded.sha256,
-            source_of_expectation: failed.origin.to_string(),
-            partial: PartialFile::Deleted,
-        }
-        .into());
+        return Err(mismatch.into());
     }
     let archive = layout.archive_path();
     std::fs::rename(&partial, &archive)
@@ -390,6 +370,28 @@ async fn download_verified(
     cache::sync_dir(layout.version_dir())?;
     tracing::info!(asset, bytes = downloaded.bytes, sha256 = %downloaded.sha256, "verified");
     Ok(downloaded.sha256)
+}
+
+/// The SHA-256 of `path`, hashed on a blocking thread; `hashing` names the task and `reading` the file in errors.
+async fn sha256_off_runtime(path: &Path, hashing: &str, reading: String) -> anyhow::Result<String> {
+    let owned = path.to_path_buf();
+    tokio::task::spawn_blocking(move || verify::sha256_of_file(&owned))
+        .await
+        .with_context(|| hashing.to_string())?
+        .context(reading)
+}
+
+/// A [`FetchError::ChecksumMismatch`] for the first of `expectations` that `actual` does not meet, if any;
+/// `partial` says what became of the bytes.
+fn checksum_mismatch(asset: &str, actual: &str, expectations: &[Expected], partial: PartialFile) -> Option<FetchError> {
+    let failed = verify::first_mismatch(actual, expectations)?;
+    Some(FetchError::ChecksumMismatch {
+        asset: asset.to_string(),
+        expected: failed.sha256.clone(),
+        actual: actual.to_string(),
+        source_of_expectation: failed.origin.to_string(),
+        partial,
+    })
 }
 
 /// Unpacks a verified archive into a staging directory, checks istioctl's version, marks the directory verified

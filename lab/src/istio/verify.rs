@@ -82,26 +82,23 @@ pub fn first_mismatch<'a>(actual: &str, expectations: &'a [Expected]) -> Option<
     expectations.iter().find(|expected| expected.sha256 != actual)
 }
 
-/// A SHA-256 hasher fed with the whole of `path`, and the number of bytes read.
-pub fn hash_file(path: &Path) -> io::Result<(Sha256, u64)> {
+/// A SHA-256 hasher fed with the whole of `path`.
+pub fn hash_file(path: &Path) -> io::Result<Sha256> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 256 * 1024];
-    let mut total = 0u64;
     loop {
         let read = file.read(&mut buffer)?;
         if read == 0 {
-            return Ok((hasher, total));
+            return Ok(hasher);
         }
         hasher.update(&buffer[..read]);
-        total += read as u64;
     }
 }
 
 /// The lowercase hex SHA-256 of the whole of `path`.
 pub fn sha256_of_file(path: &Path) -> io::Result<String> {
-    let (hasher, _) = hash_file(path)?;
-    Ok(hex::encode(hasher.finalize()))
+    Ok(hex::encode(hash_file(path)?.finalize()))
 }
 
 /// The trust-on-first-use lock file: `<sha256>  <asset>` per line, like `sha256sum` writes.
@@ -156,13 +153,8 @@ impl TrustStore {
             .iter()
             .map(|(asset, sum)| format!("{sum}  {asset}\n"))
             .collect();
-        let directory = self.path.parent().unwrap_or(Path::new("."));
-        let context = || format!("writing the checksum lock file \"{}\"", self.path.display());
-        let mut temp = tempfile::NamedTempFile::new_in(directory).with_context(context)?;
-        io::Write::write_all(&mut temp, text.as_bytes()).with_context(context)?;
-        temp.as_file().sync_all().with_context(context)?;
-        temp.persist(&self.path).with_context(context)?;
-        Ok(())
+        crate::fs_atomic::write_atomically(&self.path, text.as_bytes(), None)
+            .with_context(|| format!("writing the checksum lock file \"{}\"", self.path.display()))
     }
 }
 

@@ -13,7 +13,6 @@ mod json;
 mod junit;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
@@ -234,33 +233,17 @@ pub fn error_label(kind: &str, version: Option<&str>) -> String {
     }
 }
 
-/// Writes `contents` to `path` through a temporary file in the same directory and a rename.
+/// Writes `contents` to `path` atomically (`what` names it in errors, e.g. "JSON report").
 fn write_atomically(path: &Path, contents: &[u8], what: &str) -> anyhow::Result<()> {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let mut file = tempfile::NamedTempFile::new_in(directory)
-        .with_context(|| format!("writing the {what} \"{}\": creating a temporary file", path.display()))?;
     // A temporary file is private (0600); a report is for everyone who can read the directory.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let readable = std::fs::Permissions::from_mode(0o644);
-        file.as_file()
-            .set_permissions(readable)
-            .with_context(|| format!("writing the {what} \"{}\": setting its permissions", path.display()))?;
-    }
-    file.write_all(contents)
-        .and_then(|()| file.as_file().sync_all())
-        .with_context(|| format!("writing the {what} \"{}\"", path.display()))?;
-    file.persist(path)
-        .with_context(|| format!("writing the {what} \"{}\": renaming it into place", path.display()))?;
-    Ok(())
+    crate::fs_atomic::write_atomically(path, contents, Some(0o644))
+        .with_context(|| format!("writing the {what} \"{}\"", path.display()))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn timestamps_are_rfc3339_utc() {
         let at = |seconds: u64| rfc3339_utc(std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds));
@@ -268,8 +251,6 @@ mod tests {
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(at(1_796_041_845), "2026-11-30T12:30:45Z");
     }
-
-    use super::*;
 
     #[test]
     fn verdicts_combine_fail_over_inconclusive_over_pass() {

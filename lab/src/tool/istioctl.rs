@@ -58,11 +58,6 @@ impl Istioctl {
         }
     }
 
-    /// The program this runs.
-    pub fn program(&self) -> &Path {
-        &self.program
-    }
-
     /// `istioctl version --remote=false -o json`: the client's own version, no cluster needed.
     pub fn client_version(&self) -> Result<BuildInfo, ToolError> {
         let command = ToolCommand::new(

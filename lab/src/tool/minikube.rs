@@ -170,15 +170,16 @@ impl Minikube {
         &self.program
     }
 
-    /// A command for this minikube (for callers such as the tunnel supervisor that need the raw command).
+    /// A command for this minikube (for callers such as the tunnel supervisor that need the raw command); a
+    /// missing minikube is reported with [`INSTALL_HELP`].
     pub fn command(&self, intent: &str, args: &[&str]) -> ToolCommand {
-        ToolCommand::new(intent, &self.program, args)
+        ToolCommand::new(intent, &self.program, args).install_help(INSTALL_HELP)
     }
 
     /// `minikube version -o json`.
     pub fn version(&self) -> Result<MinikubeVersion, ToolError> {
         let command = self.command("read the minikube version", &["version", "-o", "json"]);
-        let output = command.run().map_err(with_install_help)?;
+        let output = command.run()?;
         command.parse_json(&output.stdout)
     }
 
@@ -188,7 +189,7 @@ impl Minikube {
             "read the minikube profile status",
             &["status", "-p", profile, "-o", "json"],
         );
-        let output = command.output().map_err(with_install_help)?;
+        let output = command.output()?;
         if output.code == Some(EXIT_PROFILE_NOT_FOUND) {
             return Ok(ProfileStatus::NotFound);
         }
@@ -212,25 +213,13 @@ impl Minikube {
     /// prints the JSON, so the output is parsed whatever the exit code when it looks like JSON.
     pub fn profiles(&self) -> Result<ProfileList, ToolError> {
         let command = self.command("list the minikube profiles", &["profile", "list", "-o", "json"]);
-        let output = command.output().map_err(with_install_help)?;
+        let output = command.output()?;
         let text = output.stdout.trim();
         match (output.success(), text.starts_with('{')) {
             (_, true) => command.parse_json(text),
             (true, false) => Err(command.malformed("expected a JSON object", &output.stdout)),
             (false, false) => Err(command.failed(&output)),
         }
-    }
-}
-
-/// Adds the install hint to a "not found" error.
-fn with_install_help(error: ToolError) -> ToolError {
-    match error {
-        ToolError::NotFound { intent, program, .. } => ToolError::NotFound {
-            intent,
-            program,
-            help: Some(INSTALL_HELP.to_string()),
-        },
-        other => other,
     }
 }
 
@@ -253,6 +242,25 @@ mod tests {
         );
         assert_eq!(config.kubernetes_config.kubernetes_version, "v1.24.3");
         assert!(list.find("other").is_none());
+    }
+
+    #[test]
+    fn a_missing_minikube_comes_with_the_install_help_from_every_command() {
+        let minikube = Minikube::new(Path::new("/nonexistent/minikube"));
+        let version = minikube.version().unwrap_err();
+        assert_eq!(
+            version.to_string(),
+            format!("failed to read the minikube version: `/nonexistent/minikube` was not found\nhelp: {INSTALL_HELP}")
+        );
+        let log_dir = tempfile::tempdir().unwrap();
+        let tunnel = minikube
+            .command("run minikube tunnel", &["tunnel"])
+            .spawn_logged(&log_dir.path().join("tunnel.log"))
+            .unwrap_err();
+        assert_eq!(
+            tunnel.to_string(),
+            format!("failed to run minikube tunnel: `/nonexistent/minikube` was not found\nhelp: {INSTALL_HELP}")
+        );
     }
 
     #[test]

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
+use crate::error::Help;
+
 /// How many trailing lines of stderr an error shows.
 const STDERR_TAIL_LINES: usize = 20;
 
@@ -25,6 +27,7 @@ pub struct ToolCommand {
     args: Vec<OsString>,
     env: Vec<(OsString, OsString)>,
     timeout: Duration,
+    install_help: Option<String>,
 }
 
 /// What a finished command printed and how it exited.
@@ -49,7 +52,7 @@ impl ToolOutput {
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
     /// The program is not on `PATH` (or the given path does not exist).
-    #[error("failed to {intent}: `{program}` was not found{}", help_line(.help))]
+    #[error("failed to {intent}: `{program}` was not found{}", Help(.help))]
     NotFound {
         /// Why we tried to run it.
         intent: String,
@@ -115,6 +118,7 @@ impl ToolCommand {
             args: args.iter().map(OsString::from).collect(),
             env: Vec::new(),
             timeout: Duration::from_secs(120),
+            install_help: None,
         }
     }
 
@@ -139,6 +143,13 @@ impl ToolCommand {
         self
     }
 
+    /// Sets the `help:` line of the error when the program is not found (how to install it).
+    #[must_use]
+    pub fn install_help(mut self, help: &str) -> ToolCommand {
+        self.install_help = Some(help.to_string());
+        self
+    }
+
     /// The command line as a user could paste it into a shell.
     pub fn command_line(&self) -> String {
         std::iter::once(self.program.as_os_str())
@@ -146,11 +157,6 @@ impl ToolCommand {
             .map(|part| shell_quote(&part.to_string_lossy()))
             .collect::<Vec<_>>()
             .join(" ")
-    }
-
-    /// The intent given at construction.
-    pub fn intent(&self) -> &str {
-        &self.intent
     }
 
     /// Runs the command with output captured and returns it whatever the exit code.
@@ -294,7 +300,7 @@ impl ToolCommand {
             io::ErrorKind::NotFound => ToolError::NotFound {
                 intent: self.intent.clone(),
                 program: self.program.display().to_string(),
-                help: None,
+                help: self.install_help.clone(),
             },
             _ => ToolError::Spawn {
                 intent: self.intent.clone(),
@@ -303,6 +309,13 @@ impl ToolCommand {
             },
         }
     }
+}
+
+/// Runs `sudo -n true`, which exits 0 only when sudo works without a password prompt (as `minikube tunnel` needs).
+pub(crate) fn sudo_without_password() -> Result<ToolOutput, ToolError> {
+    ToolCommand::new("check password-less sudo", Path::new("sudo"), &["-n", "true"])
+        .timeout(Duration::from_secs(10))
+        .output()
 }
 
 /// "exited with code N" or "was killed by a signal".
@@ -318,13 +331,6 @@ fn tail_lines(text: &str, count: usize) -> String {
     let lines: Vec<&str> = text.trim_end().lines().collect();
     let start = lines.len().saturating_sub(count);
     lines[start..].join("\n")
-}
-
-fn help_line(help: &Option<String>) -> String {
-    match help {
-        Some(help) => format!("\nhelp: {help}"),
-        None => String::new(),
-    }
 }
 
 fn stderr_block(tail: &str) -> String {
