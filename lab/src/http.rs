@@ -28,9 +28,17 @@ pub fn client(timeouts: HttpTimeouts) -> anyhow::Result<reqwest::Client> {
         .context("building the HTTP client")
 }
 
-/// The builder behind [`client`] without the idle timeout, for a caller that sets its own settings and bounds every
-/// request with a total timeout instead; the crypto provider is installed before it is returned.
-pub fn client_builder(connect_timeout: Duration) -> reqwest::ClientBuilder {
+/// A reqwest client (crypto provider and user agent as [`client`]) whose every request, from connecting to the end
+/// of the body, must finish within `timeout`: for callers that send a few requests and wait for each whole.
+pub fn client_with_total_timeout(timeout: Duration) -> anyhow::Result<reqwest::Client> {
+    client_builder(timeout)
+        .timeout(timeout)
+        .build()
+        .context("building the HTTP client")
+}
+
+/// A builder with the lab's crypto provider installed, the user agent and the connect timeout.
+fn client_builder(connect_timeout: Duration) -> reqwest::ClientBuilder {
     crate::kube_client::install_crypto_provider();
     reqwest::Client::builder()
         .user_agent(USER_AGENT)

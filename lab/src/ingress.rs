@@ -336,10 +336,7 @@ pub fn smoke_request_body() -> anyhow::Result<bytes::Bytes> {
 /// (Envoy takes a moment to receive new routes) until `deadline`.
 pub async fn smoke_prediction(url: &str, deadline: Duration) -> anyhow::Result<usize> {
     let endpoint = format!("{url}/v1/models/image_classifier:predict");
-    let client = crate::http::client_builder(Duration::from_secs(60))
-        .timeout(Duration::from_secs(60))
-        .build()
-        .context("building the HTTP client")?;
+    let client = crate::http::client_with_total_timeout(Duration::from_secs(60))?;
     let body = smoke_request_body()?;
     let started = Instant::now();
     let mut last_problem;

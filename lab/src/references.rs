@@ -77,7 +77,7 @@ pub async fn fetch_references(cluster: &Cluster, versions: &[DeployedVersion], b
 }
 
 /// One version's reference: the pod it came from and the first instance's scores.
-pub async fn fetch_reference(
+async fn fetch_reference(
     cluster: &Cluster,
     version: &DeployedVersion,
     body: &Bytes,
@@ -86,10 +86,7 @@ pub async fn fetch_reference(
         .await
         .with_context(|| format!("opening a port-forward to version \"{}\"", version.version))?;
     let endpoint = format!("{}{PREDICT_PATH}", forward.url);
-    let client = crate::http::client_builder(REFERENCE_TIMEOUT)
-        .timeout(REFERENCE_TIMEOUT)
-        .build()
-        .context("building the HTTP client")?;
+    let client = crate::http::client_with_total_timeout(REFERENCE_TIMEOUT)?;
     let response = client
         .post(&endpoint)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
