@@ -21,8 +21,8 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use crate::attribution::References;
-use crate::payload::{PayloadKind, build_payload};
-use crate::predict::{DEFAULT_IMAGE, PredictClient};
+use crate::payload::build_payload;
+use crate::predict::{DEFAULT_IMAGE, PayloadChoice, PredictClient};
 use crate::probe::{ErrorKind, Flow, Observation, Outcome, Probe, ProbeConfig, RunEnd};
 use crate::report::{
     AssertionReport, ErrorCount, Expectation, LatencySummary, StageReport, Verdict, VersionStats, error_label,
@@ -102,12 +102,12 @@ pub fn predict_url(url: &str) -> anyhow::Result<String> {
     }
 }
 
-/// The request body for `image` (a JPEG or PNG file's bytes): of `kind`, or, without one, of the kind the model's
-/// metadata asks for (read through the ingress, as `lab predict --payload auto` does).
-pub async fn payload_body(url: &str, kind: Option<PayloadKind>, image: &[u8]) -> anyhow::Result<Bytes> {
-    let kind = match kind {
-        Some(kind) => kind,
-        None => {
+/// The request body for `image` (a JPEG or PNG file's bytes) of the kind `choice` means: a fixed kind, or for `auto`
+/// the kind the model's metadata asks for (read through the ingress, as `lab predict --payload auto` does).
+pub async fn payload_body(url: &str, choice: PayloadChoice, image: &[u8]) -> anyhow::Result<Bytes> {
+    let kind = match choice {
+        PayloadChoice::Fixed(kind) => kind,
+        PayloadChoice::Auto => {
             // The metadata lives next to the predict path, at the ingress's root.
             let predict_url = predict_url(url)?;
             let base = predict_url.trim_end_matches(PREDICT_PATH);
@@ -121,7 +121,7 @@ pub async fn payload_body(url: &str, kind: Option<PayloadKind>, image: &[u8]) ->
 /// A stage's assertions as `lab up` and `lab stage` run them against `ingress_url`: the lab's Grace Hopper image with
 /// the payload the model's metadata asks for, and the default concurrency, timeouts and error rate.
 pub async fn run_stage(lab: &LabDefinition, stage: &Stage, ingress_url: &str) -> anyhow::Result<StageReport> {
-    let body = payload_body(ingress_url, None, DEFAULT_IMAGE).await?;
+    let body = payload_body(ingress_url, PayloadChoice::Auto, DEFAULT_IMAGE).await?;
     run_stage_with(lab, stage, ingress_url, body, References::default()).await
 }
 

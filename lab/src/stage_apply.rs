@@ -213,7 +213,12 @@ pub async fn assert_stage(
     ingress_url: &str,
 ) -> anyhow::Result<crate::report::StageReport> {
     let asserted = async {
-        let body = crate::checks::payload_body(ingress_url, None, crate::predict::DEFAULT_IMAGE).await?;
+        let body = crate::checks::payload_body(
+            ingress_url,
+            crate::predict::PayloadChoice::Auto,
+            crate::predict::DEFAULT_IMAGE,
+        )
+        .await?;
         let versions = crate::references::deployed_versions(&lab.stage_manifests(stage)?);
         let references = crate::references::fetch_references(cluster, &versions, &body).await;
         crate::checks::run_stage_with(lab, stage, ingress_url, body, references).await

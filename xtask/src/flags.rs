@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use lab::payload::PayloadKind;
+use lab::predict::PayloadChoice;
 
 /// canary-lab: the TensorFlow canary-release lab on minikube + Istio 1.12.7, in one command.
 #[derive(Debug, Parser)]
@@ -258,13 +259,13 @@ pub enum PayloadFlag {
 }
 
 impl PayloadFlag {
-    /// The payload kind asked for; `None` for `auto` (the model's metadata decides).
-    pub fn kind(self) -> Option<PayloadKind> {
+    /// The payload asked for: a fixed kind, or `auto` (the model's metadata decides).
+    pub fn choice(self) -> PayloadChoice {
         match self {
-            PayloadFlag::Auto => None,
-            PayloadFlag::Raw => Some(PayloadKind::Raw),
-            PayloadFlag::Keras => Some(PayloadKind::Keras),
-            PayloadFlag::Bytes => Some(PayloadKind::Bytes),
+            PayloadFlag::Auto => PayloadChoice::Auto,
+            PayloadFlag::Raw => PayloadChoice::Fixed(PayloadKind::Raw),
+            PayloadFlag::Keras => PayloadChoice::Fixed(PayloadKind::Keras),
+            PayloadFlag::Bytes => PayloadChoice::Fixed(PayloadKind::Bytes),
         }
     }
 }

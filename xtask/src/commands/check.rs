@@ -29,7 +29,7 @@ pub(crate) async fn run(settings: &Settings, flags: &CheckFlags) -> CommandResul
     let lab = LabDefinition::load_default()?;
     let stage = lab.stage(&flags.stage)?;
     let image = super::read_image(flags.image.as_deref())?;
-    let body = checks::payload_body(url, flags.payload.kind(), &image).await?;
+    let body = checks::payload_body(url, flags.payload.choice(), &image).await?;
     let mut config = CheckConfig::new(url, body);
     config.concurrency = flags.concurrency as usize;
     config.request_timeout = Duration::from_millis(flags.timeout_ms);

@@ -1,7 +1,7 @@
 //! `lab predict`: send predictions through the ingress and print the top classes, the model that served, latency.
 
 use lab::output::{paint, table, to_json, use_colour};
-use lab::predict::{PayloadChoice, PredictPlan, PredictReport, parse_header, run_predictions};
+use lab::predict::{PredictPlan, PredictReport, parse_header, run_predictions};
 use lab::{CommandStatus, Format, LabError, Settings};
 
 use crate::CommandResult;
@@ -41,10 +41,7 @@ fn plan_from(settings: &Settings, flags: &PredictFlags) -> anyhow::Result<Predic
     if flags.count == 0 {
         anyhow::bail!("`--count 0` sends nothing\nhelp: pass `--count 1` or more");
     }
-    let payload = match flags.payload.kind() {
-        None => PayloadChoice::Auto,
-        Some(kind) => PayloadChoice::Fixed(kind),
-    };
+    let payload = flags.payload.choice();
     Ok(PredictPlan {
         url,
         image,
