@@ -92,9 +92,26 @@ fn profile_dir(settings: &Settings) -> PathBuf {
     settings.state_dir.join(&settings.profile)
 }
 
-/// True when a process with `pid` exists (Linux and other systems with `/proc`).
+/// True when a process with `pid` exists: `/proc/PID` where there is a `/proc` (Linux), else `kill -0 PID` (macOS,
+/// which has no `/proc`: there a `/proc` check would call every process dead, so a held lock would look stale and
+/// a running tunnel would never be found).
 pub fn process_alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    match Path::new("/proc/self").exists() {
+        true => Path::new(&format!("/proc/{pid}")).exists(),
+        false => signal_zero_reaches(pid),
+    }
+}
+
+/// `kill -0 PID` exits 0 when the process exists (and is ours to signal, as the lab's own processes are).
+fn signal_zero_reaches(pid: u32) -> bool {
+    crate::tool::ToolCommand::new(
+        "check whether a process is running",
+        Path::new("kill"),
+        &["-0", &pid.to_string()],
+    )
+    .timeout(std::time::Duration::from_secs(10))
+    .output()
+    .is_ok_and(|output| output.code == Some(0))
 }
 
 /// The lock held while a command changes the lab; released when dropped.
@@ -186,6 +203,21 @@ mod tests {
         assert!(dir.path().join("p").join(INGRESS_URL_FILE).is_file());
         forget(&settings, INGRESS_URL_FILE).unwrap();
         assert_eq!(read_ingress_url(&settings).unwrap(), None);
+    }
+
+    #[test]
+    fn both_ways_of_telling_a_process_alive_agree() {
+        let finished = {
+            // A process that has exited and been reaped: its pid names no process (until the system reuses it).
+            #[allow(clippy::disallowed_methods)] // The test needs the pid of a process it saw exit.
+            let mut child = std::process::Command::new("true").spawn().unwrap();
+            child.wait().unwrap();
+            child.id()
+        };
+        assert!(process_alive(std::process::id()));
+        assert!(signal_zero_reaches(std::process::id()));
+        assert!(!process_alive(finished));
+        assert!(!signal_zero_reaches(finished));
     }
 
     #[test]
