@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use canary_lab_tests::assert_contains;
 use canary_lab_tests::fake_kube::{FakeKube, RecordedRequest, Scenario};
 use lab::cluster::Cluster;
 use lab::cluster::apply::{ApplyRejected, Change, apply_all};
@@ -263,7 +264,7 @@ async fn a_refused_object_is_a_clear_error() {
         message.starts_with("the API server refused VirtualService/image-classifier in namespace \"tf-serving\" from virtualservice-stable.yaml, document 1: 422 Invalid:"),
         "{message}"
     );
-    assert!(message.contains("help: the manifest is invalid"), "{message}");
+    assert_contains!(message, "help: the manifest is invalid");
 
     env.kube.fail_once(
         "PATCH",
@@ -323,16 +324,13 @@ async fn a_deployment_that_never_becomes_ready_times_out_with_a_diagnosis() {
     );
     assert_eq!(timed_out.condition, "rolled out");
     let message = error.to_string();
-    assert!(message.contains("was not rolled out after 2s"), "{message}");
-    assert!(
-        message.contains("container tf-serving: waiting (ImagePullBackOff)"),
-        "{message}"
+    assert_contains!(message, "was not rolled out after 2s");
+    assert_contains!(message, "container tf-serving: waiting (ImagePullBackOff)");
+    assert_contains!(
+        message,
+        "event Failed: Failed to pull image \"tensorflow/serving:2.5.1\""
     );
-    assert!(
-        message.contains("event Failed: Failed to pull image \"tensorflow/serving:2.5.1\""),
-        "{message}"
-    );
-    assert!(message.contains("help: the node cannot pull the image"), "{message}");
+    assert_contains!(message, "help: the node cannot pull the image");
 }
 
 #[tokio::test]
@@ -345,9 +343,9 @@ async fn a_crash_looping_tf_serving_shows_its_log_and_the_model_layout_hint() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(error.contains("last log lines of tf-serving:"), "{error}");
-    assert!(error.contains("Could not find base path /models/resnet50"), "{error}");
-    assert!(error.contains("help: TF Serving cannot find the model"), "{error}");
+    assert_contains!(error, "last log lines of tf-serving:");
+    assert_contains!(error, "Could not find base path /models/resnet50");
+    assert_contains!(error, "help: TF Serving cannot find the model");
 }
 
 #[tokio::test]
@@ -422,12 +420,12 @@ async fn a_pod_pending_for_memory_gets_the_resources_hint() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(error.contains(": Pending, not ready"), "{error}");
-    assert!(
-        error.contains("event FailedScheduling: 0/1 nodes are available: 1 Insufficient memory."),
-        "{error}"
+    assert_contains!(error, ": Pending, not ready");
+    assert_contains!(
+        error,
+        "event FailedScheduling: 0/1 nodes are available: 1 Insufficient memory."
     );
-    assert!(error.contains("help: the node lacks CPU or memory"), "{error}");
+    assert_contains!(error, "help: the node lacks CPU or memory");
 }
 
 #[tokio::test]
@@ -441,12 +439,6 @@ async fn an_amd64_image_on_arm64_gets_the_architecture_hint() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(
-        error.contains("exec /usr/bin/tf_serving_entrypoint.sh: exec format error"),
-        "{error}"
-    );
-    assert!(
-        error.contains("help: the image is not built for this node's architecture"),
-        "{error}"
-    );
+    assert_contains!(error, "exec /usr/bin/tf_serving_entrypoint.sh: exec format error");
+    assert_contains!(error, "help: the image is not built for this node's architecture");
 }

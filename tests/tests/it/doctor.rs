@@ -1,5 +1,6 @@
 //! `lab doctor` against a fake minikube, a fake `sudo` and a fake Kubernetes API.
 
+use canary_lab_tests::assert_contains;
 use canary_lab_tests::cli::{Cli, CliOutput};
 use canary_lab_tests::fake_kube::{FakeKube, write_kubeconfig};
 use canary_lab_tests::fake_tools::{FakeTools, MinikubeCluster, Rule};
@@ -49,11 +50,7 @@ fn without_minikube_doctor_exits_1_naming_minikube_and_how_to_install_it() {
         .find(|line| line.contains("minikube"))
         .expect("a minikube row");
     assert!(minikube_line.starts_with("fail"), "{}", output.stdout);
-    assert!(
-        output.stdout.contains("https://minikube.sigs.k8s.io/docs/start/"),
-        "{}",
-        output.stdout
-    );
+    assert_contains!(output.stdout, "https://minikube.sigs.k8s.io/docs/start/");
     assert!(tools.calls("minikube").is_empty());
 }
 
@@ -94,9 +91,9 @@ async fn kubernetes_1_25_and_1_26_fail_with_the_recreate_command() {
         assert_eq!(kubernetes["status"], "fail");
         assert!(kubernetes["found"].as_str().unwrap().contains(version), "{kubernetes}");
         let fix = kubernetes["fix"].as_str().unwrap();
-        assert!(
-            fix.contains("minikube delete -p lab && minikube start -p lab --kubernetes-version=v1.24.3"),
-            "{fix}"
+        assert_contains!(
+            fix,
+            "minikube delete -p lab && minikube start -p lab --kubernetes-version=v1.24.3"
         );
     }
 }
@@ -119,12 +116,9 @@ async fn human_output_for_kubernetes_1_26_names_the_version_and_the_fix() {
         "{}",
         output.stdout
     );
-    assert!(
-        output
-            .stdout
-            .contains("fix: minikube delete -p minikube && minikube start -p minikube --kubernetes-version=v1.24.3"),
-        "{}",
-        output.stdout
+    assert_contains!(
+        output.stdout,
+        "fix: minikube delete -p minikube && minikube start -p minikube --kubernetes-version=v1.24.3"
     );
 }
 

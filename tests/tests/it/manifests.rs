@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use canary_lab_tests::assert_contains;
 use canary_lab_tests::cli::Cli;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
@@ -159,7 +160,7 @@ fn a_misspelt_field_fails_both_checks() {
     let mut broken = deployment.object.clone();
     broken["spec"]["replica"] = Value::from(1);
     let problem = core_problem(&broken).expect("an unknown field is caught");
-    assert!(problem.contains("replica"), "{problem}");
+    assert_contains!(problem, "replica");
 }
 
 #[test]
@@ -250,5 +251,5 @@ fn render_prints_exactly_the_bring_up_set_and_each_stage() {
 
     let output = Cli::new(&["lab", "render", "--stage", "nope"]).run();
     assert_eq!(output.code, 2);
-    assert!(output.stderr.contains("no stage \"nope\""), "{}", output.stderr);
+    assert_contains!(output.stderr, "no stage \"nope\"");
 }

@@ -10,6 +10,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use canary_lab_tests::assert_contains;
 use canary_lab_tests::cli::{Cli, CliOutput};
 use lab::payload::{PayloadKind, build_payload};
 use lab::predict::DEFAULT_IMAGE;
@@ -138,14 +139,11 @@ async fn keras_predictions_report_labels_versions_and_a_summary() {
         "{}",
         output.stdout
     );
-    assert!(output.stdout.contains("served by resnet50"), "{}", output.stdout);
-    assert!(output.stdout.contains("mortarboard"), "{}", output.stdout);
-    assert!(
-        output
-            .stdout
-            .contains("3 requests (keras payload): 3 ok, 0 failed; served by resnet50 3"),
-        "{}",
-        output.stdout
+    assert_contains!(output.stdout, "served by resnet50");
+    assert_contains!(output.stdout, "mortarboard");
+    assert_contains!(
+        output.stdout,
+        "3 requests (keras payload): 3 ok, 0 failed; served by resnet50 3"
     );
 
     assert_eq!(canary["payload"], "keras");
@@ -204,12 +202,12 @@ async fn a_tf_serving_error_is_shown_with_its_status_and_exits_1() {
     );
     let line = lines.next().unwrap_or_default();
     assert!(line.starts_with("request 1: failed"), "{}", output.stdout);
-    assert!(line.contains("HTTP 404 Not Found"), "{line}");
-    assert!(
-        line.contains("\"Servable not found for request: Specific(image_classifier, 1)\""),
-        "{line}"
+    assert_contains!(line, "HTTP 404 Not Found");
+    assert_contains!(
+        line,
+        "\"Servable not found for request: Specific(image_classifier, 1)\""
     );
-    assert!(line.contains("from resnet50"), "{line}");
+    assert_contains!(line, "from resnet50");
     // The raw payload is the re-saved image at full size, 600 rows of 512 pixels.
     let sent: Value = serde_json::from_slice(&server.bodies()[0]).unwrap();
     assert_eq!(sent["instances"][0].as_array().unwrap().len(), 600);
@@ -229,7 +227,7 @@ async fn the_url_comes_from_the_state_dir_and_without_one_the_error_names_url_an
 
     let output = run_cli(Cli::new(&["lab", "predict"])).await;
     assert_eq!(output.code, 1, "{output:#?}");
-    assert!(output.stderr.contains("no ingress URL is known"), "{}", output.stderr);
+    assert_contains!(output.stderr, "no ingress URL is known");
     assert!(
         output.stderr.contains("--url") && output.stderr.contains("cargo xtask lab up"),
         "{}",
@@ -266,17 +264,11 @@ async fn an_unreachable_url_fails_each_request_with_the_reason() {
     // With `--payload auto` the metadata request fails first: exit 1 with the reason and what to do.
     let output = run_cli(Cli::new(&["lab", "predict", "--url", &url])).await;
     assert_eq!(output.code, 1, "{output:#?}");
-    assert!(
-        output
-            .stderr
-            .contains("asking the model's signatures for `--payload auto`"),
-        "{}",
-        output.stderr
-    );
+    assert_contains!(output.stderr, "asking the model's signatures for `--payload auto`");
     assert!(
         output.stderr.to_lowercase().contains("connection refused"),
         "{}",
         output.stderr
     );
-    assert!(output.stderr.contains("help: check the URL"), "{}", output.stderr);
+    assert_contains!(output.stderr, "help: check the URL");
 }
