@@ -50,13 +50,6 @@ impl Cli {
         self
     }
 
-    /// Sets one more environment variable.
-    #[must_use]
-    pub fn env(mut self, name: &str, value: &str) -> Cli {
-        self.env.push((name.into(), value.into()));
-        self
-    }
-
     /// The temp home directory of this run.
     pub fn home(&self) -> &Path {
         self.home.path()

@@ -107,7 +107,7 @@ impl BenchResult {
 }
 
 /// A named benchmark group.
-pub type BenchFn = fn(&BenchContext) -> anyhow::Result<Vec<BenchResult>>;
+type BenchFn = fn(&BenchContext) -> anyhow::Result<Vec<BenchResult>>;
 
 /// Every benchmark group, in the order they run.
 pub fn all() -> Vec<(&'static str, BenchFn)> {
