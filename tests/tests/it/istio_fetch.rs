@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use canary_lab_tests::assert_contains;
 use canary_lab_tests::asset_server::{AssetServer, Misbehaviour, sha256_hex};
-use canary_lab_tests::cli::{Cli, CliOutput};
+use canary_lab_tests::cli::Cli;
 use canary_lab_tests::istio_tarball::Tarball;
 use lab::http::HttpTimeouts;
 use lab::istio::{
@@ -651,16 +651,6 @@ async fn a_version_that_is_not_a_release_tag_is_refused_before_touching_the_cach
     assert!(server.requests().is_empty());
 }
 
-/// Runs `lab-cli ARGS` off the runtime thread, so the asset server keeps answering.
-async fn cli(args: Vec<String>) -> CliOutput {
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Cli::new(&args).run()
-    })
-    .await
-    .unwrap()
-}
-
 fn fetch_args(server: &AssetServer, sum: &str, cache: &Path) -> Vec<String> {
     [
         "istio",
@@ -686,14 +676,14 @@ async fn cli_fetch_prints_the_istioctl_path_last_and_a_repeat_sends_no_request()
     let cache = tempfile::tempdir().unwrap();
     let args = fetch_args(&server, &sha256_hex(&tarball), cache.path());
 
-    let output = cli(args.clone()).await;
+    let output = Cli::new(args.clone()).run_async().await;
     assert_eq!(output.code, 0, "{output:#?}");
     let last_line = output.stdout.lines().last().expect("a path on stdout");
     assert_executable_istioctl(Path::new(last_line));
     assert_contains!(output.stderr, "--sha256", "the override warns: ");
 
     let requests_before = server.requests().len();
-    let repeat = cli(args).await;
+    let repeat = Cli::new(args).run_async().await;
     assert_eq!(repeat.code, 0, "{repeat:#?}");
     assert_eq!(repeat.stdout.lines().last(), Some(last_line));
     assert_eq!(server.requests().len(), requests_before, "{:?}", server.requests());
@@ -705,7 +695,9 @@ async fn cli_fetch_with_a_wrong_sha256_fails_naming_the_checksum_and_leaves_noth
     server.add(PINNED_ASSET, &Tarball::istioctl_release("1.12.7").build());
     let cache = tempfile::tempdir().unwrap();
 
-    let output = cli(fetch_args(&server, &"e".repeat(64), cache.path())).await;
+    let output = Cli::new(fetch_args(&server, &"e".repeat(64), cache.path()))
+        .run_async()
+        .await;
     assert_eq!(output.code, 2, "{output:#?}");
     assert_contains!(output.stderr, "checksum mismatch");
     assert_contains!(output.stderr, &"e".repeat(64));
@@ -718,7 +710,7 @@ async fn cli_fetch_with_a_wrong_sha256_fails_naming_the_checksum_and_leaves_noth
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 
-    let malformed = cli(fetch_args(&server, "not-hex", cache.path())).await;
+    let malformed = Cli::new(fetch_args(&server, "not-hex", cache.path())).run_async().await;
     assert_eq!(malformed.code, 2, "{malformed:#?}");
     assert_contains!(malformed.stderr, "--sha256");
 }
@@ -733,7 +725,9 @@ async fn cli_fetch_refuses_a_tarball_with_a_parent_dir_entry() {
     let root = tempfile::tempdir().unwrap();
     let cache = root.path().join("cache");
 
-    let output = cli(fetch_args(&server, &sha256_hex(&tarball), &cache)).await;
+    let output = Cli::new(fetch_args(&server, &sha256_hex(&tarball), &cache))
+        .run_async()
+        .await;
     assert_eq!(output.code, 2, "{output:#?}");
     assert_contains!(output.stderr, "refusing to unpack");
     assert_contains!(output.stderr, "\"../x\"");

@@ -103,10 +103,6 @@ async fn answer(
     }
 }
 
-async fn run_cli(cli: Cli) -> CliOutput {
-    tokio::task::spawn_blocking(move || cli.run()).await.unwrap()
-}
-
 fn json_of(output: &CliOutput) -> Value {
     serde_json::from_str(&output.stdout)
         .unwrap_or_else(|error| panic!("no JSON ({error}):\n{}\n{}", output.stdout, output.stderr))
@@ -127,9 +123,9 @@ async fn keras_predictions_report_labels_versions_and_a_summary() {
         "--top",
         "3",
     ];
-    let output = run_cli(Cli::new(&args)).await;
-    let cli = Cli::new(&[args.as_slice(), &["--header", "user-group=canary", "--format", "json"]].concat());
-    let canary = json_of(&run_cli(cli).await);
+    let output = Cli::new(args).run_async().await;
+    let cli = Cli::new([args.as_slice(), &["--header", "user-group=canary", "--format", "json"]].concat());
+    let canary = json_of(&cli.run_async().await);
 
     assert_eq!(output.code, 0, "{output:#?}");
     assert!(
@@ -170,7 +166,9 @@ async fn keras_predictions_report_labels_versions_and_a_summary() {
 #[tokio::test]
 async fn auto_sends_image_bytes_when_the_model_has_a_serving_bytes_signature() {
     let server = TfServing::start(Scenario::WithBytesSignature).await;
-    let output = run_cli(Cli::new(&["lab", "predict", "--url", &server.url, "--format", "json"])).await;
+    let output = Cli::new(["lab", "predict", "--url", &server.url, "--format", "json"])
+        .run_async()
+        .await;
     assert_eq!(output.code, 0, "{output:#?}");
     assert_eq!(json_of(&output)["payload"], "bytes");
     let sent: Value = serde_json::from_slice(&server.bodies()[0]).unwrap();
@@ -183,7 +181,9 @@ async fn auto_sends_image_bytes_when_the_model_has_a_serving_bytes_signature() {
 #[tokio::test]
 async fn auto_sends_keras_input_without_a_serving_bytes_signature() {
     let server = TfServing::start(Scenario::DefaultSignatureOnly).await;
-    let output = run_cli(Cli::new(&["lab", "predict", "--url", &server.url, "--format", "json"])).await;
+    let output = Cli::new(["lab", "predict", "--url", &server.url, "--format", "json"])
+        .run_async()
+        .await;
     assert_eq!(output.code, 0, "{output:#?}");
     assert_eq!(json_of(&output)["payload"], "keras");
     let sent: Value = serde_json::from_slice(&server.bodies()[0]).unwrap();
@@ -193,7 +193,9 @@ async fn auto_sends_keras_input_without_a_serving_bytes_signature() {
 #[tokio::test]
 async fn a_tf_serving_error_is_shown_with_its_status_and_exits_1() {
     let server = TfServing::start(Scenario::ServableMissing).await;
-    let output = run_cli(Cli::new(&["lab", "predict", "--url", &server.url, "--payload", "raw"])).await;
+    let output = Cli::new(["lab", "predict", "--url", &server.url, "--payload", "raw"])
+        .run_async()
+        .await;
     assert_eq!(output.code, 1, "{output:#?}");
     let mut lines = output.stdout.lines();
     assert_eq!(
@@ -216,16 +218,16 @@ async fn a_tf_serving_error_is_shown_with_its_status_and_exits_1() {
 #[tokio::test]
 async fn the_url_comes_from_the_state_dir_and_without_one_the_error_names_url_and_lab_up() {
     let server = TfServing::start(Scenario::DefaultSignatureOnly).await;
-    let recorded = Cli::new(&["lab", "predict", "--format", "json"]);
+    let recorded = Cli::new(["lab", "predict", "--format", "json"]);
     // `lab up` keeps its state per minikube profile.
     let state_dir = recorded.home().join("state/canary-lab/minikube");
     std::fs::create_dir_all(&state_dir).unwrap();
     std::fs::write(state_dir.join("ingress-url"), format!("{}\n", server.url)).unwrap();
-    let output = run_cli(recorded).await;
+    let output = recorded.run_async().await;
     assert_eq!(output.code, 0, "{output:#?}");
     assert_eq!(json_of(&output)["url"], server.url.as_str());
 
-    let output = run_cli(Cli::new(&["lab", "predict"])).await;
+    let output = Cli::new(["lab", "predict"]).run_async().await;
     assert_eq!(output.code, 1, "{output:#?}");
     assert_contains!(output.stderr, "no ingress URL is known");
     assert!(
@@ -241,7 +243,7 @@ async fn an_unreachable_url_fails_each_request_with_the_reason() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let output = run_cli(Cli::new(&[
+    let output = Cli::new([
         "lab",
         "predict",
         "--url",
@@ -250,7 +252,8 @@ async fn an_unreachable_url_fails_each_request_with_the_reason() {
         "keras",
         "--format",
         "json",
-    ]))
+    ])
+    .run_async()
     .await;
     assert_eq!(output.code, 1, "{output:#?}");
     let report = json_of(&output);
@@ -262,7 +265,7 @@ async fn an_unreachable_url_fails_each_request_with_the_reason() {
     assert_eq!(report["summary"]["failed"], 1);
 
     // With `--payload auto` the metadata request fails first: exit 1 with the reason and what to do.
-    let output = run_cli(Cli::new(&["lab", "predict", "--url", &url])).await;
+    let output = Cli::new(["lab", "predict", "--url", &url]).run_async().await;
     assert_eq!(output.code, 1, "{output:#?}");
     assert_contains!(output.stderr, "asking the model's signatures for `--payload auto`");
     assert!(

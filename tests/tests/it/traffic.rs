@@ -294,8 +294,7 @@ pub async fn lab_check(args: &[&str], image: &tempfile::NamedTempFile) -> canary
     all.extend_from_slice(args);
     let image = image.path().to_str().unwrap().to_string();
     all.extend(["--image", &image]);
-    let cli = Cli::new(&all);
-    tokio::task::spawn_blocking(move || cli.run()).await.unwrap()
+    Cli::new(&all).run_async().await
 }
 
 fn probe_config(url: &str, concurrency: usize, request_timeout: Duration) -> lab::probe::ProbeConfig {
@@ -362,7 +361,7 @@ async fn the_probe_stops_launching_once_told_and_keeps_its_deadline() {
 
 #[test]
 fn lab_check_without_a_url_or_with_an_unknown_stage_is_a_usage_error() {
-    let output = Cli::new(&["lab", "check", "stable"]).run();
+    let output = Cli::new(["lab", "check", "stable"]).run();
     assert_eq!(output.code, 2, "{output:#?}");
     assert!(
         output
@@ -370,7 +369,7 @@ fn lab_check_without_a_url_or_with_an_unknown_stage_is_a_usage_error() {
             .contains("help: run `cargo xtask lab check stable --url http://127.0.0.1:8080`"),
         "{output:#?}"
     );
-    let output = Cli::new(&["lab", "check", "canary", "--url", "http://127.0.0.1:9"]).run();
+    let output = Cli::new(["lab", "check", "canary", "--url", "http://127.0.0.1:9"]).run();
     assert_eq!(output.code, 2, "{output:#?}");
     assert!(output.stderr.contains("no stage \"canary\""), "{output:#?}");
 }

@@ -1,6 +1,7 @@
 //! `lab up`, `lab status` and `lab down` as a user runs them: the CLI as a process against fake minikube, istioctl
 //! and sudo, the fake Kubernetes API, and a stand-in gateway for the prediction.
 
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::time::Duration;
 
@@ -41,11 +42,11 @@ impl Lab {
     }
 
     /// The CLI with `args` after the global flags, sharing this lab's state dir and kubeconfig across runs.
-    fn cli(&self, args: &[&str]) -> Cli {
+    fn cli(&self, args: impl IntoIterator<Item = impl AsRef<OsStr>>) -> Cli {
         let state = self.home.path().join("state");
-        let mut all = vec!["--profile", PROFILE, "--state-dir", state.to_str().unwrap()];
-        all.extend_from_slice(args);
-        Cli::new(&all)
+        let mut all: Vec<OsString> = vec!["--profile".into(), PROFILE.into(), "--state-dir".into(), state.into()];
+        all.extend(args.into_iter().map(|arg| arg.as_ref().to_os_string()));
+        Cli::new(all)
             .fake_tools(&self.tools)
             .kubeconfig(&self.home.path().join("kubeconfig"))
     }
@@ -73,9 +74,7 @@ impl Lab {
     }
 
     async fn up(&self, extra: &[&str]) -> CliOutput {
-        let args = self.up_args(extra);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run(self.cli(&args)).await
+        run(self.cli(self.up_args(extra))).await
     }
 
     /// Returns once a running `lab up` watches the Deployments in tf-serving (it is waiting on a rollout); fails the
@@ -108,11 +107,9 @@ impl Lab {
 /// Runs the CLI off the async runtime (the fake API lives on it), failing if it takes more than 30 seconds (a
 /// run takes one to three; the margin is for a loaded machine).
 async fn run(cli: Cli) -> CliOutput {
-    let task = tokio::task::spawn_blocking(move || cli.run());
-    tokio::time::timeout(Duration::from_secs(30), task)
+    tokio::time::timeout(Duration::from_secs(30), cli.run_async())
         .await
         .expect("the CLI did not finish within 30s")
-        .unwrap()
 }
 
 fn install_calls(tools: &FakeTools) -> Vec<Vec<String>> {
@@ -200,7 +197,7 @@ async fn up_stops_at_the_stage_asked_for_and_status_and_down_follow() {
     assert!(!output.stderr.contains("→ stage split-70-30"), "{}", output.stderr);
     assert_eq!(lab.state_file("active-stage").as_deref(), Some("canary-deployed"));
 
-    let status = run(lab.cli(&["lab", "status", "--format", "json"])).await;
+    let status = run(lab.cli(["lab", "status", "--format", "json"])).await;
     assert_eq!(status.code, 0, "{}\n{}", status.stdout, status.stderr);
     let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(status["istio_version"], "1.12.7");
@@ -210,19 +207,19 @@ async fn up_stops_at_the_stage_asked_for_and_status_and_down_follow() {
     assert_eq!(status["ready"], true);
     assert_eq!(status["deployments"].as_array().unwrap().len(), 2);
 
-    let down = run(lab.cli(&["lab", "down"])).await;
+    let down = run(lab.cli(["lab", "down"])).await;
     assert_eq!(down.code, 0, "{}", down.stderr);
     assert_contains!(down.stdout, "namespace \"tf-serving\" deleted");
     assert!(lab.kube.object("namespaces", "", "tf-serving").is_none());
     assert!(lab.kube.names("deployments", "tf-serving").is_empty());
     assert_eq!(lab.state_file("active-stage"), None);
 
-    let status = run(lab.cli(&["lab", "status"])).await;
+    let status = run(lab.cli(["lab", "status"])).await;
     assert_eq!(status.code, 1, "not ready after down:\n{}", status.stdout);
     assert_contains!(status.stdout, "namespace  missing");
 
     let istioctl = lab.tools.istioctl_path();
-    let down_all = run(lab.cli(&["lab", "down", "--all", "--istioctl", istioctl.to_str().unwrap()])).await;
+    let down_all = run(lab.cli(["lab", "down", "--all", "--istioctl", istioctl.to_str().unwrap()])).await;
     assert_eq!(down_all.code, 0, "{}", down_all.stderr);
     assert!(
         lab.tools.calls("istioctl").contains(
@@ -325,7 +322,6 @@ async fn an_interrupted_up_is_completed_by_the_next_one() {
     lab.kube
         .scenario("image-classifier-resnet50", Scenario::ImagePullBackOff);
     let args = lab.up_args(&["--rollout-timeout", "600"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut child = lab.cli(&args).spawn();
     // Wait until `lab up` is waiting on the ResNet50 rollout (a watch on Deployments in tf-serving)…
     lab.until_up_waits_on_a_rollout().await;
@@ -428,7 +424,7 @@ async fn host_models_with_the_none_driver_are_mounted_as_they_are() {
         mounted.display().to_string()
     );
     // A later stage keeps the mount.
-    let output = run(lab.cli(&["lab", "stage", "canary-deployed", "--no-assert"])).await;
+    let output = run(lab.cli(["lab", "stage", "canary-deployed", "--no-assert"])).await;
     assert_eq!(output.code, 0, "{}", output.stderr);
     let canary = lab
         .kube
@@ -488,10 +484,9 @@ async fn a_tunnel_that_exits_is_detected_and_reported() {
             ..Rule::default()
         },
     );
-    let args = lab.up_args(&["--stage", "stable"]);
-    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let ingress = args.iter().position(|arg| *arg == "--ingress").unwrap();
-    args[ingress + 1] = "tunnel";
+    let mut args = lab.up_args(&["--stage", "stable"]);
+    let ingress = args.iter().position(|arg| arg == "--ingress").unwrap();
+    args[ingress + 1] = "tunnel".to_string();
     let output = run(lab.cli(&args)).await;
     assert_eq!(output.code, 2, "{}", output.stderr);
     assert_contains!(
@@ -529,10 +524,9 @@ async fn the_tunnel_runs_in_the_background_is_reused_and_down_all_stops_it() {
             ..Rule::default()
         },
     );
-    let args = lab.up_args(&["--stage", "stable"]);
-    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let ingress = args.iter().position(|arg| *arg == "--ingress").unwrap();
-    args[ingress + 1] = "auto"; // password-less sudo is scripted, so auto picks the tunnel
+    let mut args = lab.up_args(&["--stage", "stable"]);
+    let ingress = args.iter().position(|arg| arg == "--ingress").unwrap();
+    args[ingress + 1] = "auto".to_string(); // password-less sudo is scripted, so auto picks the tunnel
     let output = run(lab.cli(&args)).await;
     assert_eq!(output.code, 0, "{}", output.stderr);
     assert_contains!(output.stderr, &format!("{} via tunnel", lab.gateway.url()));
@@ -557,7 +551,7 @@ async fn the_tunnel_runs_in_the_background_is_reused_and_down_all_stops_it() {
         .count();
     assert_eq!(tunnels, 1, "the running tunnel is reused");
 
-    let status = run(lab.cli(&["lab", "status"])).await;
+    let status = run(lab.cli(["lab", "status"])).await;
     assert_eq!(status.code, 0, "{}\n{}", status.stdout, status.stderr);
     let tunnel_line = status
         .stdout
@@ -577,7 +571,7 @@ async fn the_tunnel_runs_in_the_background_is_reused_and_down_all_stops_it() {
     assert!(stage_line.ends_with("stable"), "{}", status.stdout);
 
     let istioctl = lab.tools.istioctl_path();
-    let down = run(lab.cli(&["lab", "down", "--all", "--istioctl", istioctl.to_str().unwrap()])).await;
+    let down = run(lab.cli(["lab", "down", "--all", "--istioctl", istioctl.to_str().unwrap()])).await;
     assert_eq!(down.code, 0, "{}", down.stderr);
     assert_contains!(down.stdout, &format!("minikube tunnel (pid {pid}) stopped"));
     let stopped = async {
@@ -601,7 +595,6 @@ async fn ctrl_c_stops_up_and_releases_the_lock() {
     lab.kube
         .scenario("image-classifier-resnet50", Scenario::ImagePullBackOff);
     let args = lab.up_args(&["--rollout-timeout", "600"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut child = lab.cli(&args).spawn();
     lab.until_up_waits_on_a_rollout().await;
     #[allow(clippy::disallowed_methods)] // The test sends SIGINT as a terminal's Ctrl-C would.
@@ -646,7 +639,6 @@ async fn stages_are_asserted_through_the_gateway_and_fail_when_it_does_not_route
     args.retain(|arg| arg != "--no-assert");
     let url_position = args.iter().position(|arg| arg == "--ingress").unwrap() + 1;
     args[url_position] = stable_gateway.url();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let output = run(lab.cli(&args)).await;
     assert_eq!(output.code, 0, "{}\n{}", output.stdout, output.stderr);
     assert_contains!(output.stdout, "stage stable: pass");
@@ -660,7 +652,7 @@ async fn stages_are_asserted_through_the_gateway_and_fail_when_it_does_not_route
     );
 
     // The gateway still routes as `stable`: applying split-70-30 succeeds, its assertion fails (exit 1).
-    let output = run(lab.cli(&["lab", "stage", "split-70-30"])).await;
+    let output = run(lab.cli(["lab", "stage", "split-70-30"])).await;
     assert_contains!(output.stdout, "virtualservice/image-classifier configured");
     assert_eq!(lab.state_file("active-stage").as_deref(), Some("split-70-30"));
     assert_eq!(output.code, 1, "{}\n{}", output.stdout, output.stderr);
@@ -675,7 +667,7 @@ async fn stages_are_asserted_through_the_gateway_and_fail_when_it_does_not_route
     .unwrap();
     let report = lab.home.path().join("report.json");
     let junit = lab.home.path().join("report.xml");
-    let output = run(lab.cli(&[
+    let output = run(lab.cli([
         "lab",
         "stage",
         "split-70-30",
@@ -692,7 +684,7 @@ async fn stages_are_asserted_through_the_gateway_and_fail_when_it_does_not_route
     assert_eq!(written.stages[0].stage, "split-70-30");
     assert!(std::fs::read_to_string(&junit).unwrap().contains("<testsuites"));
 
-    let reset = run(lab.cli(&["lab", "reset", "--rollout-timeout", "10"])).await;
+    let reset = run(lab.cli(["lab", "reset", "--rollout-timeout", "10"])).await;
     assert_eq!(reset.code, 0, "{}", reset.stderr);
     assert_contains!(reset.stdout, "deployment/image-classifier-resnet101 deleted");
     assert_contains!(reset.stdout, "deployment/image-classifier-resnet50 unchanged");
@@ -708,10 +700,9 @@ async fn without_password_less_sudo_auto_port_forwards_to_a_gateway_pod() {
     tools.script_istioctl("1.12.7", &lab.kube.url());
     let lab = Lab { tools, ..lab };
     lab.kube.port_forward_to(lab.gateway.addr());
-    let args = lab.up_args(&["--stage", "stable"]);
-    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let ingress = args.iter().position(|arg| *arg == "--ingress").unwrap();
-    args[ingress + 1] = "auto";
+    let mut args = lab.up_args(&["--stage", "stable"]);
+    let ingress = args.iter().position(|arg| arg == "--ingress").unwrap();
+    args[ingress + 1] = "auto".to_string();
     let output = run(lab.cli(&args)).await;
     assert_eq!(output.code, 0, "{}", output.stderr);
     assert_contains!(output.stderr, "via port-forward (open while this command runs)");
@@ -794,7 +785,6 @@ async fn without_a_version_header_stages_are_attributed_by_the_references_fetche
     args.retain(|arg| arg != "--no-assert");
     let url_position = args.iter().position(|arg| arg == "--ingress").unwrap() + 1;
     args[url_position] = stable_gateway.url();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let resnet101_before = models.resnet101.predictions();
     let output = run(lab.cli(&args)).await;
     assert_eq!(output.code, 0, "{}\n{}", output.stdout, output.stderr);
@@ -819,7 +809,7 @@ async fn without_a_version_header_stages_are_attributed_by_the_references_fetche
     let split_gateway = Envoy::start(&split_routing, &models.both()).await;
     let ingress_url = lab.home.path().join("state").join(PROFILE).join("ingress-url");
     std::fs::write(&ingress_url, split_gateway.url()).unwrap();
-    let output = run(lab.cli(&["lab", "stage", "split-70-30"])).await;
+    let output = run(lab.cli(["lab", "stage", "split-70-30"])).await;
     assert_eq!(output.code, 0, "{}\n{}", output.stdout, output.stderr);
     assert_contains!(output.stdout, "stage split-70-30: pass");
 
@@ -832,7 +822,7 @@ async fn without_a_version_header_stages_are_attributed_by_the_references_fetche
     let wrong_gateway = Envoy::start(&split_routing, &swapped).await;
     std::fs::write(&ingress_url, wrong_gateway.url()).unwrap();
     let report = lab.home.path().join("report.json");
-    let output = run(lab.cli(&["lab", "stage", "split-70-30", "--report", report.to_str().unwrap()])).await;
+    let output = run(lab.cli(["lab", "stage", "split-70-30", "--report", report.to_str().unwrap()])).await;
     assert_eq!(output.code, 1, "{}\n{}", output.stdout, output.stderr);
     assert_contains!(output.stdout, "stage split-70-30: fail");
     let written: lab::report::RunReport = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
