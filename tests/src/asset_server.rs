@@ -29,8 +29,6 @@ pub enum Misbehaviour {
 /// One request the server received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServedRequest {
-    /// The request method.
-    pub method: String,
     /// The file name asked for (the path without its leading `/`).
     pub name: String,
     /// The `Range` header, if any.
@@ -151,10 +149,12 @@ async fn serve_connection(mut stream: TcpStream, shared: Arc<Mutex<Shared>>) {
     }
     let head = String::from_utf8_lossy(&head).into_owned();
     let mut lines = head.lines();
-    let mut request_line = lines.next().unwrap_or_default().split_whitespace();
-    let method = request_line.next().unwrap_or_default().to_string();
-    let name = request_line
+    // The request line is `METHOD /NAME HTTP/1.1`: the name is its second word.
+    let name = lines
         .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .nth(1)
         .unwrap_or_default()
         .trim_start_matches('/')
         .to_string();
@@ -166,7 +166,6 @@ async fn serve_connection(mut stream: TcpStream, shared: Arc<Mutex<Shared>>) {
     let (file, misbehaviour, ignore_range) = {
         let mut state = shared.lock().expect("asset server state");
         state.requests.push(ServedRequest {
-            method,
             name: name.clone(),
             range: range.clone(),
         });

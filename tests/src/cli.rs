@@ -1,6 +1,6 @@
 //! Runs the canary-lab CLI (`lab-cli`, the same code as `cargo xtask`) as a process with a controlled environment.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -25,10 +25,10 @@ pub struct Cli {
 
 impl Cli {
     /// `lab-cli ARGS…` with a fresh home, XDG dirs inside it and no kubeconfig.
-    pub fn new(args: &[&str]) -> Cli {
+    pub fn new(args: impl IntoIterator<Item = impl AsRef<OsStr>>) -> Cli {
         let home = tempfile::tempdir().expect("temp home");
         Cli {
-            args: args.iter().map(OsString::from).collect(),
+            args: args.into_iter().map(|arg| arg.as_ref().to_os_string()).collect(),
             env: Vec::new(),
             path_prefix: Vec::new(),
             home,
@@ -50,13 +50,6 @@ impl Cli {
         self
     }
 
-    /// Sets one more environment variable.
-    #[must_use]
-    pub fn env(mut self, name: &str, value: &str) -> Cli {
-        self.env.push((name.into(), value.into()));
-        self
-    }
-
     /// The temp home directory of this run.
     pub fn home(&self) -> &Path {
         self.home.path()
@@ -70,6 +63,14 @@ impl Cli {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
+    }
+
+    /// Runs the CLI to completion on tokio's blocking threads, so that servers on the async runtime (a fake API, an
+    /// asset server) keep answering it meanwhile.
+    pub async fn run_async(self) -> CliOutput {
+        tokio::task::spawn_blocking(move || self.run())
+            .await
+            .expect("running lab-cli on a blocking thread")
     }
 
     /// Starts the CLI without waiting (for tests that interrupt it); stdout and stderr are discarded.

@@ -19,7 +19,7 @@ use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use lab::routing::{HeaderOperations, Headers, HttpRoute, RouteDestination, StringMatch, VirtualServiceSpec};
+use lab::routing::{HeaderOperations, HttpRoute, RouteDestination, StringMatch, VirtualServiceSpec};
 use lab::stages::LabDefinition;
 use serde_json::{Value, json};
 
@@ -57,7 +57,7 @@ impl StageRouting {
     }
 
     /// The last route: the catch-all (the only route in every stage but `focused`).
-    pub fn default_route(&mut self) -> &mut HttpRoute {
+    fn default_route(&mut self) -> &mut HttpRoute {
         self.virtual_service.http.last_mut().expect("a route")
     }
 
@@ -314,22 +314,6 @@ fn fault_config(fault: &lab::routing::HttpFault) -> Value {
     config
 }
 
-/// Response headers every destination of `route` sets, e.g. for a test that checks a header is present.
-pub fn response_set(route: &HttpRoute) -> BTreeMap<String, String> {
-    let from = |headers: &Option<Headers>| {
-        headers
-            .as_ref()
-            .and_then(|headers| headers.response.as_ref())
-            .map(|response| response.set.clone())
-            .unwrap_or_default()
-    };
-    let mut set = from(&route.headers);
-    for destination in &route.route {
-        set.extend(from(&destination.headers));
-    }
-    set
-}
-
 /// A running Envoy; killed when dropped.
 pub struct Envoy {
     child: Child,
@@ -435,13 +419,8 @@ impl Envoy {
         format!("http://{}", self.listener)
     }
 
-    /// The admin interface's address.
-    pub fn admin(&self) -> SocketAddr {
-        self.admin
-    }
-
     /// The last lines of Envoy's log, for failure messages.
-    pub fn log_tail(&self) -> String {
+    fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(30)..].join("\n")

@@ -291,20 +291,7 @@ impl FakeKube {
     /// Makes Deployment `name` in `namespace` available now (a stuck rollout that recovers).
     pub fn make_available(&self, namespace: &str, name: &str) {
         let mut shared = self.lock();
-        shared.scenarios.insert(name.to_string(), Scenario::Available);
-        let owned: Vec<Key> = shared
-            .objects
-            .iter()
-            .filter(|((plural, _, _), pod)| plural == "pods" && pod["metadata"]["ownerDeployment"] == json!(name))
-            .map(|(key, _)| key.clone())
-            .collect();
-        for key in owned {
-            remove(&mut shared, &key);
-        }
-        let key = ("deployments".to_string(), namespace.to_string(), name.to_string());
-        if let Some(object) = shared.objects.get(&key).cloned() {
-            store(&mut shared, "deployments", namespace, object);
-        }
+        make_deployment_available(&mut shared, namespace, name);
         drop(shared);
         self.shared.1.notify_waiters();
     }
@@ -655,6 +642,18 @@ struct ResourcePath {
     subresource: Option<String>,
 }
 
+impl ResourcePath {
+    /// The store key of the object `name` at this path.
+    fn key(&self, name: &str) -> Key {
+        (self.kind.plural.to_string(), self.namespace.clone(), name.to_string())
+    }
+}
+
+/// True when the request asks for a dry run (`dryRun=All`): answer as if written, store nothing.
+fn is_dry_run(query: &HashMap<String, String>) -> bool {
+    query.get("dryRun").is_some_and(|value| value == "All")
+}
+
 /// Discovery of one group version, or `None` when the path is not a group version.
 fn group_version_resources(path: &str) -> Option<Value> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -713,11 +712,6 @@ fn parse_resource_path(path: &str) -> Option<ResourcePath> {
         [plural, name, sub] => (*plural, Some(name.to_string()), Some(sub.to_string())),
         _ => return None,
     };
-    // `/api/v1/namespaces/NAME` is the namespace object itself.
-    let (plural, name) = match (plural, &name, namespace.is_empty()) {
-        (plural, None, false) if plural != "namespaces" => (plural, None),
-        _ => (plural, name),
-    };
     let kind = KINDS
         .iter()
         .find(|kind| kind.group == group && kind.version == version && kind.plural == plural)?;
@@ -744,17 +738,7 @@ async fn resources(
     {
         return axum::Json(list).into_response();
     }
-    // `/api/v1/namespaces/NS` (GET/DELETE/PATCH of a namespace) parses as plural "namespaces" with a name.
-    let parsed = match path.trim_matches('/').split('/').collect::<Vec<_>>().as_slice() {
-        ["api", "v1", "namespaces", name] => Some(ResourcePath {
-            kind: &KINDS[0],
-            namespace: String::new(),
-            name: Some(name.to_string()),
-            subresource: None,
-        }),
-        _ => parse_resource_path(&path),
-    };
-    let Some(resource) = parsed else {
+    let Some(resource) = parse_resource_path(&path) else {
         return status_response(
             404,
             "NotFound",
@@ -791,11 +775,7 @@ async fn resources(
 }
 
 fn get_object(shared: &SharedState, resource: &ResourcePath, name: &str) -> Response {
-    let key = (
-        resource.kind.plural.to_string(),
-        resource.namespace.clone(),
-        name.to_string(),
-    );
+    let key = resource.key(name);
     match shared.0.lock().expect("lock").objects.get(&key) {
         Some(object) => axum::Json(object.clone()).into_response(),
         None => not_found(resource, name),
@@ -874,19 +854,8 @@ async fn watch_stream(shared: SharedState, resource: ResourcePath, query: HashMa
             })
             .map(|(key, _)| key.clone())
             .collect();
-        for key in pending {
-            locked.scenarios.insert(key.2.clone(), Scenario::Available);
-            let owned: Vec<Key> = locked
-                .objects
-                .iter()
-                .filter(|((p, _, _), pod)| p == "pods" && pod["metadata"]["ownerDeployment"] == json!(key.2))
-                .map(|(pod_key, _)| pod_key.clone())
-                .collect();
-            for pod_key in owned {
-                remove(&mut locked, &pod_key);
-            }
-            let object = locked.objects[&key].clone();
-            store(&mut locked, &key.0, &key.1, object);
+        for (_, namespace, name) in pending {
+            make_deployment_available(&mut locked, &namespace, &name);
         }
         drop(locked);
         shared.1.notify_waiters();
@@ -971,13 +940,9 @@ fn apply(
     if applied["metadata"]["name"].as_str() != Some(name) {
         return status_response(400, "BadRequest", "the name in the body does not match the URL");
     }
-    let dry_run = query.get("dryRun").is_some_and(|value| value == "All");
+    let dry_run = is_dry_run(query);
     let mut locked = shared.0.lock().expect("lock");
-    let key = (
-        resource.kind.plural.to_string(),
-        resource.namespace.clone(),
-        name.to_string(),
-    );
+    let key = resource.key(name);
     let existing = locked.objects.get(&key).cloned();
     let created = existing.is_none();
     let mut object = existing.clone().unwrap_or_else(|| json!({}));
@@ -1007,13 +972,9 @@ fn apply(
 }
 
 fn delete(shared: &SharedState, resource: &ResourcePath, name: &str, query: &HashMap<String, String>) -> Response {
-    let dry_run = query.get("dryRun").is_some_and(|value| value == "All");
+    let dry_run = is_dry_run(query);
     let mut locked = shared.0.lock().expect("lock");
-    let key = (
-        resource.kind.plural.to_string(),
-        resource.namespace.clone(),
-        name.to_string(),
-    );
+    let key = resource.key(name);
     let Some(object) = locked.objects.get(&key).cloned() else {
         return not_found(resource, name);
     };
@@ -1073,6 +1034,31 @@ fn remove_pods_of(shared: &mut Shared, namespace: &str, match_labels: &Value) {
     }
 }
 
+/// The keys of the pods Deployment `name` in `namespace` owns.
+fn owned_pods(shared: &Shared, namespace: &str, name: &str) -> Vec<Key> {
+    shared
+        .objects
+        .iter()
+        .filter(|((plural, pod_namespace, _), pod)| {
+            plural == "pods" && pod_namespace == namespace && pod["metadata"]["ownerDeployment"] == json!(name)
+        })
+        .map(|(key, _)| key.clone())
+        .collect()
+}
+
+/// Makes Deployment `name` in `namespace` available: its scenario becomes [`Scenario::Available`], its pods are
+/// replaced by a ready one and its status says so (nothing else when it is not stored). Waiters are not notified.
+fn make_deployment_available(shared: &mut Shared, namespace: &str, name: &str) {
+    shared.scenarios.insert(name.to_string(), Scenario::Available);
+    for key in owned_pods(shared, namespace, name) {
+        remove(shared, &key);
+    }
+    let key = ("deployments".to_string(), namespace.to_string(), name.to_string());
+    if let Some(object) = shared.objects.get(&key).cloned() {
+        store(shared, "deployments", namespace, object);
+    }
+}
+
 /// Deep merge of `patch` into `target`: objects key by key, everything else replaced.
 fn merge(target: &mut Value, patch: &Value) {
     match (target, patch) {
@@ -1104,9 +1090,7 @@ fn store(shared: &mut Shared, plural: &str, namespace: &str, mut object: Value) 
         "deployments" => {
             // Like the ReplicaSet controller: new pods only when the pod template changed (or there are none).
             let previous_template = shared.objects.get(&key).map(|old| old["spec"]["template"].clone());
-            let has_pods = shared.objects.iter().any(|((p, ns, _), pod)| {
-                p == "pods" && ns == namespace && pod["metadata"]["ownerDeployment"] == json!(name)
-            });
+            let has_pods = !owned_pods(shared, namespace, &name).is_empty();
             let roll = !has_pods || previous_template.as_ref() != Some(&object["spec"]["template"]);
             deployment_controller(shared, namespace, &mut object, scenario, roll)
         }
@@ -1157,15 +1141,7 @@ fn deployment_controller(shared: &mut Shared, namespace: &str, deployment: &mut 
         return;
     }
     // One pod per deployment, replaced when the template changes.
-    let pods: Vec<Key> = shared
-        .objects
-        .iter()
-        .filter(|((plural, pod_namespace, _), pod)| {
-            plural == "pods" && pod_namespace == namespace && pod["metadata"]["ownerDeployment"] == json!(name)
-        })
-        .map(|(key, _)| key.clone())
-        .collect();
-    for key in pods {
+    for key in owned_pods(shared, namespace, &name) {
         remove(shared, &key);
     }
     let mut containers: Vec<Value> = deployment["spec"]["template"]["spec"]["containers"]

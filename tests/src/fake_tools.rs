@@ -174,7 +174,7 @@ impl Default for FakeTools {
 }
 
 /// A rule printing `stdout` with exit 0.
-pub fn ok_json(stdout: &str) -> Rule {
+fn ok_json(stdout: &str) -> Rule {
     Rule {
         stdout: stdout.to_string(),
         ..Rule::default()
@@ -183,7 +183,7 @@ pub fn ok_json(stdout: &str) -> Rule {
 
 /// `minikube version -o json` as minikube v1.30.1 prints it (`cmd/minikube/cmd/version.go`: a map of
 /// `minikubeVersion` and `commit`).
-pub fn minikube_version_json() -> String {
+fn minikube_version_json() -> String {
     r#"{"commit":"08896fd1dc362c097c925146c4a0d0dac715ace0","minikubeVersion":"v1.30.1"}"#.to_string()
 }
 
@@ -259,7 +259,7 @@ impl MinikubeCluster {
     /// `minikube profile list -o json`: `{"invalid": [...], "valid": [...]}` of `config.Profile` whose `Config` is a
     /// `config.ClusterConfig` (`cmd/minikube/cmd/config/profile_list.go`, `pkg/minikube/config/types.go`; the field
     /// names are the Go names because those structs carry no JSON tags).
-    pub fn profile_list_json(&self) -> String {
+    fn profile_list_json(&self) -> String {
         if !self.exists {
             return r#"{"invalid":[],"valid":[]}"#.to_string();
         }
@@ -301,7 +301,7 @@ impl MinikubeCluster {
 
     /// `minikube status -p P -o json`: one `cluster.Status` object (`statusJSON`, `cmd/minikube/cmd/status.go`) and the
     /// exit-code bit set; a missing profile prints minikube's "not found" message and exits 85.
-    pub fn status_rule(&self) -> Rule {
+    fn status_rule(&self) -> Rule {
         if !self.exists {
             return Rule {
                 stderr: format!(

@@ -61,7 +61,7 @@ impl Tarball {
 
     /// Adds a directory entry.
     #[must_use]
-    pub fn directory(mut self, path: &str) -> Tarball {
+    fn directory(mut self, path: &str) -> Tarball {
         self.entries.push(TarEntry::Directory { path: path.to_string() });
         self
     }
@@ -88,7 +88,7 @@ impl Tarball {
 
     /// Adds a pax global header (as `git archive` writes first): metadata, not a file.
     #[must_use]
-    pub fn pax_global_header(mut self) -> Tarball {
+    fn pax_global_header(mut self) -> Tarball {
         self.entries.push(TarEntry::PaxGlobalHeader);
         self
     }
@@ -160,7 +160,7 @@ impl Tarball {
 }
 
 /// A POSIX shell script that prints what `istioctl version --remote=false -o json` prints for `version`.
-pub fn istioctl_script(version: &str) -> String {
+fn istioctl_script(version: &str) -> String {
     format!(
         "#!/bin/sh\n# A stand-in for istioctl {version}: answers `version --remote=false -o json`.\n\
          case \"$*\" in\n  \"version --remote=false -o json\")\n    \

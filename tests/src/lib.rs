@@ -15,6 +15,20 @@ pub mod tf_serving;
 
 use std::path::PathBuf;
 
+/// Asserts that `$haystack` contains `$needle`; the failure message is the haystack, after an optional literal prefix.
+///
+/// `assert_contains!(output.stderr, "help:")` is `assert!(output.stderr.contains("help:"), "{}", output.stderr)`;
+/// `assert_contains!(h, n, "prefix:\n")` is `assert!(h.contains(n), "prefix:\n{}", h)`.
+#[macro_export]
+macro_rules! assert_contains {
+    ($haystack:expr, $needle:expr, $prefix:literal $(,)?) => {
+        assert!($haystack.contains($needle), concat!($prefix, "{}"), $haystack)
+    };
+    ($haystack:expr, $needle:expr $(,)?) => {
+        assert!($haystack.contains($needle), "{}", $haystack)
+    };
+}
+
 /// The directory of a binary built from this crate (`fake-tool`, `lab-cli`), next to the test executable.
 pub fn cargo_bin(name: &str) -> PathBuf {
     let test_exe = std::env::current_exe().expect("current test executable");

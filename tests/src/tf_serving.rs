@@ -27,9 +27,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
 /// The model name the lab's TF Serving pods serve (`--model_name=image_classifier`).
-pub const MODEL_NAME: &str = "image_classifier";
+const MODEL_NAME: &str = "image_classifier";
 /// The number of classes of the ImageNet models.
-pub const CLASSES: usize = 1000;
+const CLASSES: usize = 1000;
 
 /// How a stand-in server starts.
 #[derive(Debug, Clone)]
@@ -168,7 +168,7 @@ impl Drop for TfServing {
     }
 }
 
-/// The predictions this identity gives for one instance: softmax scores over [`CLASSES`] classes.
+/// The predictions this identity gives for one instance: softmax scores over the 1000 ImageNet classes (`CLASSES`).
 ///
 /// Deterministic in (identity, instance); the top-1 class is shifted by an amount that depends on the identity only,
 /// so two identities never agree on the top-1 class of the same input.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use lab::istio::{FetchOptions, Platform, ProgressBarMode, fetch_istioctl};
 
-use super::{BenchContext, BenchResult};
+use super::{BenchContext, BenchResult, median};
 use crate::asset_server::{AssetServer, sha256_hex};
 use crate::istio_tarball::Tarball;
 
@@ -132,9 +132,4 @@ async fn time_baseline(dir: &Path, url: &str, sum: &str) -> anyhow::Result<f64> 
     })
     .await
     .context("the baseline task")?
-}
-
-fn median(samples: &mut [f64]) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
 }

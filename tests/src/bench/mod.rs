@@ -57,9 +57,10 @@ impl BenchResult {
         unit: &str,
         max_ratio: f64,
     ) -> BenchResult {
-        let ratio = ours / baseline;
-        let target = (format!("<= {max_ratio}"), ratio <= max_ratio);
-        BenchResult::measured(name, (ours, baseline), baseline_name, unit, target)
+        let target = format!("<= {max_ratio}");
+        BenchResult::measured(name, (ours, baseline), baseline_name, unit, target, |ratio| {
+            ratio <= max_ratio
+        })
     }
 
     /// A result whose target is `ratio >= min_ratio` (higher is better).
@@ -71,29 +72,32 @@ impl BenchResult {
         unit: &str,
         min_ratio: f64,
     ) -> BenchResult {
-        let ratio = ours / baseline;
-        let target = (format!(">= {min_ratio}"), ratio >= min_ratio);
-        BenchResult::measured(name, (ours, baseline), baseline_name, unit, target)
+        let target = format!(">= {min_ratio}");
+        BenchResult::measured(name, (ours, baseline), baseline_name, unit, target, |ratio| {
+            ratio >= min_ratio
+        })
     }
 
-    /// The common part of [`BenchResult::at_most`] and [`BenchResult::at_least`]: `target` is its text and whether
-    /// the ratio meets it.
+    /// The common part of [`BenchResult::at_most`] and [`BenchResult::at_least`]: `target` is the target's text and
+    /// `meets` says whether a ratio meets it.
     fn measured(
         name: &str,
         (ours, baseline): (f64, f64),
         baseline_name: &str,
         unit: &str,
-        (target, meets_target): (String, bool),
+        target: String,
+        meets: impl FnOnce(f64) -> bool,
     ) -> BenchResult {
+        let ratio = ours / baseline;
         BenchResult {
             name: name.to_string(),
             ours,
             baseline,
             baseline_name: baseline_name.to_string(),
             unit: unit.to_string(),
-            ratio: ours / baseline,
+            ratio,
             target,
-            meets_target,
+            meets_target: meets(ratio),
             notes: String::new(),
         }
     }
@@ -106,8 +110,14 @@ impl BenchResult {
     }
 }
 
+/// The median of `values` (the upper middle one of an even count); sorts them in place.
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 /// A named benchmark group.
-pub type BenchFn = fn(&BenchContext) -> anyhow::Result<Vec<BenchResult>>;
+type BenchFn = fn(&BenchContext) -> anyhow::Result<Vec<BenchResult>>;
 
 /// Every benchmark group, in the order they run.
 pub fn all() -> Vec<(&'static str, BenchFn)> {

@@ -11,7 +11,7 @@ use std::time::Instant;
 use anyhow::Context;
 use lab::payload::{PayloadKind, build_payload};
 
-use super::{BenchContext, BenchResult};
+use super::{BenchContext, BenchResult, median};
 
 /// Runs per side; the median is reported.
 const RUNS: usize = 7;
@@ -81,9 +81,4 @@ pub fn run(context: &BenchContext) -> anyhow::Result<Vec<BenchResult>> {
         );
     }
     Ok(results)
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }

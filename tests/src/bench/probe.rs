@@ -13,7 +13,7 @@ use bytes::Bytes;
 use lab::attribution::References;
 use lab::probe::{Flow, Outcome, Probe, ProbeConfig};
 
-use super::{BenchContext, BenchResult};
+use super::{BenchContext, BenchResult, median};
 use crate::envoy::{Envoy, StageRouting};
 use crate::tf_serving::TfServing;
 
@@ -98,10 +98,6 @@ fn throughput(servers: &tokio::runtime::Runtime, probing: &tokio::runtime::Runti
         ours_rounds.push(ours);
         wrk_rounds.push(wrk_requests_per_second(&url)?);
     }
-    let median = |rounds: &mut Vec<f64>| {
-        rounds.sort_by(f64::total_cmp);
-        rounds[rounds.len() / 2]
-    };
     let ours = median(&mut ours_rounds);
     let baseline = median(&mut wrk_rounds);
     Ok(BenchResult::at_least(

@@ -19,7 +19,7 @@ fn every_command_has_help() {
         &["test"],
         &["bench"],
     ];
-    let top = Cli::new(&["lab", "--help"]).run();
+    let top = Cli::new(["lab", "--help"]).run();
     assert_eq!(top.code, 0);
     for command in commands {
         let mut args = command.to_vec();
@@ -35,15 +35,15 @@ fn every_command_has_help() {
 
 #[test]
 fn usage_errors_exit_2() {
-    let output = Cli::new(&["lab", "no-such-command"]).run();
+    let output = Cli::new(["lab", "no-such-command"]).run();
     assert_eq!(output.code, 2, "{output:#?}");
-    let output = Cli::new(&["lab", "doctor", "--format", "yaml"]).run();
+    let output = Cli::new(["lab", "doctor", "--format", "yaml"]).run();
     assert_eq!(output.code, 2, "{output:#?}");
 }
 
 #[test]
 fn stages_are_listed_in_order_one_line_each() {
-    let output = Cli::new(&["lab", "stages"]).run();
+    let output = Cli::new(["lab", "stages"]).run();
     assert_eq!(output.code, 0, "{output:#?}");
     let names: Vec<&str> = output
         .stdout
@@ -57,7 +57,7 @@ fn stages_are_listed_in_order_one_line_each() {
         "{}",
         output.stdout
     );
-    let json = Cli::new(&["lab", "stages", "--format", "json"]).run();
+    let json = Cli::new(["lab", "stages", "--format", "json"]).run();
     let stages: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(stages[2]["name"], "split-70-30");
 }

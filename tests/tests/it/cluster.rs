@@ -4,12 +4,13 @@
 
 use std::time::Duration;
 
+use canary_lab_tests::assert_contains;
 use canary_lab_tests::fake_kube::{FakeKube, RecordedRequest, Scenario};
 use lab::cluster::Cluster;
 use lab::cluster::apply::{ApplyRejected, Change, apply_all};
 use lab::cluster::discovery::UnknownKind;
 use lab::cluster::wait::WaitTimedOut;
-use lab::manifests::parse_documents;
+use lab::manifests::{Manifest, parse_documents};
 use lab::stage_apply::{apply_stage, wait_for_rollout};
 use lab::stages::LabDefinition;
 use lab::{Settings, stage_apply};
@@ -51,6 +52,28 @@ async fn env() -> Env {
     }
 }
 
+impl Env {
+    /// The manifests of stage `stable`.
+    fn stable(&self) -> Vec<Manifest> {
+        self.lab.stage_manifests(self.lab.stage("stable").unwrap()).unwrap()
+    }
+
+    /// Applies stage `stable` with ResNet50 behaving as `scenario`, and returns how the rollout wait (2s) fails.
+    async fn failed_rollout(&self, scenario: Scenario) -> anyhow::Error {
+        self.kube.scenario("image-classifier-resnet50", scenario);
+        let stable = self.stable();
+        within_seconds(apply_all(&self.cluster, &stable)).await.unwrap();
+        within_seconds(wait_for_rollout(&self.cluster, &stable, Duration::from_secs(2)))
+            .await
+            .unwrap_err()
+    }
+
+    /// [`Env::failed_rollout`]'s error as the user reads it.
+    async fn rollout_error(&self, scenario: Scenario) -> String {
+        self.failed_rollout(scenario).await.to_string()
+    }
+}
+
 /// Runs `future` but fails the test after a few seconds: a call that never comes must not hang the suite.
 async fn within_seconds<T>(future: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(20), future)
@@ -73,7 +96,7 @@ fn writes(requests: &[RecordedRequest]) -> Vec<String> {
 #[tokio::test]
 async fn apply_is_server_side_apply_with_the_canary_lab_field_manager_then_writes_nothing() {
     let env = env().await;
-    let stable = env.lab.stage_manifests(env.lab.stage("stable").unwrap()).unwrap();
+    let stable = env.stable();
     let changes = within_seconds(apply_all(&env.cluster, &stable)).await.unwrap();
     assert!(
         changes.iter().all(|change| change.change == Change::Created),
@@ -247,7 +270,7 @@ async fn an_unknown_kind_names_file_document_and_kind() {
 #[tokio::test]
 async fn a_refused_object_is_a_clear_error() {
     let env = env().await;
-    let stable = env.lab.stage_manifests(env.lab.stage("stable").unwrap()).unwrap();
+    let stable = env.stable();
     env.kube.fail_once(
         "PATCH",
         "/virtualservices/",
@@ -263,7 +286,7 @@ async fn a_refused_object_is_a_clear_error() {
         message.starts_with("the API server refused VirtualService/image-classifier in namespace \"tf-serving\" from virtualservice-stable.yaml, document 1: 422 Invalid:"),
         "{message}"
     );
-    assert!(message.contains("help: the manifest is invalid"), "{message}");
+    assert_contains!(message, "help: the manifest is invalid");
 
     env.kube.fail_once(
         "PATCH",
@@ -286,7 +309,7 @@ async fn readiness_comes_from_watch_events() {
     let env = env().await;
     env.kube
         .scenario("image-classifier-resnet50", Scenario::AvailableOnWatch);
-    let stable = env.lab.stage_manifests(env.lab.stage("stable").unwrap()).unwrap();
+    let stable = env.stable();
     within_seconds(apply_all(&env.cluster, &stable)).await.unwrap();
     let stored = env
         .kube
@@ -309,13 +332,7 @@ async fn readiness_comes_from_watch_events() {
 #[tokio::test]
 async fn a_deployment_that_never_becomes_ready_times_out_with_a_diagnosis() {
     let env = env().await;
-    env.kube
-        .scenario("image-classifier-resnet50", Scenario::ImagePullBackOff);
-    let stable = env.lab.stage_manifests(env.lab.stage("stable").unwrap()).unwrap();
-    within_seconds(apply_all(&env.cluster, &stable)).await.unwrap();
-    let error = within_seconds(wait_for_rollout(&env.cluster, &stable, Duration::from_secs(2)))
-        .await
-        .unwrap_err();
+    let error = env.failed_rollout(Scenario::ImagePullBackOff).await;
     let timed_out = error.downcast_ref::<WaitTimedOut>().expect("WaitTimedOut");
     assert_eq!(
         timed_out.object,
@@ -323,31 +340,22 @@ async fn a_deployment_that_never_becomes_ready_times_out_with_a_diagnosis() {
     );
     assert_eq!(timed_out.condition, "rolled out");
     let message = error.to_string();
-    assert!(message.contains("was not rolled out after 2s"), "{message}");
-    assert!(
-        message.contains("container tf-serving: waiting (ImagePullBackOff)"),
-        "{message}"
+    assert_contains!(message, "was not rolled out after 2s");
+    assert_contains!(message, "container tf-serving: waiting (ImagePullBackOff)");
+    assert_contains!(
+        message,
+        "event Failed: Failed to pull image \"tensorflow/serving:2.5.1\""
     );
-    assert!(
-        message.contains("event Failed: Failed to pull image \"tensorflow/serving:2.5.1\""),
-        "{message}"
-    );
-    assert!(message.contains("help: the node cannot pull the image"), "{message}");
+    assert_contains!(message, "help: the node cannot pull the image");
 }
 
 #[tokio::test]
 async fn a_crash_looping_tf_serving_shows_its_log_and_the_model_layout_hint() {
     let env = env().await;
-    env.kube.scenario("image-classifier-resnet50", Scenario::CrashLoop);
-    let stable = env.lab.stage_manifests(env.lab.stage("stable").unwrap()).unwrap();
-    within_seconds(apply_all(&env.cluster, &stable)).await.unwrap();
-    let error = within_seconds(wait_for_rollout(&env.cluster, &stable, Duration::from_secs(2)))
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(error.contains("last log lines of tf-serving:"), "{error}");
-    assert!(error.contains("Could not find base path /models/resnet50"), "{error}");
-    assert!(error.contains("help: TF Serving cannot find the model"), "{error}");
+    let error = env.rollout_error(Scenario::CrashLoop).await;
+    assert_contains!(error, "last log lines of tf-serving:");
+    assert_contains!(error, "Could not find base path /models/resnet50");
+    assert_contains!(error, "help: TF Serving cannot find the model");
 }
 
 #[tokio::test]
@@ -358,7 +366,7 @@ async fn pods_without_the_sidecar_get_their_deployment_restarted() {
         "namespaces",
         serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tf-serving"}}),
     );
-    let stable = env.lab.stage_manifests(env.lab.stage("stable").unwrap()).unwrap();
+    let stable = env.stable();
     let deployment = stable.iter().find(|m| m.kind() == "Deployment").unwrap();
     env.kube.put("deployments", deployment.object.clone());
     let report = within_seconds(apply_stage(
@@ -390,7 +398,7 @@ async fn pods_without_the_sidecar_get_their_deployment_restarted() {
 #[tokio::test]
 async fn a_broken_watch_is_opened_again_within_the_deadline() {
     let env = env().await;
-    let stable = env.lab.stage_manifests(env.lab.stage("stable").unwrap()).unwrap();
+    let stable = env.stable();
     within_seconds(apply_all(&env.cluster, &stable)).await.unwrap();
     env.kube.fail_once(
         "GET",
@@ -415,38 +423,19 @@ async fn a_broken_watch_is_opened_again_within_the_deadline() {
 #[tokio::test]
 async fn a_pod_pending_for_memory_gets_the_resources_hint() {
     let env = env().await;
-    env.kube.scenario("image-classifier-resnet50", Scenario::Unschedulable);
-    let stable = env.lab.stage_manifests(env.lab.stage("stable").unwrap()).unwrap();
-    within_seconds(apply_all(&env.cluster, &stable)).await.unwrap();
-    let error = within_seconds(wait_for_rollout(&env.cluster, &stable, Duration::from_secs(2)))
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(error.contains(": Pending, not ready"), "{error}");
-    assert!(
-        error.contains("event FailedScheduling: 0/1 nodes are available: 1 Insufficient memory."),
-        "{error}"
+    let error = env.rollout_error(Scenario::Unschedulable).await;
+    assert_contains!(error, ": Pending, not ready");
+    assert_contains!(
+        error,
+        "event FailedScheduling: 0/1 nodes are available: 1 Insufficient memory."
     );
-    assert!(error.contains("help: the node lacks CPU or memory"), "{error}");
+    assert_contains!(error, "help: the node lacks CPU or memory");
 }
 
 #[tokio::test]
 async fn an_amd64_image_on_arm64_gets_the_architecture_hint() {
     let env = env().await;
-    env.kube
-        .scenario("image-classifier-resnet50", Scenario::WrongArchitecture);
-    let stable = env.lab.stage_manifests(env.lab.stage("stable").unwrap()).unwrap();
-    within_seconds(apply_all(&env.cluster, &stable)).await.unwrap();
-    let error = within_seconds(wait_for_rollout(&env.cluster, &stable, Duration::from_secs(2)))
-        .await
-        .unwrap_err()
-        .to_string();
-    assert!(
-        error.contains("exec /usr/bin/tf_serving_entrypoint.sh: exec format error"),
-        "{error}"
-    );
-    assert!(
-        error.contains("help: the image is not built for this node's architecture"),
-        "{error}"
-    );
+    let error = env.rollout_error(Scenario::WrongArchitecture).await;
+    assert_contains!(error, "exec /usr/bin/tf_serving_entrypoint.sh: exec format error");
+    assert_contains!(error, "help: the image is not built for this node's architecture");
 }

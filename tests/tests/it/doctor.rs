@@ -1,5 +1,6 @@
 //! `lab doctor` against a fake minikube, a fake `sudo` and a fake Kubernetes API.
 
+use canary_lab_tests::assert_contains;
 use canary_lab_tests::cli::{Cli, CliOutput};
 use canary_lab_tests::fake_kube::{FakeKube, write_kubeconfig};
 use canary_lab_tests::fake_tools::{FakeTools, MinikubeCluster, Rule};
@@ -7,7 +8,11 @@ use serde_json::Value;
 
 /// Runs `lab doctor --format json` and returns the exit code and the rows by check name.
 fn doctor_json(cli: Cli) -> (CliOutput, Vec<Value>) {
-    let output = cli.run();
+    doctor_rows(cli.run())
+}
+
+/// The output of `lab doctor --format json` and its rows by check name.
+fn doctor_rows(output: CliOutput) -> (CliOutput, Vec<Value>) {
     let rows: Vec<Value> = serde_json::from_str(&output.stdout).unwrap_or_else(|error| {
         panic!(
             "doctor printed no JSON ({error}):\n{}\n{}",
@@ -29,11 +34,11 @@ async fn doctor_against(cluster: MinikubeCluster, git_version: &str, architectur
     tools.script_minikube(&cluster);
     tools.script_sudo(true);
     let kube = FakeKube::start(git_version, architecture).await;
-    let cli = Cli::new(&["--profile", &cluster.profile, "lab", "doctor", "--format", "json"]).fake_tools(&tools);
+    let cli = Cli::new(["--profile", &cluster.profile, "lab", "doctor", "--format", "json"]).fake_tools(&tools);
     let kubeconfig = cli.home().join("kubeconfig");
     kube.write_kubeconfig(&kubeconfig, &cluster.profile);
     let cli = cli.kubeconfig(&kubeconfig);
-    tokio::task::spawn_blocking(move || doctor_json(cli)).await.unwrap()
+    doctor_rows(cli.run_async().await)
 }
 
 #[test]
@@ -41,7 +46,7 @@ fn without_minikube_doctor_exits_1_naming_minikube_and_how_to_install_it() {
     let tools = FakeTools::new();
     tools.uninstall("minikube");
     tools.script_sudo(true);
-    let output = Cli::new(&["lab", "doctor"]).fake_tools(&tools).run();
+    let output = Cli::new(["lab", "doctor"]).fake_tools(&tools).run();
     assert_eq!(output.code, 1, "{output:#?}");
     let minikube_line = output
         .stdout
@@ -49,11 +54,7 @@ fn without_minikube_doctor_exits_1_naming_minikube_and_how_to_install_it() {
         .find(|line| line.contains("minikube"))
         .expect("a minikube row");
     assert!(minikube_line.starts_with("fail"), "{}", output.stdout);
-    assert!(
-        output.stdout.contains("https://minikube.sigs.k8s.io/docs/start/"),
-        "{}",
-        output.stdout
-    );
+    assert_contains!(output.stdout, "https://minikube.sigs.k8s.io/docs/start/");
     assert!(tools.calls("minikube").is_empty());
 }
 
@@ -94,9 +95,9 @@ async fn kubernetes_1_25_and_1_26_fail_with_the_recreate_command() {
         assert_eq!(kubernetes["status"], "fail");
         assert!(kubernetes["found"].as_str().unwrap().contains(version), "{kubernetes}");
         let fix = kubernetes["fix"].as_str().unwrap();
-        assert!(
-            fix.contains("minikube delete -p lab && minikube start -p lab --kubernetes-version=v1.24.3"),
-            "{fix}"
+        assert_contains!(
+            fix,
+            "minikube delete -p lab && minikube start -p lab --kubernetes-version=v1.24.3"
         );
     }
 }
@@ -107,11 +108,11 @@ async fn human_output_for_kubernetes_1_26_names_the_version_and_the_fix() {
     tools.script_minikube(&MinikubeCluster::healthy("minikube").kubernetes("v1.26.3"));
     tools.script_sudo(true);
     let kube = FakeKube::start("v1.26.3", "amd64").await;
-    let cli = Cli::new(&["lab", "doctor"]).fake_tools(&tools);
+    let cli = Cli::new(["lab", "doctor"]).fake_tools(&tools);
     let kubeconfig = cli.home().join("kubeconfig");
     kube.write_kubeconfig(&kubeconfig, "minikube");
     let cli = cli.kubeconfig(&kubeconfig);
-    let output = tokio::task::spawn_blocking(move || cli.run()).await.unwrap();
+    let output = cli.run_async().await;
     assert_eq!(output.code, 1, "{output:#?}");
     let kubernetes_line = output.stdout.lines().find(|line| line.contains("kubernetes ")).unwrap();
     assert!(
@@ -119,12 +120,9 @@ async fn human_output_for_kubernetes_1_26_names_the_version_and_the_fix() {
         "{}",
         output.stdout
     );
-    assert!(
-        output
-            .stdout
-            .contains("fix: minikube delete -p minikube && minikube start -p minikube --kubernetes-version=v1.24.3"),
-        "{}",
-        output.stdout
+    assert_contains!(
+        output.stdout,
+        "fix: minikube delete -p minikube && minikube start -p minikube --kubernetes-version=v1.24.3"
     );
 }
 
@@ -179,7 +177,7 @@ fn a_missing_profile_fails_and_says_how_to_start_it() {
     tools.script_minikube(&MinikubeCluster::healthy("demo").missing());
     tools.script_sudo(true);
     let (output, rows) =
-        doctor_json(Cli::new(&["--profile", "demo", "lab", "doctor", "--format", "json"]).fake_tools(&tools));
+        doctor_json(Cli::new(["--profile", "demo", "lab", "doctor", "--format", "json"]).fake_tools(&tools));
     assert_eq!(output.code, 1);
     let profile = row(&rows, "profile");
     assert_eq!(profile["status"], "fail");
@@ -207,7 +205,7 @@ fn a_stopped_profile_fails_with_minikube_start() {
     let tools = FakeTools::new();
     tools.script_minikube(&MinikubeCluster::healthy("minikube").stopped());
     tools.script_sudo(true);
-    let (output, rows) = doctor_json(Cli::new(&["lab", "doctor", "--format", "json"]).fake_tools(&tools));
+    let (output, rows) = doctor_json(Cli::new(["lab", "doctor", "--format", "json"]).fake_tools(&tools));
     assert_eq!(output.code, 1);
     let profile = row(&rows, "profile");
     assert!(profile["found"].as_str().unwrap().contains("not running"), "{profile}");
@@ -226,7 +224,7 @@ fn malformed_minikube_json_is_an_error_naming_the_tool_and_showing_the_output() 
         },
     );
     tools.script_sudo(true);
-    let (output, rows) = doctor_json(Cli::new(&["lab", "doctor", "--format", "json"]).fake_tools(&tools));
+    let (output, rows) = doctor_json(Cli::new(["lab", "doctor", "--format", "json"]).fake_tools(&tools));
     assert_eq!(output.code, 1);
     let found = row(&rows, "minikube")["found"].as_str().unwrap().to_string();
     assert!(
@@ -246,7 +244,7 @@ async fn an_unreachable_api_fails_the_api_row() {
         .local_addr()
         .unwrap()
         .port();
-    let cli = Cli::new(&["lab", "doctor", "--format", "json"]).fake_tools(&tools);
+    let cli = Cli::new(["lab", "doctor", "--format", "json"]).fake_tools(&tools);
     let kubeconfig = cli.home().join("kubeconfig");
     write_kubeconfig(&kubeconfig, "minikube", &format!("http://127.0.0.1:{port}"));
     let (output, rows) = doctor_json(cli.kubeconfig(&kubeconfig));
@@ -268,11 +266,11 @@ async fn context_flag_selects_the_kubeconfig_context() {
     tools.script_minikube(&MinikubeCluster::healthy("minikube"));
     tools.script_sudo(true);
     let kube = FakeKube::start("v1.22.17", "amd64").await;
-    let cli = Cli::new(&["lab", "doctor", "--format", "json", "--context", "elsewhere"]).fake_tools(&tools);
+    let cli = Cli::new(["lab", "doctor", "--format", "json", "--context", "elsewhere"]).fake_tools(&tools);
     let kubeconfig = cli.home().join("kubeconfig");
     kube.write_kubeconfig(&kubeconfig, "minikube");
     let cli = cli.kubeconfig(&kubeconfig);
-    let (output, rows) = tokio::task::spawn_blocking(move || doctor_json(cli)).await.unwrap();
+    let (output, rows) = doctor_rows(cli.run_async().await);
     assert_eq!(output.code, 1);
     let api = row(&rows, "api");
     assert!(
@@ -288,11 +286,11 @@ async fn sudo_with_a_password_only_warns_and_names_port_forward() {
     tools.script_minikube(&MinikubeCluster::healthy("minikube"));
     tools.script_sudo(false);
     let kube = FakeKube::start("v1.22.17", "amd64").await;
-    let cli = Cli::new(&["lab", "doctor", "--format", "json"]).fake_tools(&tools);
+    let cli = Cli::new(["lab", "doctor", "--format", "json"]).fake_tools(&tools);
     let kubeconfig = cli.home().join("kubeconfig");
     kube.write_kubeconfig(&kubeconfig, "minikube");
     let cli = cli.kubeconfig(&kubeconfig);
-    let (output, rows) = tokio::task::spawn_blocking(move || doctor_json(cli)).await.unwrap();
+    let (output, rows) = doctor_rows(cli.run_async().await);
     assert_eq!(output.code, 0);
     let sudo = row(&rows, "sudo");
     assert_eq!(sudo["status"], "warn");

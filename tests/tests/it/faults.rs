@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use canary_lab_tests::assert_contains;
 use canary_lab_tests::envoy::{Envoy, StageRouting};
 use lab::report::{StageReport, Verdict};
 use lab::routing::{FaultAbort, FaultDelay, HttpFault, Percent};
@@ -27,10 +28,7 @@ async fn upstream_503s_at_a_rate_fail_naming_the_version() {
     let envoy = Envoy::start(&StageRouting::of_stage("split-70-30"), &models.both()).await;
     let report = check("split-70-30", &failing_config(&envoy.url())).await;
     let message = failure_message(&report);
-    assert!(
-        message.contains("more than the maximum 1%): resnet101: http_503 ×"),
-        "{message}"
-    );
+    assert_contains!(message, "more than the maximum 1%): resnet101: http_503 ×");
     let errors = &report.assertions[0].errors;
     assert_eq!(errors.len(), 1, "{}", show(&report));
     assert_eq!(
@@ -61,7 +59,7 @@ async fn a_delay_beyond_the_request_timeout_fails_as_timeouts() {
     config.request_timeout = Duration::from_millis(300);
     let report = check("split-70-30", &config).await;
     let message = failure_message(&report);
-    assert!(message.contains("version unknown: timeout ×"), "{message}");
+    assert_contains!(message, "version unknown: timeout ×");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,11 +69,11 @@ async fn connection_resets_and_a_version_down_fail_naming_the_version() {
     let envoy = Envoy::start(&StageRouting::of_stage("split-70-30"), &models.both()).await;
     let message = failure_message(&check("split-70-30", &failing_config(&envoy.url())).await);
     // Envoy answers a reset upstream with a 503 of its own, still carrying the destination's version header.
-    assert!(message.contains("resnet101: http_503 ×"), "{message}");
+    assert_contains!(message, "resnet101: http_503 ×");
 
     models.resnet101.shut_down();
     let message = failure_message(&check("split-70-30", &failing_config(&envoy.url())).await);
-    assert!(message.contains("resnet101: http_503 ×"), "{message}");
+    assert_contains!(message, "resnet101: http_503 ×");
     // The canary is down, but the stage that sends it nothing still passes.
     let envoy = Envoy::start(&StageRouting::of_stage("canary-deployed"), &models.both()).await;
     let report = check("canary-deployed", &test_config(&envoy.url())).await;
@@ -95,7 +93,7 @@ async fn envoy_fault_injection_fails_the_stage() {
     let routing = StageRouting::of_stage("canary-deployed").with_fault(abort);
     let envoy = Envoy::start(&routing, &models.both()).await;
     let message = failure_message(&check("canary-deployed", &failing_config(&envoy.url())).await);
-    assert!(message.contains("http_503"), "{message}");
+    assert_contains!(message, "http_503");
 
     let delay = HttpFault {
         delay: Some(FaultDelay {
@@ -109,9 +107,9 @@ async fn envoy_fault_injection_fails_the_stage() {
     let mut config = failing_config(&envoy.url());
     config.request_timeout = Duration::from_millis(300);
     let message = failure_message(&check("stable", &config).await);
-    assert!(
-        message.contains("every response should come from resnet50, but the gateway answered timeout ×"),
-        "{message}"
+    assert_contains!(
+        message,
+        "every response should come from resnet50, but the gateway answered timeout ×"
     );
 }
 
@@ -122,5 +120,5 @@ async fn nothing_listening_fails_as_connection_errors() {
     drop(closed);
     let config = failing_config(&url);
     let message = failure_message(&check("split-70-30", &config).await);
-    assert!(message.contains("version unknown: connection ×"), "{message}");
+    assert_contains!(message, "version unknown: connection ×");
 }

@@ -69,13 +69,11 @@ fn doctor_stages_and_reports_print_json_in_one_style() {
     let tools = FakeTools::new();
     tools.uninstall("minikube");
     tools.script_sudo(true);
-    let doctor = Cli::new(&["lab", "doctor", "--format", "json"])
-        .fake_tools(&tools)
-        .run();
+    let doctor = Cli::new(["lab", "doctor", "--format", "json"]).fake_tools(&tools).run();
     let doctor: Value = serde_json::from_str(&doctor.stdout).expect("doctor prints JSON");
     check_style("lab doctor", &doctor);
 
-    let stages = Cli::new(&["lab", "stages", "--format", "json"]).run();
+    let stages = Cli::new(["lab", "stages", "--format", "json"]).run();
     let stages: Value = serde_json::from_str(&stages.stdout).expect("stages prints JSON");
     check_style("lab stages", &stages);
 

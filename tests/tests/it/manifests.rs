@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use canary_lab_tests::assert_contains;
 use canary_lab_tests::cli::Cli;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
@@ -159,7 +160,7 @@ fn a_misspelt_field_fails_both_checks() {
     let mut broken = deployment.object.clone();
     broken["spec"]["replica"] = Value::from(1);
     let problem = core_problem(&broken).expect("an unknown field is caught");
-    assert!(problem.contains("replica"), "{problem}");
+    assert_contains!(problem, "replica");
 }
 
 #[test]
@@ -210,7 +211,7 @@ fn the_manifests_have_what_the_original_lab_has() {
 
 #[test]
 fn render_prints_exactly_the_bring_up_set_and_each_stage() {
-    let output = Cli::new(&["lab", "render"]).run();
+    let output = Cli::new(["lab", "render"]).run();
     assert_eq!(output.code, 0, "{}", output.stderr);
     let rendered = parse_documents("render", &output.stdout).unwrap();
     let names: Vec<String> = rendered.iter().map(|m| format!("{}/{}", m.kind(), m.name())).collect();
@@ -238,7 +239,7 @@ fn render_prints_exactly_the_bring_up_set_and_each_stage() {
     let script = rendered[1].object["data"]["export_models.py"].as_str().unwrap();
     assert!(script.contains("serving_bytes"));
 
-    let output = Cli::new(&["lab", "render", "--stage", "focused"]).run();
+    let output = Cli::new(["lab", "render", "--stage", "focused"]).run();
     assert_eq!(output.code, 0, "{}", output.stderr);
     let focused = parse_documents("render", &output.stdout).unwrap();
     assert!(focused.iter().any(|m| m.kind() == "DestinationRule"));
@@ -248,7 +249,7 @@ fn render_prints_exactly_the_bring_up_set_and_each_stage() {
         "canary"
     );
 
-    let output = Cli::new(&["lab", "render", "--stage", "nope"]).run();
+    let output = Cli::new(["lab", "render", "--stage", "nope"]).run();
     assert_eq!(output.code, 2);
-    assert!(output.stderr.contains("no stage \"nope\""), "{}", output.stderr);
+    assert_contains!(output.stderr, "no stage \"nope\"");
 }

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use canary_lab_tests::assert_contains;
+
 fn python() -> PathBuf {
     canary_lab_tests::test_tools().join("venv/bin/python")
 }
@@ -34,7 +36,7 @@ fn the_export_scripts_path_and_skip_logic_passes_its_unit_tests() {
         .unwrap();
     let report = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{report}");
-    assert!(report.contains("Ran 6 tests"), "{report}");
-    assert!(report.contains("test_a_complete_model_is_skipped"), "{report}");
+    assert_contains!(report, "Ran 6 tests");
+    assert_contains!(report, "test_a_complete_model_is_skipped");
     assert!(!report.contains("FAIL"), "{report}");
 }

@@ -10,6 +10,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use canary_lab_tests::assert_contains;
 use canary_lab_tests::cli::{Cli, CliOutput};
 use lab::payload::{PayloadKind, build_payload};
 use lab::predict::DEFAULT_IMAGE;
@@ -102,10 +103,6 @@ async fn answer(
     }
 }
 
-async fn run_cli(cli: Cli) -> CliOutput {
-    tokio::task::spawn_blocking(move || cli.run()).await.unwrap()
-}
-
 fn json_of(output: &CliOutput) -> Value {
     serde_json::from_str(&output.stdout)
         .unwrap_or_else(|error| panic!("no JSON ({error}):\n{}\n{}", output.stdout, output.stderr))
@@ -126,9 +123,9 @@ async fn keras_predictions_report_labels_versions_and_a_summary() {
         "--top",
         "3",
     ];
-    let output = run_cli(Cli::new(&args)).await;
-    let cli = Cli::new(&[args.as_slice(), &["--header", "user-group=canary", "--format", "json"]].concat());
-    let canary = json_of(&run_cli(cli).await);
+    let output = Cli::new(args).run_async().await;
+    let cli = Cli::new([args.as_slice(), &["--header", "user-group=canary", "--format", "json"]].concat());
+    let canary = json_of(&cli.run_async().await);
 
     assert_eq!(output.code, 0, "{output:#?}");
     assert!(
@@ -138,14 +135,11 @@ async fn keras_predictions_report_labels_versions_and_a_summary() {
         "{}",
         output.stdout
     );
-    assert!(output.stdout.contains("served by resnet50"), "{}", output.stdout);
-    assert!(output.stdout.contains("mortarboard"), "{}", output.stdout);
-    assert!(
-        output
-            .stdout
-            .contains("3 requests (keras payload): 3 ok, 0 failed; served by resnet50 3"),
-        "{}",
-        output.stdout
+    assert_contains!(output.stdout, "served by resnet50");
+    assert_contains!(output.stdout, "mortarboard");
+    assert_contains!(
+        output.stdout,
+        "3 requests (keras payload): 3 ok, 0 failed; served by resnet50 3"
     );
 
     assert_eq!(canary["payload"], "keras");
@@ -172,7 +166,9 @@ async fn keras_predictions_report_labels_versions_and_a_summary() {
 #[tokio::test]
 async fn auto_sends_image_bytes_when_the_model_has_a_serving_bytes_signature() {
     let server = TfServing::start(Scenario::WithBytesSignature).await;
-    let output = run_cli(Cli::new(&["lab", "predict", "--url", &server.url, "--format", "json"])).await;
+    let output = Cli::new(["lab", "predict", "--url", &server.url, "--format", "json"])
+        .run_async()
+        .await;
     assert_eq!(output.code, 0, "{output:#?}");
     assert_eq!(json_of(&output)["payload"], "bytes");
     let sent: Value = serde_json::from_slice(&server.bodies()[0]).unwrap();
@@ -185,7 +181,9 @@ async fn auto_sends_image_bytes_when_the_model_has_a_serving_bytes_signature() {
 #[tokio::test]
 async fn auto_sends_keras_input_without_a_serving_bytes_signature() {
     let server = TfServing::start(Scenario::DefaultSignatureOnly).await;
-    let output = run_cli(Cli::new(&["lab", "predict", "--url", &server.url, "--format", "json"])).await;
+    let output = Cli::new(["lab", "predict", "--url", &server.url, "--format", "json"])
+        .run_async()
+        .await;
     assert_eq!(output.code, 0, "{output:#?}");
     assert_eq!(json_of(&output)["payload"], "keras");
     let sent: Value = serde_json::from_slice(&server.bodies()[0]).unwrap();
@@ -195,7 +193,9 @@ async fn auto_sends_keras_input_without_a_serving_bytes_signature() {
 #[tokio::test]
 async fn a_tf_serving_error_is_shown_with_its_status_and_exits_1() {
     let server = TfServing::start(Scenario::ServableMissing).await;
-    let output = run_cli(Cli::new(&["lab", "predict", "--url", &server.url, "--payload", "raw"])).await;
+    let output = Cli::new(["lab", "predict", "--url", &server.url, "--payload", "raw"])
+        .run_async()
+        .await;
     assert_eq!(output.code, 1, "{output:#?}");
     let mut lines = output.stdout.lines();
     assert_eq!(
@@ -204,12 +204,12 @@ async fn a_tf_serving_error_is_shown_with_its_status_and_exits_1() {
     );
     let line = lines.next().unwrap_or_default();
     assert!(line.starts_with("request 1: failed"), "{}", output.stdout);
-    assert!(line.contains("HTTP 404 Not Found"), "{line}");
-    assert!(
-        line.contains("\"Servable not found for request: Specific(image_classifier, 1)\""),
-        "{line}"
+    assert_contains!(line, "HTTP 404 Not Found");
+    assert_contains!(
+        line,
+        "\"Servable not found for request: Specific(image_classifier, 1)\""
     );
-    assert!(line.contains("from resnet50"), "{line}");
+    assert_contains!(line, "from resnet50");
     // The raw payload is the re-saved image at full size, 600 rows of 512 pixels.
     let sent: Value = serde_json::from_slice(&server.bodies()[0]).unwrap();
     assert_eq!(sent["instances"][0].as_array().unwrap().len(), 600);
@@ -218,18 +218,18 @@ async fn a_tf_serving_error_is_shown_with_its_status_and_exits_1() {
 #[tokio::test]
 async fn the_url_comes_from_the_state_dir_and_without_one_the_error_names_url_and_lab_up() {
     let server = TfServing::start(Scenario::DefaultSignatureOnly).await;
-    let recorded = Cli::new(&["lab", "predict", "--format", "json"]);
+    let recorded = Cli::new(["lab", "predict", "--format", "json"]);
     // `lab up` keeps its state per minikube profile.
     let state_dir = recorded.home().join("state/canary-lab/minikube");
     std::fs::create_dir_all(&state_dir).unwrap();
     std::fs::write(state_dir.join("ingress-url"), format!("{}\n", server.url)).unwrap();
-    let output = run_cli(recorded).await;
+    let output = recorded.run_async().await;
     assert_eq!(output.code, 0, "{output:#?}");
     assert_eq!(json_of(&output)["url"], server.url.as_str());
 
-    let output = run_cli(Cli::new(&["lab", "predict"])).await;
+    let output = Cli::new(["lab", "predict"]).run_async().await;
     assert_eq!(output.code, 1, "{output:#?}");
-    assert!(output.stderr.contains("no ingress URL is known"), "{}", output.stderr);
+    assert_contains!(output.stderr, "no ingress URL is known");
     assert!(
         output.stderr.contains("--url") && output.stderr.contains("cargo xtask lab up"),
         "{}",
@@ -243,7 +243,7 @@ async fn an_unreachable_url_fails_each_request_with_the_reason() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     drop(listener);
-    let output = run_cli(Cli::new(&[
+    let output = Cli::new([
         "lab",
         "predict",
         "--url",
@@ -252,7 +252,8 @@ async fn an_unreachable_url_fails_each_request_with_the_reason() {
         "keras",
         "--format",
         "json",
-    ]))
+    ])
+    .run_async()
     .await;
     assert_eq!(output.code, 1, "{output:#?}");
     let report = json_of(&output);
@@ -264,19 +265,13 @@ async fn an_unreachable_url_fails_each_request_with_the_reason() {
     assert_eq!(report["summary"]["failed"], 1);
 
     // With `--payload auto` the metadata request fails first: exit 1 with the reason and what to do.
-    let output = run_cli(Cli::new(&["lab", "predict", "--url", &url])).await;
+    let output = Cli::new(["lab", "predict", "--url", &url]).run_async().await;
     assert_eq!(output.code, 1, "{output:#?}");
-    assert!(
-        output
-            .stderr
-            .contains("asking the model's signatures for `--payload auto`"),
-        "{}",
-        output.stderr
-    );
+    assert_contains!(output.stderr, "asking the model's signatures for `--payload auto`");
     assert!(
         output.stderr.to_lowercase().contains("connection refused"),
         "{}",
         output.stderr
     );
-    assert!(output.stderr.contains("help: check the URL"), "{}", output.stderr);
+    assert_contains!(output.stderr, "help: check the URL");
 }

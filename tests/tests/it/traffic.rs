@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use canary_lab_tests::assert_contains;
 use canary_lab_tests::cli::Cli;
 use canary_lab_tests::envoy::{Envoy, StageRouting};
 use canary_lab_tests::tf_serving::{TfServing, TfServingConfig};
@@ -119,11 +120,7 @@ async fn the_70_30_report_has_weights_shares_and_latencies() {
     // The stand-ins saw the settle requests and the assertion's (requests in flight at the decision included).
     let served = models.resnet50.predictions() + models.resnet101.predictions();
     assert!(served >= assertion.requests, "{served} < {}", assertion.requests);
-    assert!(
-        assertion.message.contains("consistent with 30% ± 15%"),
-        "{}",
-        assertion.message
-    );
+    assert_contains!(assertion.message, "consistent with 30% ± 15%");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,7 +179,7 @@ async fn a_50_50_split_fails_the_70_30_stage() {
     let report = check("split-70-30", &test_config(&envoy.url())).await;
     assert_eq!(report.verdict, Verdict::Fail, "{}", show(&report));
     let message = &report.assertions[0].message;
-    assert!(message.contains("not consistent with 30% ± 15%"), "{message}");
+    assert_contains!(message, "not consistent with 30% ± 15%");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,9 +202,9 @@ async fn a_3_percent_leak_fails_the_100_0_stage() {
     let report = reports.last().unwrap();
     assert_eq!(report.verdict, Verdict::Fail, "{}", show(report));
     let message = &report.assertions[0].message;
-    assert!(
-        message.contains("came from resnet101, but every response must come from resnet50"),
-        "{message}"
+    assert_contains!(
+        message,
+        "came from resnet101, but every response must come from resnet50"
     );
 }
 
@@ -303,8 +300,7 @@ pub async fn lab_check(args: &[&str], image: &tempfile::NamedTempFile) -> canary
     all.extend_from_slice(args);
     let image = image.path().to_str().unwrap().to_string();
     all.extend(["--image", &image]);
-    let cli = Cli::new(&all);
-    tokio::task::spawn_blocking(move || cli.run()).await.unwrap()
+    Cli::new(&all).run_async().await
 }
 
 fn probe_config(url: &str, concurrency: usize, request_timeout: Duration) -> lab::probe::ProbeConfig {
@@ -371,7 +367,7 @@ async fn the_probe_stops_launching_once_told_and_keeps_its_deadline() {
 
 #[test]
 fn lab_check_without_a_url_or_with_an_unknown_stage_is_a_usage_error() {
-    let output = Cli::new(&["lab", "check", "stable"]).run();
+    let output = Cli::new(["lab", "check", "stable"]).run();
     assert_eq!(output.code, 2, "{output:#?}");
     assert!(
         output
@@ -379,7 +375,7 @@ fn lab_check_without_a_url_or_with_an_unknown_stage_is_a_usage_error() {
             .contains("help: run `cargo xtask lab check stable --url http://127.0.0.1:8080`"),
         "{output:#?}"
     );
-    let output = Cli::new(&["lab", "check", "canary", "--url", "http://127.0.0.1:9"]).run();
+    let output = Cli::new(["lab", "check", "canary", "--url", "http://127.0.0.1:9"]).run();
     assert_eq!(output.code, 2, "{output:#?}");
     assert!(output.stderr.contains("no stage \"canary\""), "{output:#?}");
 }

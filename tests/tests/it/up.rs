@@ -1,9 +1,11 @@
 //! `lab up`, `lab status` and `lab down` as a user runs them: the CLI as a process against fake minikube, istioctl
 //! and sudo, the fake Kubernetes API, and a stand-in gateway for the prediction.
 
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::time::Duration;
 
+use canary_lab_tests::assert_contains;
 use canary_lab_tests::cli::{Cli, CliOutput};
 use canary_lab_tests::envoy::{Envoy, StageRouting};
 use canary_lab_tests::fake_kube::{FakeKube, Scenario};
@@ -40,11 +42,11 @@ impl Lab {
     }
 
     /// The CLI with `args` after the global flags, sharing this lab's state dir and kubeconfig across runs.
-    fn cli(&self, args: &[&str]) -> Cli {
+    fn cli(&self, args: impl IntoIterator<Item = impl AsRef<OsStr>>) -> Cli {
         let state = self.home.path().join("state");
-        let mut all = vec!["--profile", PROFILE, "--state-dir", state.to_str().unwrap()];
-        all.extend_from_slice(args);
-        Cli::new(&all)
+        let mut all: Vec<OsString> = vec!["--profile".into(), PROFILE.into(), "--state-dir".into(), state.into()];
+        all.extend(args.into_iter().map(|arg| arg.as_ref().to_os_string()));
+        Cli::new(all)
             .fake_tools(&self.tools)
             .kubeconfig(&self.home.path().join("kubeconfig"))
     }
@@ -72,9 +74,7 @@ impl Lab {
     }
 
     async fn up(&self, extra: &[&str]) -> CliOutput {
-        let args = self.up_args(extra);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        run(self.cli(&args)).await
+        run(self.cli(self.up_args(extra))).await
     }
 
     /// Returns once a running `lab up` watches the Deployments in tf-serving (it is waiting on a rollout); fails the
@@ -107,11 +107,9 @@ impl Lab {
 /// Runs the CLI off the async runtime (the fake API lives on it), failing if it takes more than 30 seconds (a
 /// run takes one to three; the margin is for a loaded machine).
 async fn run(cli: Cli) -> CliOutput {
-    let task = tokio::task::spawn_blocking(move || cli.run());
-    tokio::time::timeout(Duration::from_secs(30), task)
+    tokio::time::timeout(Duration::from_secs(30), cli.run_async())
         .await
         .expect("the CLI did not finish within 30s")
-        .unwrap()
 }
 
 fn install_calls(tools: &FakeTools) -> Vec<Vec<String>> {
@@ -155,8 +153,8 @@ async fn up_goes_from_nothing_to_every_stage_and_a_second_run_writes_nothing() {
             first.stderr
         );
     }
-    assert!(first.stderr.contains("  istio done ("), "{}", first.stderr);
-    assert!(first.stderr.contains("  stage focused done ("), "{}", first.stderr);
+    assert_contains!(first.stderr, "  istio done (");
+    assert_contains!(first.stderr, "  stage focused done (");
     assert_eq!(lab.gateway.received(), 1);
     assert_eq!(lab.state_file("ingress-url"), Some(lab.gateway.url()));
     assert_eq!(lab.state_file("active-stage").as_deref(), Some("focused"));
@@ -186,9 +184,9 @@ async fn up_goes_from_nothing_to_every_stage_and_a_second_run_writes_nothing() {
         .filter(|line| line.contains(" done (") && !line.contains(" already done ("))
         .collect();
     assert!(changed.is_empty(), "every step was already done:\n{}", second.stderr);
-    assert!(second.stderr.contains("  istio already done"), "{}", second.stderr);
-    assert!(second.stderr.contains("  workloads already done"), "{}", second.stderr);
-    assert!(second.stdout.contains("nothing to change"), "{}", second.stdout);
+    assert_contains!(second.stderr, "  istio already done");
+    assert_contains!(second.stderr, "  workloads already done");
+    assert_contains!(second.stdout, "nothing to change");
 }
 
 #[tokio::test]
@@ -199,7 +197,7 @@ async fn up_stops_at_the_stage_asked_for_and_status_and_down_follow() {
     assert!(!output.stderr.contains("→ stage split-70-30"), "{}", output.stderr);
     assert_eq!(lab.state_file("active-stage").as_deref(), Some("canary-deployed"));
 
-    let status = run(lab.cli(&["lab", "status", "--format", "json"])).await;
+    let status = run(lab.cli(["lab", "status", "--format", "json"])).await;
     assert_eq!(status.code, 0, "{}\n{}", status.stdout, status.stderr);
     let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(status["istio_version"], "1.12.7");
@@ -209,23 +207,19 @@ async fn up_stops_at_the_stage_asked_for_and_status_and_down_follow() {
     assert_eq!(status["ready"], true);
     assert_eq!(status["deployments"].as_array().unwrap().len(), 2);
 
-    let down = run(lab.cli(&["lab", "down"])).await;
+    let down = run(lab.cli(["lab", "down"])).await;
     assert_eq!(down.code, 0, "{}", down.stderr);
-    assert!(
-        down.stdout.contains("namespace \"tf-serving\" deleted"),
-        "{}",
-        down.stdout
-    );
+    assert_contains!(down.stdout, "namespace \"tf-serving\" deleted");
     assert!(lab.kube.object("namespaces", "", "tf-serving").is_none());
     assert!(lab.kube.names("deployments", "tf-serving").is_empty());
     assert_eq!(lab.state_file("active-stage"), None);
 
-    let status = run(lab.cli(&["lab", "status"])).await;
+    let status = run(lab.cli(["lab", "status"])).await;
     assert_eq!(status.code, 1, "not ready after down:\n{}", status.stdout);
-    assert!(status.stdout.contains("namespace  missing"), "{}", status.stdout);
+    assert_contains!(status.stdout, "namespace  missing");
 
     let istioctl = lab.tools.istioctl_path();
-    let down_all = run(lab.cli(&["lab", "down", "--all", "--istioctl", istioctl.to_str().unwrap()])).await;
+    let down_all = run(lab.cli(["lab", "down", "--all", "--istioctl", istioctl.to_str().unwrap()])).await;
     assert_eq!(down_all.code, 0, "{}", down_all.stderr);
     assert!(
         lab.tools.calls("istioctl").contains(
@@ -245,8 +239,8 @@ async fn the_same_istio_installed_is_not_installed_again() {
     let output = lab.up(&["--stage", "stable", "--format", "json"]).await;
     assert_eq!(output.code, 0, "{}", output.stderr);
     assert!(install_calls(&lab.tools).is_empty());
-    assert!(output.stderr.contains("istio already done"), "{}", output.stderr);
-    assert!(output.stderr.contains("… istiod is available ("), "{}", output.stderr);
+    assert_contains!(output.stderr, "istio already done");
+    assert_contains!(output.stderr, "… istiod is available (");
     let report: serde_json::Value = serde_json::from_str(&output.stdout).unwrap();
     let istio = report["steps"]
         .as_array()
@@ -266,26 +260,17 @@ async fn another_istio_version_is_an_error_unless_reinstall_is_asked() {
     lab.kube.install_istio("1.13.2");
     let output = lab.up(&[]).await;
     assert_eq!(output.code, 2, "{}", output.stderr);
-    assert!(
-        output
-            .stderr
-            .contains("Istio \"1.13.2\" is installed in context \"lab\", but the lab needs \"1.12.7\""),
-        "{}",
-        output.stderr
+    assert_contains!(
+        output.stderr,
+        "Istio \"1.13.2\" is installed in context \"lab\", but the lab needs \"1.12.7\""
     );
-    assert!(
-        output
-            .stderr
-            .contains("help: run `cargo xtask lab up --reinstall-istio`"),
-        "{}",
-        output.stderr
-    );
+    assert_contains!(output.stderr, "help: run `cargo xtask lab up --reinstall-istio`");
     assert!(install_calls(&lab.tools).is_empty());
 
     let output = lab.up(&["--stage", "stable", "--reinstall-istio"]).await;
     assert_eq!(output.code, 0, "{}", output.stderr);
     assert_eq!(install_calls(&lab.tools).len(), 1);
-    assert!(output.stderr.contains("(replaced 1.13.2)"), "{}", output.stderr);
+    assert_contains!(output.stderr, "(replaced 1.13.2)");
 }
 
 #[tokio::test]
@@ -307,21 +292,13 @@ async fn a_failing_install_shows_what_istioctl_said() {
     let lab = Lab { tools, ..lab };
     let output = lab.up(&[]).await;
     assert_eq!(output.code, 2, "{}", output.stderr);
-    assert!(
-        output.stderr.contains("installing Istio 1.12.7 into context \"lab\""),
-        "{}",
-        output.stderr
+    assert_contains!(output.stderr, "installing Istio 1.12.7 into context \"lab\"");
+    assert_contains!(
+        output.stderr,
+        "creating default tag would conflict",
+        "istioctl's output reaches the user:\n"
     );
-    assert!(
-        output.stderr.contains("creating default tag would conflict"),
-        "istioctl's output reaches the user:\n{}",
-        output.stderr
-    );
-    assert!(
-        output.stderr.contains("help: `istioctl verify-install"),
-        "{}",
-        output.stderr
-    );
+    assert_contains!(output.stderr, "help: `istioctl verify-install");
 }
 
 #[tokio::test]
@@ -331,23 +308,12 @@ async fn a_deployment_stuck_in_image_pull_fails_up_with_the_diagnosis() {
         .scenario("image-classifier-resnet50", Scenario::ImagePullBackOff);
     let output = lab.up(&["--rollout-timeout", "2"]).await;
     assert_eq!(output.code, 2, "{}", output.stderr);
-    assert!(
-        output
-            .stderr
-            .contains("Deployment/image-classifier-resnet50 in namespace \"tf-serving\" was not rolled out after 2s"),
-        "{}",
-        output.stderr
+    assert_contains!(
+        output.stderr,
+        "Deployment/image-classifier-resnet50 in namespace \"tf-serving\" was not rolled out after 2s"
     );
-    assert!(
-        output.stderr.contains("waiting (ImagePullBackOff)"),
-        "{}",
-        output.stderr
-    );
-    assert!(
-        output.stderr.contains("help: the node cannot pull the image"),
-        "{}",
-        output.stderr
-    );
+    assert_contains!(output.stderr, "waiting (ImagePullBackOff)");
+    assert_contains!(output.stderr, "help: the node cannot pull the image");
 }
 
 #[tokio::test]
@@ -356,7 +322,6 @@ async fn an_interrupted_up_is_completed_by_the_next_one() {
     lab.kube
         .scenario("image-classifier-resnet50", Scenario::ImagePullBackOff);
     let args = lab.up_args(&["--rollout-timeout", "600"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut child = lab.cli(&args).spawn();
     // Wait until `lab up` is waiting on the ResNet50 rollout (a watch on Deployments in tf-serving)…
     lab.until_up_waits_on_a_rollout().await;
@@ -388,11 +353,7 @@ async fn a_second_up_while_one_runs_is_refused() {
     std::fs::write(state.join("lock"), "1\nlab up\n").unwrap();
     let output = lab.up(&[]).await;
     assert_eq!(output.code, 2, "{}", output.stderr);
-    assert!(
-        output.stderr.contains("another canary-lab command (pid 1, `lab up`)"),
-        "{}",
-        output.stderr
-    );
+    assert_contains!(output.stderr, "another canary-lab command (pid 1, `lab up`)");
     assert!(lab.kube.writes().is_empty());
 }
 
@@ -463,7 +424,7 @@ async fn host_models_with_the_none_driver_are_mounted_as_they_are() {
         mounted.display().to_string()
     );
     // A later stage keeps the mount.
-    let output = run(lab.cli(&["lab", "stage", "canary-deployed", "--no-assert"])).await;
+    let output = run(lab.cli(["lab", "stage", "canary-deployed", "--no-assert"])).await;
     assert_eq!(output.code, 0, "{}", output.stderr);
     let canary = lab
         .kube
@@ -500,18 +461,8 @@ async fn a_host_directory_without_the_layout_is_refused_before_anything_is_copie
     let source = format!("host:{}", models.path().display());
     let output = lab.up(&["--models", &source]).await;
     assert_eq!(output.code, 2, "{}", output.stderr);
-    assert!(
-        output
-            .stderr
-            .contains("does not hold the models as TF Serving needs them"),
-        "{}",
-        output.stderr
-    );
-    assert!(
-        output.stderr.contains("resnet50/1/saved_model.pb is missing"),
-        "{}",
-        output.stderr
-    );
+    assert_contains!(output.stderr, "does not hold the models as TF Serving needs them");
+    assert_contains!(output.stderr, "resnet50/1/saved_model.pb is missing");
     assert!(
         lab.tools
             .calls("minikube")
@@ -533,23 +484,19 @@ async fn a_tunnel_that_exits_is_detected_and_reported() {
             ..Rule::default()
         },
     );
-    let args = lab.up_args(&["--stage", "stable"]);
-    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let ingress = args.iter().position(|arg| *arg == "--ingress").unwrap();
-    args[ingress + 1] = "tunnel";
+    let mut args = lab.up_args(&["--stage", "stable"]);
+    let ingress = args.iter().position(|arg| arg == "--ingress").unwrap();
+    args[ingress + 1] = "tunnel".to_string();
     let output = run(lab.cli(&args)).await;
     assert_eq!(output.code, 2, "{}", output.stderr);
-    assert!(
-        output
-            .stderr
-            .contains("`minikube tunnel` exited (exit code 1) before the ingress gateway got an external address"),
-        "{}",
-        output.stderr
+    assert_contains!(
+        output.stderr,
+        "`minikube tunnel` exited (exit code 1) before the ingress gateway got an external address"
     );
-    assert!(
-        output.stderr.contains("sudo: a password is required"),
-        "the tunnel's log is shown:\n{}",
-        output.stderr
+    assert_contains!(
+        output.stderr,
+        "sudo: a password is required",
+        "the tunnel's log is shown:\n"
     );
     assert!(
         lab.tools
@@ -577,17 +524,12 @@ async fn the_tunnel_runs_in_the_background_is_reused_and_down_all_stops_it() {
             ..Rule::default()
         },
     );
-    let args = lab.up_args(&["--stage", "stable"]);
-    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let ingress = args.iter().position(|arg| *arg == "--ingress").unwrap();
-    args[ingress + 1] = "auto"; // password-less sudo is scripted, so auto picks the tunnel
+    let mut args = lab.up_args(&["--stage", "stable"]);
+    let ingress = args.iter().position(|arg| arg == "--ingress").unwrap();
+    args[ingress + 1] = "auto".to_string(); // password-less sudo is scripted, so auto picks the tunnel
     let output = run(lab.cli(&args)).await;
     assert_eq!(output.code, 0, "{}", output.stderr);
-    assert!(
-        output.stderr.contains(&format!("{} via tunnel", lab.gateway.url())),
-        "{}",
-        output.stderr
-    );
+    assert_contains!(output.stderr, &format!("{} via tunnel", lab.gateway.url()));
     let pid: u32 = lab
         .state_file("tunnel.pid")
         .expect("the tunnel's pid is recorded")
@@ -609,7 +551,7 @@ async fn the_tunnel_runs_in_the_background_is_reused_and_down_all_stops_it() {
         .count();
     assert_eq!(tunnels, 1, "the running tunnel is reused");
 
-    let status = run(lab.cli(&["lab", "status"])).await;
+    let status = run(lab.cli(["lab", "status"])).await;
     assert_eq!(status.code, 0, "{}\n{}", status.stdout, status.stderr);
     let tunnel_line = status
         .stdout
@@ -629,13 +571,9 @@ async fn the_tunnel_runs_in_the_background_is_reused_and_down_all_stops_it() {
     assert!(stage_line.ends_with("stable"), "{}", status.stdout);
 
     let istioctl = lab.tools.istioctl_path();
-    let down = run(lab.cli(&["lab", "down", "--all", "--istioctl", istioctl.to_str().unwrap()])).await;
+    let down = run(lab.cli(["lab", "down", "--all", "--istioctl", istioctl.to_str().unwrap()])).await;
     assert_eq!(down.code, 0, "{}", down.stderr);
-    assert!(
-        down.stdout.contains(&format!("minikube tunnel (pid {pid}) stopped")),
-        "{}",
-        down.stdout
-    );
+    assert_contains!(down.stdout, &format!("minikube tunnel (pid {pid}) stopped"));
     let stopped = async {
         while Path::new(&format!("/proc/{pid}/status")).exists()
             && !std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -657,7 +595,6 @@ async fn ctrl_c_stops_up_and_releases_the_lock() {
     lab.kube
         .scenario("image-classifier-resnet50", Scenario::ImagePullBackOff);
     let args = lab.up_args(&["--rollout-timeout", "600"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut child = lab.cli(&args).spawn();
     lab.until_up_waits_on_a_rollout().await;
     #[allow(clippy::disallowed_methods)] // The test sends SIGINT as a terminal's Ctrl-C would.
@@ -685,18 +622,11 @@ async fn istio_that_never_becomes_available_is_diagnosed() {
             .stderr
             .contains("… waiting for istiod and istio-ingressgateway to be available (at most 2s)")
     );
-    assert!(
-        output.stderr.contains(
-            "waiting for Istio's istiod: Deployment/istiod in namespace \"istio-system\" was not rolled out after 2s"
-        ),
-        "{}",
-        output.stderr
+    assert_contains!(
+        output.stderr,
+        "waiting for Istio's istiod: Deployment/istiod in namespace \"istio-system\" was not rolled out after 2s"
     );
-    assert!(
-        output.stderr.contains("waiting (ImagePullBackOff)"),
-        "{}",
-        output.stderr
-    );
+    assert_contains!(output.stderr, "waiting (ImagePullBackOff)");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -709,15 +639,10 @@ async fn stages_are_asserted_through_the_gateway_and_fail_when_it_does_not_route
     args.retain(|arg| arg != "--no-assert");
     let url_position = args.iter().position(|arg| arg == "--ingress").unwrap() + 1;
     args[url_position] = stable_gateway.url();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let output = run(lab.cli(&args)).await;
     assert_eq!(output.code, 0, "{}\n{}", output.stdout, output.stderr);
-    assert!(output.stdout.contains("stage stable: pass"), "{}", output.stdout);
-    assert!(
-        output.stderr.contains("assertions: pass (270 requests)"),
-        "{}",
-        output.stderr
-    );
+    assert_contains!(output.stdout, "stage stable: pass");
+    assert_contains!(output.stderr, "assertions: pass (270 requests)");
     // The fake API forwards no pod port here: no reference is fetched, which is a warning naming the version, and
     // attribution by the header alone still passes.
     assert!(
@@ -727,15 +652,11 @@ async fn stages_are_asserted_through_the_gateway_and_fail_when_it_does_not_route
     );
 
     // The gateway still routes as `stable`: applying split-70-30 succeeds, its assertion fails (exit 1).
-    let output = run(lab.cli(&["lab", "stage", "split-70-30"])).await;
-    assert!(
-        output.stdout.contains("virtualservice/image-classifier configured"),
-        "{}",
-        output.stdout
-    );
+    let output = run(lab.cli(["lab", "stage", "split-70-30"])).await;
+    assert_contains!(output.stdout, "virtualservice/image-classifier configured");
     assert_eq!(lab.state_file("active-stage").as_deref(), Some("split-70-30"));
     assert_eq!(output.code, 1, "{}\n{}", output.stdout, output.stderr);
-    assert!(output.stdout.contains("stage split-70-30: fail"), "{}", output.stdout);
+    assert_contains!(output.stdout, "stage split-70-30: fail");
 
     // A gateway that routes 70/30 passes, and the reports are written.
     let split_gateway = Envoy::start(&StageRouting::of_stage("split-70-30"), &models.both()).await;
@@ -746,7 +667,7 @@ async fn stages_are_asserted_through_the_gateway_and_fail_when_it_does_not_route
     .unwrap();
     let report = lab.home.path().join("report.json");
     let junit = lab.home.path().join("report.xml");
-    let output = run(lab.cli(&[
+    let output = run(lab.cli([
         "lab",
         "stage",
         "split-70-30",
@@ -757,29 +678,17 @@ async fn stages_are_asserted_through_the_gateway_and_fail_when_it_does_not_route
     ]))
     .await;
     assert_eq!(output.code, 0, "{}\n{}", output.stdout, output.stderr);
-    assert!(
-        output.stdout.contains("virtualservice/image-classifier unchanged"),
-        "{}",
-        output.stdout
-    );
-    assert!(output.stdout.contains("stage split-70-30: pass"), "{}", output.stdout);
+    assert_contains!(output.stdout, "virtualservice/image-classifier unchanged");
+    assert_contains!(output.stdout, "stage split-70-30: pass");
     let written: lab::report::RunReport = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(written.stages[0].stage, "split-70-30");
     assert!(std::fs::read_to_string(&junit).unwrap().contains("<testsuites"));
 
-    let reset = run(lab.cli(&["lab", "reset", "--rollout-timeout", "10"])).await;
+    let reset = run(lab.cli(["lab", "reset", "--rollout-timeout", "10"])).await;
     assert_eq!(reset.code, 0, "{}", reset.stderr);
-    assert!(
-        reset.stdout.contains("deployment/image-classifier-resnet101 deleted"),
-        "{}",
-        reset.stdout
-    );
-    assert!(
-        reset.stdout.contains("deployment/image-classifier-resnet50 unchanged"),
-        "{}",
-        reset.stdout
-    );
-    assert!(reset.stdout.contains("stage \"stable\" is active"), "{}", reset.stdout);
+    assert_contains!(reset.stdout, "deployment/image-classifier-resnet101 deleted");
+    assert_contains!(reset.stdout, "deployment/image-classifier-resnet50 unchanged");
+    assert_contains!(reset.stdout, "stage \"stable\" is active");
 }
 
 #[tokio::test]
@@ -791,19 +700,12 @@ async fn without_password_less_sudo_auto_port_forwards_to_a_gateway_pod() {
     tools.script_istioctl("1.12.7", &lab.kube.url());
     let lab = Lab { tools, ..lab };
     lab.kube.port_forward_to(lab.gateway.addr());
-    let args = lab.up_args(&["--stage", "stable"]);
-    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let ingress = args.iter().position(|arg| *arg == "--ingress").unwrap();
-    args[ingress + 1] = "auto";
+    let mut args = lab.up_args(&["--stage", "stable"]);
+    let ingress = args.iter().position(|arg| arg == "--ingress").unwrap();
+    args[ingress + 1] = "auto".to_string();
     let output = run(lab.cli(&args)).await;
     assert_eq!(output.code, 0, "{}", output.stderr);
-    assert!(
-        output
-            .stderr
-            .contains("via port-forward (open while this command runs)"),
-        "{}",
-        output.stderr
-    );
+    assert_contains!(output.stderr, "via port-forward (open while this command runs)");
     assert_eq!(
         lab.gateway.received(),
         1,
@@ -883,11 +785,10 @@ async fn without_a_version_header_stages_are_attributed_by_the_references_fetche
     args.retain(|arg| arg != "--no-assert");
     let url_position = args.iter().position(|arg| arg == "--ingress").unwrap() + 1;
     args[url_position] = stable_gateway.url();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let resnet101_before = models.resnet101.predictions();
     let output = run(lab.cli(&args)).await;
     assert_eq!(output.code, 0, "{}\n{}", output.stdout, output.stderr);
-    assert!(output.stdout.contains("stage stable: pass"), "{}", output.stdout);
+    assert_contains!(output.stdout, "stage stable: pass");
     assert!(!output.stderr.contains("no reference prediction"), "{}", output.stderr);
     assert_eq!(
         models.resnet101.predictions(),
@@ -908,9 +809,9 @@ async fn without_a_version_header_stages_are_attributed_by_the_references_fetche
     let split_gateway = Envoy::start(&split_routing, &models.both()).await;
     let ingress_url = lab.home.path().join("state").join(PROFILE).join("ingress-url");
     std::fs::write(&ingress_url, split_gateway.url()).unwrap();
-    let output = run(lab.cli(&["lab", "stage", "split-70-30"])).await;
+    let output = run(lab.cli(["lab", "stage", "split-70-30"])).await;
     assert_eq!(output.code, 0, "{}\n{}", output.stdout, output.stderr);
-    assert!(output.stdout.contains("stage split-70-30: pass"), "{}", output.stdout);
+    assert_contains!(output.stdout, "stage split-70-30: pass");
 
     // A gateway whose 70% route leads to ResNet101 (the subsets swapped): the fingerprints say so, and the stage
     // fails.
@@ -921,9 +822,9 @@ async fn without_a_version_header_stages_are_attributed_by_the_references_fetche
     let wrong_gateway = Envoy::start(&split_routing, &swapped).await;
     std::fs::write(&ingress_url, wrong_gateway.url()).unwrap();
     let report = lab.home.path().join("report.json");
-    let output = run(lab.cli(&["lab", "stage", "split-70-30", "--report", report.to_str().unwrap()])).await;
+    let output = run(lab.cli(["lab", "stage", "split-70-30", "--report", report.to_str().unwrap()])).await;
     assert_eq!(output.code, 1, "{}\n{}", output.stdout, output.stderr);
-    assert!(output.stdout.contains("stage split-70-30: fail"), "{}", output.stdout);
+    assert_contains!(output.stdout, "stage split-70-30: fail");
     let written: lab::report::RunReport = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let assertion = &written.stages[0].assertions[0];
     let responses = |version: &str| {
