@@ -195,7 +195,7 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
     };
     steps.finish("istioctl", started, StepOutcome::AlreadyDone, detail);
 
-    let cluster = Cluster::connect(settings).await?;
+    let mut cluster = Cluster::connect(settings).await?;
 
     // Istio.
     let started = steps.start("istio");
@@ -205,7 +205,9 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
         ready_timeout: options.istio_timeout,
     };
     let note = |text: &str| progress.note(text);
-    let (outcome, detail) = match ensure_istio(&cluster, &install, &note).await? {
+    // Istio's install adds CRDs: `ensure_istio` waits until they are Established and refreshes the discovery
+    // taken at connection, which did not list them.
+    let (outcome, detail) = match ensure_istio(&mut cluster, &install, &note).await? {
         InstallOutcome::AlreadyInstalled { version } => (
             StepOutcome::AlreadyDone,
             format!("Istio {version} is installed and available"),
