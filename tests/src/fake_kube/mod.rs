@@ -1,8 +1,9 @@
 //! A fake Kubernetes API server on loopback that speaks enough of the REST protocol for the real kube-rs client.
 //!
-//! It answers `/version`, discovery (`/api`, `/apis`, `/api/v1`, `/apis/<group>/<version>`), and GET, LIST, PATCH
-//! (server-side apply with `fieldManager`, `force` and `dryRun`), DELETE and `?watch=true` streams for the kinds the
-//! lab uses, from an in-memory store with resource versions. Deployments and Jobs get their status from a
+//! It answers `/version`, discovery as a 1.24 server with Istio's CRDs once Established ([`discovery`]), and GET,
+//! LIST (built-in items without their type), PATCH (server-side apply with managed fields, conflicts, `force`,
+//! defaults and `dryRun`: [`apply`]), DELETE and `?watch=true` streams, from an in-memory store with resource
+//! versions. Deployments and Jobs get their status from a
 //! per-object [`Scenario`]; pods, events and logs are made up to match, so the diagnosis has something to show.
 //! Every request is recorded, so tests can assert exactly what was asked. A kubeconfig pointing at it is written by
 //! [`FakeKube::write_kubeconfig`].
