@@ -11,7 +11,7 @@ use crate::cluster::Cluster;
 use crate::cluster::apply::{Change, ObjectChange, apply_all};
 use crate::ingress::{self, IngressMode};
 use crate::istio::install::{InstallOptions, InstallOutcome, ensure_istio};
-use crate::istio::{FetchOptions, fetch_istioctl};
+use crate::istio::{FetchOptions, FetchedFrom, fetch_istioctl_with_origin};
 use crate::models::{self, ModelSource};
 use crate::preflight::{CheckStatus, run_doctor};
 use crate::stage_apply::{self, MODELS_HOST_DIR_FILE};
@@ -51,7 +51,7 @@ pub enum Assertions {
     Skip,
 }
 
-/// How a step ended.
+/// How a step ended (JSON: `done`, `already_done`, `checked`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepOutcome {
@@ -59,6 +59,19 @@ pub enum StepOutcome {
     Done,
     /// Everything the step does was in place already.
     AlreadyDone,
+    /// The step only looks (the doctor, the smoke prediction): it found what it wanted and changes nothing.
+    Checked,
+}
+
+impl StepOutcome {
+    /// The words progress lines use: `done`, `already done`, `checked`.
+    pub fn words(self) -> &'static str {
+        match self {
+            StepOutcome::Done => "done",
+            StepOutcome::AlreadyDone => "already done",
+            StepOutcome::Checked => "checked",
+        }
+    }
 }
 
 /// One finished step of `lab up`.
@@ -153,7 +166,7 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
     steps.finish(
         "doctor",
         started,
-        StepOutcome::AlreadyDone,
+        StepOutcome::Checked,
         format!("all checks pass ({warnings} warning(s))"),
     );
     let driver = report.facts.driver.clone().unwrap_or_default();
@@ -183,19 +196,32 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
 
     // istioctl.
     let started = steps.start("istioctl");
-    let (istioctl, detail) = match &options.istioctl {
-        Some(path) => (path.clone(), format!("{} (given with --istioctl)", path.display())),
+    let (istioctl, outcome, detail) = match &options.istioctl {
+        // Nothing to fetch: the user's istioctl is used as given (its version is read by the Istio step).
+        Some(path) => (
+            path.clone(),
+            StepOutcome::AlreadyDone,
+            format!("{} (given with --istioctl)", path.display()),
+        ),
         None => {
-            let path = fetch_istioctl(&FetchOptions::lab_default(settings.cache_dir.clone()))
+            let fetched = fetch_istioctl_with_origin(&FetchOptions::lab_default(settings.cache_dir.clone()))
                 .await
                 .context("getting istioctl")?;
-            let detail = path.display().to_string();
-            (path, detail)
+            let (outcome, how) = match fetched.origin {
+                FetchedFrom::Cache => (StepOutcome::AlreadyDone, "verified, in the cache"),
+                FetchedFrom::Unpacked => (StepOutcome::Done, "unpacked from the verified archive in the cache"),
+                FetchedFrom::Downloaded => (StepOutcome::Done, "downloaded, verified and unpacked"),
+            };
+            (
+                fetched.path.clone(),
+                outcome,
+                format!("{} ({how})", fetched.path.display()),
+            )
         }
     };
-    steps.finish("istioctl", started, StepOutcome::AlreadyDone, detail);
+    steps.finish("istioctl", started, outcome, detail);
 
-    let cluster = Cluster::connect(settings).await?;
+    let mut cluster = Cluster::connect(settings).await?;
 
     // Istio.
     let started = steps.start("istio");
@@ -205,7 +231,9 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
         ready_timeout: options.istio_timeout,
     };
     let note = |text: &str| progress.note(text);
-    let (outcome, detail) = match ensure_istio(&cluster, &install, &note).await? {
+    // Istio's install adds CRDs: `ensure_istio` waits until they are Established and refreshes the discovery
+    // taken at connection, which did not list them.
+    let (outcome, detail) = match ensure_istio(&mut cluster, &install, &note).await? {
         InstallOutcome::AlreadyInstalled { version } => (
             StepOutcome::AlreadyDone,
             format!("Istio {version} is installed and available"),
@@ -347,7 +375,7 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
     steps.finish(
         "prediction",
         started,
-        StepOutcome::AlreadyDone,
+        StepOutcome::Checked,
         format!("{scores} scores through the gateway"),
     );
 

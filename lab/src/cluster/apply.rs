@@ -2,6 +2,7 @@
 //! that tells whether anything would change, so a second `lab up` writes nothing.
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::discovery::ApiResource;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -127,15 +128,22 @@ pub async fn plan_against(
     plan_prepared(&prepared, manifest, live).await
 }
 
-/// A manifest ready to apply: the `Api` that reaches its object, and the object as sent (with the managed-by label).
+/// A manifest ready to apply: the `Api` that reaches its object, its type as discovery resolved it, and the object
+/// as sent (with the managed-by label).
 struct Prepared {
     api: Api<DynamicObject>,
+    resource: ApiResource,
     desired: Value,
 }
 
 fn prepare(cluster: &Cluster, manifest: &Manifest) -> Result<Prepared, UnknownKind> {
+    let api = cluster.resolve(manifest)?;
+    let (resource, _) = cluster
+        .resource_for(manifest.api_version(), manifest.kind())
+        .expect("a resolved manifest has a resource");
     Ok(Prepared {
-        api: cluster.resolve(manifest)?,
+        api,
+        resource,
         desired: with_managed_by_label(&manifest.object),
     })
 }
@@ -156,7 +164,12 @@ async fn plan_prepared(
                 .patch(name, &params, &Patch::Apply(&prepared.desired))
                 .await
                 .map_err(|error| rejected(manifest, error))?;
-            let unchanged = comparable(&serde_json::to_value(live)?) == comparable(&serde_json::to_value(&dry_run)?);
+            let live = comparable(&serde_json::to_value(live)?, &prepared.resource);
+            let after = comparable(&serde_json::to_value(&dry_run)?, &prepared.resource);
+            let unchanged = live == after;
+            if !unchanged {
+                tracing::debug!(object = %manifest.describe(), %live, %after, "the dry run differs from the live object");
+            }
             match unchanged {
                 true => Change::Unchanged,
                 false => Change::Configured,
@@ -190,9 +203,20 @@ pub fn with_managed_by_label(object: &Value) -> Value {
     object
 }
 
-/// The object without the metadata the server changes on its own (resource version, managed fields' times).
-fn comparable(object: &Value) -> Value {
+/// What decides whether applying changes an object: everything but what the server keeps on its own.
+///
+/// The type comes from discovery (`resource`), not from the object: a real API server's LIST items carry no
+/// `apiVersion`/`kind` for built-in kinds (kubernetes/kubernetes#3030), while a GET or a dry run does. `status` is
+/// never written by an apply, and the server's bookkeeping (resource version, generation, managed fields and
+/// their times) changes without the object changing. Defaults are on both sides: the live object and the dry run
+/// both come from the server.
+pub fn comparable(object: &Value, resource: &ApiResource) -> Value {
     let mut object = object.clone();
+    if let Some(map) = object.as_object_mut() {
+        map.insert("apiVersion".to_string(), Value::String(resource.api_version.clone()));
+        map.insert("kind".to_string(), Value::String(resource.kind.clone()));
+        map.remove("status");
+    }
     if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         for field in ["managedFields", "resourceVersion", "generation"] {
             metadata.remove(field);
@@ -246,5 +270,26 @@ mod tests {
         );
         let bare = with_managed_by_label(&serde_json::json!({"metadata": {"name": "b"}}));
         assert_eq!(bare["metadata"]["labels"][MANAGED_BY_LABEL], "canary-lab");
+    }
+
+    fn config_map() -> ApiResource {
+        ApiResource::from_gvk_with_plural(&kube::core::GroupVersionKind::gvk("", "v1", "ConfigMap"), "configmaps")
+    }
+
+    #[test]
+    fn a_listed_item_without_its_type_compares_equal_to_the_dry_run_that_has_it() {
+        let listed = serde_json::json!({
+            "metadata": {"name": "c", "resourceVersion": "7", "managedFields": [{"manager": "canary-lab", "time": "2026-01-01T00:00:00Z"}]},
+            "data": {"k": "v"}
+        });
+        let dry_run = serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "resourceVersion": "7", "managedFields": [{"manager": "canary-lab", "time": "2026-02-02T00:00:00Z"}]},
+            "data": {"k": "v"}
+        });
+        assert_eq!(comparable(&listed, &config_map()), comparable(&dry_run, &config_map()));
+        let changed =
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "w"}});
+        assert_ne!(comparable(&listed, &config_map()), comparable(&changed, &config_map()));
     }
 }

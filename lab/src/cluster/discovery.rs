@@ -1,8 +1,13 @@
-//! Resolving a manifest's group/version/kind to an API resource and its scope, in one place.
+//! Resolving a manifest's group/version/kind to an API resource and its scope, in one place, and waiting until
+//! CRDs are Established (served, and listed by discovery).
 
+use std::time::Duration;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject};
 use kube::core::GroupVersionKind;
 use kube::discovery::{ApiCapabilities, ApiResource, Scope};
+use kube::runtime::wait::conditions::is_crd_established;
 
 use super::Cluster;
 use crate::manifests::Manifest;
@@ -57,6 +62,29 @@ impl Cluster {
             (Scope::Namespaced, Some(namespace)) => Api::namespaced_with(self.client.clone(), namespace, resource),
             (Scope::Namespaced, None) => Api::default_namespaced_with(self.client.clone(), resource),
         }
+    }
+
+    /// Waits (a watch per CRD, all within `deadline`) until each CRD named in `names` (`plural.group`) has
+    /// condition `Established` True: the apiextensions discovery controller lists a CRD's group only then
+    /// (apiextensions-apiserver/pkg/apiserver/customresource_discovery_controller.go), so a discovery taken
+    /// before would not resolve its kinds.
+    pub async fn wait_crds_established(&self, names: &[&str], deadline: Duration) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        for name in names {
+            let remaining = deadline.saturating_sub(started.elapsed());
+            let object = format!("CustomResourceDefinition/{name}");
+            super::wait::wait_for(
+                api.clone(),
+                name,
+                &object,
+                "Established",
+                is_crd_established(),
+                remaining,
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// The API resource for `api_version`/`kind`, for listing (pruning); `None` when the server does not serve it.

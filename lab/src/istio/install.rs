@@ -1,5 +1,6 @@
 //! Installing Istio's default profile with `istioctl` unless the same version is there, then waiting (on watches)
-//! until `istiod` and `istio-ingressgateway` are available.
+//! until `istiod` and `istio-ingressgateway` are available and the CRDs the lab uses are Established, and taking a
+//! new discovery so their kinds resolve.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,6 +18,20 @@ pub const ISTIO_NAMESPACE: &str = "istio-system";
 
 /// The Deployments the lab needs from Istio, in the order they are waited for.
 pub const ISTIO_DEPLOYMENTS: &[&str] = &["istiod", "istio-ingressgateway"];
+
+/// The CRDs of the Istio kinds the lab applies (`plural.group`), waited for after an install.
+pub const ISTIO_CRDS: &[&str] = &[
+    "gateways.networking.istio.io",
+    "virtualservices.networking.istio.io",
+    "destinationrules.networking.istio.io",
+];
+
+/// The Istio kinds the lab applies (apiVersion, kind), one per [`ISTIO_CRDS`] entry.
+const ISTIO_KINDS: &[(&str, &str)] = &[
+    ("networking.istio.io/v1alpha3", "Gateway"),
+    ("networking.istio.io/v1alpha3", "VirtualService"),
+    ("networking.istio.io/v1alpha3", "DestinationRule"),
+];
 
 /// How `lab up` installs Istio.
 #[derive(Debug, Clone)]
@@ -60,10 +75,11 @@ pub struct OtherIstioInstalled {
     pub context: String,
 }
 
-/// Installs Istio unless the same version is there, then waits until its Deployments are available.
-/// `progress` receives one line per phase.
+/// Installs Istio unless the same version is there, then waits until its Deployments are available and, when the
+/// cluster's discovery lacks the Istio kinds the lab applies (a fresh install), until their CRDs are Established,
+/// and refreshes the discovery. `progress` receives one line per phase.
 pub async fn ensure_istio(
-    cluster: &Cluster,
+    cluster: &mut Cluster,
     options: &InstallOptions,
     progress: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<InstallOutcome> {
@@ -111,6 +127,20 @@ pub async fn ensure_istio(
             "{name} is available ({:.1}s)",
             started.elapsed().as_secs_f64()
         ));
+    }
+    let resolvable = ISTIO_KINDS
+        .iter()
+        .all(|(api_version, kind)| cluster.resource_for(api_version, kind).is_some());
+    if !resolvable {
+        progress(&format!(
+            "waiting for Istio's CRDs to be established (at most {}s)",
+            options.ready_timeout.as_secs()
+        ));
+        cluster
+            .wait_crds_established(ISTIO_CRDS, options.ready_timeout)
+            .await
+            .context("waiting for Istio's CRDs")?;
+        cluster.refresh_discovery().await?;
     }
     Ok(outcome)
 }

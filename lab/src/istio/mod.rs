@@ -166,6 +166,31 @@ impl AssetFlavor {
 
 /// Returns the path of a verified `istioctl`, downloading and verifying it when the cache has none.
 pub async fn fetch_istioctl(options: &FetchOptions) -> anyhow::Result<PathBuf> {
+    Ok(fetch_istioctl_with_origin(options).await?.path)
+}
+
+/// A verified `istioctl` and where this call found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchedIstioctl {
+    /// Its absolute path.
+    pub path: PathBuf,
+    /// Whether it was in the cache already, or what this call did to put it there.
+    pub origin: FetchedFrom,
+}
+
+/// Where [`fetch_istioctl_with_origin`] found `istioctl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchedFrom {
+    /// The verified, unpacked cache: nothing was downloaded or written.
+    Cache,
+    /// Unpacked from an archive verified earlier or given with `--archive`: nothing was downloaded.
+    Unpacked,
+    /// Downloaded, verified and unpacked by this call.
+    Downloaded,
+}
+
+/// [`fetch_istioctl`], also saying whether it downloaded, unpacked or found `istioctl` in the cache.
+pub async fn fetch_istioctl_with_origin(options: &FetchOptions) -> anyhow::Result<FetchedIstioctl> {
     let platform = match options.platform {
         Some(platform) => platform,
         None => Platform::current()?,
@@ -229,7 +254,10 @@ pub async fn fetch_istioctl(options: &FetchOptions) -> anyhow::Result<PathBuf> {
             .is_none_or(|expected| expected.sha256 == verified_sum);
         if same_sum && istioctl.is_file() {
             tracing::info!(path = %istioctl.display(), "using the verified istioctl in the cache");
-            return absolute(&istioctl);
+            return Ok(FetchedIstioctl {
+                path: absolute(&istioctl)?,
+                origin: FetchedFrom::Cache,
+            });
         }
         tracing::info!(
             asset,
@@ -237,6 +265,7 @@ pub async fn fetch_istioctl(options: &FetchOptions) -> anyhow::Result<PathBuf> {
         );
     }
 
+    let mut origin = FetchedFrom::Unpacked;
     let (archive, archive_sum) = match &options.archive {
         Some(archive) => {
             let sum = verify_local_archive(archive, &asset, offline_expectation.as_ref()).await?;
@@ -259,7 +288,10 @@ pub async fn fetch_istioctl(options: &FetchOptions) -> anyhow::Result<PathBuf> {
                     tracing::info!(asset, "reusing the verified archive in the cache");
                     sum
                 }
-                None => download_verified(options, &layout, &asset, offline_expectation.as_ref()).await?,
+                None => {
+                    origin = FetchedFrom::Downloaded;
+                    download_verified(options, &layout, &asset, offline_expectation.as_ref()).await?
+                }
             };
             (cached_archive, sum)
         }
@@ -272,7 +304,10 @@ pub async fn fetch_istioctl(options: &FetchOptions) -> anyhow::Result<PathBuf> {
     }
 
     unpack_into_place(&layout, &asset, &archive, &archive_sum, &options.version).await?;
-    absolute(&istioctl)
+    Ok(FetchedIstioctl {
+        path: absolute(&istioctl)?,
+        origin,
+    })
 }
 
 /// Checks `archive` against the offline expectation or, failing that, a `.sha256` file beside it.

@@ -1,8 +1,9 @@
 //! A fake Kubernetes API server on loopback that speaks enough of the REST protocol for the real kube-rs client.
 //!
-//! It answers `/version`, discovery (`/api`, `/apis`, `/api/v1`, `/apis/<group>/<version>`), and GET, LIST, PATCH
-//! (server-side apply with `fieldManager`, `force` and `dryRun`), DELETE and `?watch=true` streams for the kinds the
-//! lab uses, from an in-memory store with resource versions. Deployments and Jobs get their status from a
+//! It answers `/version`, discovery as a 1.24 server with Istio's CRDs once Established ([`discovery`]), and GET,
+//! LIST (built-in items without their type), PATCH (server-side apply with managed fields, conflicts, `force`,
+//! defaults and `dryRun`: [`apply`]), DELETE and `?watch=true` streams, from an in-memory store with resource
+//! versions. Deployments and Jobs get their status from a
 //! per-object [`Scenario`]; pods, events and logs are made up to match, so the diagnosis has something to show.
 //! Every request is recorded, so tests can assert exactly what was asked. A kubeconfig pointing at it is written by
 //! [`FakeKube::write_kubeconfig`].
@@ -19,6 +20,11 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
+
+mod apply;
+mod discovery;
+
+use discovery::{Kind, api_version_of};
 
 /// One request the fake API received.
 #[derive(Debug, Clone)]
@@ -71,102 +77,6 @@ struct Injected {
     message: String,
 }
 
-/// One kind the fake knows.
-struct Kind {
-    group: &'static str,
-    version: &'static str,
-    kind: &'static str,
-    plural: &'static str,
-    namespaced: bool,
-}
-
-const KINDS: &[Kind] = &[
-    Kind {
-        group: "",
-        version: "v1",
-        kind: "Namespace",
-        plural: "namespaces",
-        namespaced: false,
-    },
-    Kind {
-        group: "",
-        version: "v1",
-        kind: "Node",
-        plural: "nodes",
-        namespaced: false,
-    },
-    Kind {
-        group: "",
-        version: "v1",
-        kind: "ConfigMap",
-        plural: "configmaps",
-        namespaced: true,
-    },
-    Kind {
-        group: "",
-        version: "v1",
-        kind: "Service",
-        plural: "services",
-        namespaced: true,
-    },
-    Kind {
-        group: "",
-        version: "v1",
-        kind: "Pod",
-        plural: "pods",
-        namespaced: true,
-    },
-    Kind {
-        group: "",
-        version: "v1",
-        kind: "Event",
-        plural: "events",
-        namespaced: true,
-    },
-    Kind {
-        group: "apps",
-        version: "v1",
-        kind: "Deployment",
-        plural: "deployments",
-        namespaced: true,
-    },
-    Kind {
-        group: "batch",
-        version: "v1",
-        kind: "Job",
-        plural: "jobs",
-        namespaced: true,
-    },
-    Kind {
-        group: "networking.istio.io",
-        version: "v1alpha3",
-        kind: "Gateway",
-        plural: "gateways",
-        namespaced: true,
-    },
-    Kind {
-        group: "networking.istio.io",
-        version: "v1alpha3",
-        kind: "VirtualService",
-        plural: "virtualservices",
-        namespaced: true,
-    },
-    Kind {
-        group: "networking.istio.io",
-        version: "v1alpha3",
-        kind: "DestinationRule",
-        plural: "destinationrules",
-        namespaced: true,
-    },
-];
-
-fn api_version_of(kind: &Kind) -> String {
-    match kind.group {
-        "" => kind.version.to_string(),
-        group => format!("{group}/{}", kind.version),
-    }
-}
-
 /// Key of a stored object: (plural, namespace or "", name).
 type Key = (String, String, String);
 
@@ -189,6 +99,8 @@ struct Shared {
     scenarios: HashMap<String, Scenario>,
     injected: Vec<Injected>,
     istio_installed_on_marker: Option<String>,
+    /// How long after `GET /fake/install-istio` Istio's CRDs become Established.
+    crds_established_after: std::time::Duration,
     tunnel_address: Option<(String, u16)>,
     port_forward_target: Option<SocketAddr>,
     /// (label selector, target), checked in order before `port_forward_target`.
@@ -219,6 +131,7 @@ impl FakeKube {
                 scenarios: HashMap::new(),
                 injected: Vec::new(),
                 istio_installed_on_marker: None,
+                crds_established_after: std::time::Duration::from_millis(300),
                 tunnel_address: None,
                 port_forward_target: None,
                 port_forward_targets: Vec::new(),
@@ -307,11 +220,13 @@ impl FakeKube {
         });
     }
 
-    /// Puts Istio `version`'s control plane in place: `istiod` and `istio-ingressgateway` Deployments (available)
-    /// and the `istio-ingressgateway` Service in `istio-system`.
+    /// Puts Istio `version`'s control plane in place, as installed long ago: Istio's CRDs (Established),
+    /// `istiod` and `istio-ingressgateway` Deployments (available) and the `istio-ingressgateway` Service in
+    /// `istio-system`.
     pub fn install_istio(&self, version: &str) {
         let mut shared = self.lock();
         install_istio_objects(&mut shared, version);
+        discovery::establish_crds(&mut shared);
         drop(shared);
         self.shared.1.notify_waiters();
     }
@@ -319,6 +234,11 @@ impl FakeKube {
     /// Makes `GET /fake/install-istio` (what a scripted fake `istioctl install` calls) install Istio `version`.
     pub fn install_istio_when_asked(&self, version: &str) {
         self.lock().istio_installed_on_marker = Some(version.to_string());
+    }
+
+    /// How long after the fake `istioctl install` Istio's CRDs become Established (default 300 ms).
+    pub fn crds_established_after(&self, delay: std::time::Duration) {
+        self.lock().crds_established_after = delay;
     }
 
     /// Makes `GET /fake/tunnel-up` (what a scripted fake `minikube tunnel` calls) give the ingress gateway's
@@ -355,9 +275,10 @@ impl FakeKube {
             .collect()
     }
 
-    /// Stores an object as if another client had created it.
-    pub fn put(&self, plural: &str, object: Value) {
+    /// Stores an object as if another client had created it (with the server's defaults).
+    pub fn put(&self, plural: &str, mut object: Value) {
         let mut shared = self.lock();
+        apply::default_created(&shared, plural, &mut object);
         let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
         store(&mut shared, plural, &namespace, object);
         drop(shared);
@@ -457,22 +378,9 @@ async fn core_versions() -> impl IntoResponse {
     }))
 }
 
-/// `GET /apis`: `APIGroupList` of the non-core groups.
-async fn group_list() -> impl IntoResponse {
-    let mut groups: Vec<Value> = Vec::new();
-    for kind in KINDS.iter().filter(|kind| !kind.group.is_empty()) {
-        let seen = groups.iter().any(|group| group["name"] == kind.group);
-        if seen {
-            continue;
-        }
-        let group_version = json!({"groupVersion": api_version_of(kind), "version": kind.version});
-        groups.push(json!({
-            "name": kind.group,
-            "versions": [group_version.clone()],
-            "preferredVersion": group_version,
-        }));
-    }
-    axum::Json(json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}))
+/// `GET /apis`: `APIGroupList` of the non-core groups (built-in and established CRDs').
+async fn group_list(State(shared): State<SharedState>) -> impl IntoResponse {
+    axum::Json(discovery::group_list(&shared.0.lock().expect("lock")))
 }
 
 /// `GET /fake/install-istio`: what the scripted fake `istioctl install` calls to put Istio in place.
@@ -482,8 +390,16 @@ async fn install_istio_marker(State(shared): State<SharedState>) -> Response {
         return (StatusCode::NOT_FOUND, "no install scripted").into_response();
     };
     install_istio_objects(&mut locked, &version);
+    let delay = locked.crds_established_after;
     drop(locked);
     shared.1.notify_waiters();
+    // The apiextensions controllers accept the CRDs' names and establish them a moment later, concurrently.
+    let establishing = shared.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        discovery::establish_crds(&mut establishing.0.lock().expect("lock"));
+        establishing.1.notify_waiters();
+    });
     "installed".into_response()
 }
 
@@ -590,7 +506,10 @@ async fn port_forward(
         })
 }
 
+/// What `istioctl install` puts in place: Istio's CRDs (not yet Established: see [`discovery::establish_crds`]),
+/// `istio-system`, istiod, the ingress gateway and its Service.
 fn install_istio_objects(shared: &mut Shared, version: &str) {
+    discovery::create_istio_crds(shared);
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}});
     store(shared, "namespaces", "", namespace);
     for (name, image, label) in [
@@ -654,48 +573,7 @@ fn is_dry_run(query: &HashMap<String, String>) -> bool {
     query.get("dryRun").is_some_and(|value| value == "All")
 }
 
-/// Discovery of one group version, or `None` when the path is not a group version.
-fn group_version_resources(path: &str) -> Option<Value> {
-    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let (group, version) = match parts.as_slice() {
-        ["api", version] => ("", *version),
-        ["apis", group, version] => (*group, *version),
-        _ => return None,
-    };
-    let kinds: Vec<&Kind> = KINDS
-        .iter()
-        .filter(|kind| kind.group == group && kind.version == version)
-        .collect();
-    if kinds.is_empty() {
-        return None;
-    }
-    let resources: Vec<Value> = kinds
-        .iter()
-        .flat_map(|kind| {
-            let main = json!({
-                "name": kind.plural, "singularName": kind.kind.to_lowercase(), "namespaced": kind.namespaced,
-                "kind": kind.kind,
-                "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-            });
-            let mut all = vec![main];
-            if kind.plural == "deployments" || kind.plural == "jobs" {
-                all.push(json!({"name": format!("{}/status", kind.plural), "singularName": "", "namespaced": true,
-                    "kind": kind.kind, "verbs": ["get", "patch", "update"]}));
-            }
-            if kind.plural == "pods" {
-                all.push(json!({"name": "pods/log", "singularName": "", "namespaced": true, "kind": "Pod", "verbs": ["get"]}));
-            }
-            all
-        })
-        .collect();
-    Some(json!({
-        "kind": "APIResourceList", "apiVersion": "v1",
-        "groupVersion": api_version_of(kinds[0]),
-        "resources": resources
-    }))
-}
-
-fn parse_resource_path(path: &str) -> Option<ResourcePath> {
+fn parse_resource_path(shared: &Shared, path: &str) -> Option<ResourcePath> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, version, rest) = match parts.as_slice() {
         ["api", version, rest @ ..] => ("", *version, rest),
@@ -712,9 +590,7 @@ fn parse_resource_path(path: &str) -> Option<ResourcePath> {
         [plural, name, sub] => (*plural, Some(name.to_string()), Some(sub.to_string())),
         _ => return None,
     };
-    let kind = KINDS
-        .iter()
-        .find(|kind| kind.group == group && kind.version == version && kind.plural == plural)?;
+    let kind = discovery::find_kind(shared, group, version, plural)?;
     Some(ResourcePath {
         kind,
         namespace,
@@ -733,12 +609,18 @@ async fn resources(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_string();
-    if method == Method::GET
-        && let Some(list) = group_version_resources(&path)
-    {
-        return axum::Json(list).into_response();
+    let (discovered, resource) = {
+        let locked = shared.0.lock().expect("lock");
+        let discovered = match method == Method::GET {
+            true => discovery::group_version_resources(&locked, &path).or_else(|| discovery::group_at(&locked, &path)),
+            false => None,
+        };
+        (discovered, parse_resource_path(&locked, &path))
+    };
+    if let Some(discovered) = discovered {
+        return axum::Json(discovered).into_response();
     }
-    let Some(resource) = parse_resource_path(&path) else {
+    let Some(resource) = resource else {
         return status_response(
             404,
             "NotFound",
@@ -764,7 +646,7 @@ async fn resources(
             Some("log") => pod_log(&shared, &resource.namespace, &name),
             _ => get_object(&shared, &resource, &name),
         },
-        (Method::PATCH, Some(name), _) => apply(&shared, &resource, &name, &query, &headers, &body),
+        (Method::PATCH, Some(name), _) => apply::apply(&shared, &resource, &name, &query, &headers, &body),
         (Method::DELETE, Some(name), _) => delete(&shared, &resource, &name, &query),
         _ => status_response(
             405,
@@ -823,8 +705,8 @@ fn list(shared: &SharedState, resource: &ResourcePath, query: &HashMap<String, S
         .filter(|((plural, namespace, _), _)| {
             plural == resource.kind.plural && (resource.namespace.is_empty() || *namespace == resource.namespace)
         })
-        .map(|(_, object)| object.clone())
-        .filter(|object| selected(object, query))
+        .filter(|(_, object)| selected(object, query))
+        .map(|(_, object)| discovery::list_item(resource.kind, object))
         .collect();
     axum::Json(json!({
         "kind": format!("{}List", resource.kind.kind),
@@ -908,67 +790,6 @@ fn pod_log(shared: &SharedState, namespace: &str, name: &str) -> Response {
             .into_response(),
         None => status_response(404, "NotFound", &format!("pods \"{name}\" not found")),
     }
-}
-
-/// Server-side apply: creates or merges (maps merge key by key, lists are replaced), honouring `dryRun=All`.
-fn apply(
-    shared: &SharedState,
-    resource: &ResourcePath,
-    name: &str,
-    query: &HashMap<String, String>,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Response {
-    let content_type = headers
-        .get("content-type")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
-    if content_type != "application/apply-patch+yaml" {
-        return status_response(
-            415,
-            "UnsupportedMediaType",
-            &format!("the fake only takes server-side apply, not {content_type}"),
-        );
-    }
-    if query.get("fieldManager").is_none_or(String::is_empty) {
-        return status_response(422, "Invalid", "fieldManager is required for apply requests");
-    }
-    let applied: Value = match serde_yaml_ng::from_slice(body) {
-        Ok(value) => value,
-        Err(error) => return status_response(400, "BadRequest", &format!("invalid apply body: {error}")),
-    };
-    if applied["metadata"]["name"].as_str() != Some(name) {
-        return status_response(400, "BadRequest", "the name in the body does not match the URL");
-    }
-    let dry_run = is_dry_run(query);
-    let mut locked = shared.0.lock().expect("lock");
-    let key = resource.key(name);
-    let existing = locked.objects.get(&key).cloned();
-    let created = existing.is_none();
-    let mut object = existing.clone().unwrap_or_else(|| json!({}));
-    merge(&mut object, &applied);
-    if let Some(existing) = &existing {
-        // Server-owned metadata stays as it was.
-        for field in ["uid", "resourceVersion", "creationTimestamp", "generation"] {
-            object["metadata"][field] = existing["metadata"][field].clone();
-        }
-        let spec_changed = existing["spec"] != object["spec"];
-        if spec_changed {
-            let generation = existing["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
-            object["metadata"]["generation"] = json!(generation);
-        }
-        if existing == &object {
-            return axum::Json(object).into_response();
-        }
-    }
-    if dry_run {
-        return axum::Json(object).into_response();
-    }
-    let stored = store(&mut locked, resource.kind.plural, &resource.namespace, object);
-    drop(locked);
-    shared.1.notify_waiters();
-    let code = if created { StatusCode::CREATED } else { StatusCode::OK };
-    (code, axum::Json(stored)).into_response()
 }
 
 fn delete(shared: &SharedState, resource: &ResourcePath, name: &str, query: &HashMap<String, String>) -> Response {
@@ -1056,18 +877,6 @@ fn make_deployment_available(shared: &mut Shared, namespace: &str, name: &str) {
     let key = ("deployments".to_string(), namespace.to_string(), name.to_string());
     if let Some(object) = shared.objects.get(&key).cloned() {
         store(shared, "deployments", namespace, object);
-    }
-}
-
-/// Deep merge of `patch` into `target`: objects key by key, everything else replaced.
-fn merge(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(target), Value::Object(patch)) => {
-            for (key, value) in patch {
-                merge(target.entry(key.clone()).or_insert(Value::Null), value);
-            }
-        }
-        (target, patch) => *target = patch.clone(),
     }
 }
 

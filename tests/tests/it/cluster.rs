@@ -26,6 +26,8 @@ struct Env {
 
 async fn env() -> Env {
     let kube = FakeKube::start("v1.24.3", "amd64").await;
+    // The cluster `lab up` applies to: Istio (and its CRDs) installed.
+    kube.install_istio("1.12.7");
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig_path = dir.path().join("kubeconfig");
     kube.write_kubeconfig(&kubeconfig_path, "lab");

@@ -10,6 +10,7 @@ mod manifests;
 mod models;
 mod payload;
 mod predict;
+mod real_api;
 mod report;
 mod statistics;
 mod tf_serving;

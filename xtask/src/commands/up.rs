@@ -19,10 +19,7 @@ impl Progress for StderrProgress {
     }
 
     fn finished(&self, record: &StepRecord) {
-        let word = match record.outcome {
-            StepOutcome::Done => "done",
-            StepOutcome::AlreadyDone => "already done",
-        };
+        let word = record.outcome.words();
         eprintln!("  {} {word} ({:.1}s): {}", record.step, record.seconds, record.detail);
     }
 
