@@ -341,14 +341,14 @@ fn minutes(count: u64) -> Duration {
     Duration::from_secs(count * 60)
 }
 
-/// The steps of a `lab up --format json` report (`lab::up::UpReport`) whose outcome is not `already_done`, as
-/// "step: outcome (detail)".
+/// The steps of a `lab up --format json` report (`lab::up::UpReport`) that changed something: every outcome but
+/// `already_done` and `checked` (the read-only steps: doctor, the smoke prediction), as "step: outcome (detail)".
 fn steps_that_changed(up_report: &Value) -> Vec<String> {
     let steps = up_report["steps"].as_array().expect("an up report has steps");
     assert!(!steps.is_empty(), "an up report with no steps: {up_report:#}");
     steps
         .iter()
-        .filter(|step| step["outcome"] != "already_done")
+        .filter(|step| step["outcome"] != "already_done" && step["outcome"] != "checked")
         .map(|step| format!("{}: {} ({})", step["step"], step["outcome"], step["detail"]))
         .collect()
 }
@@ -477,10 +477,14 @@ fn up_report(steps: Vec<lab::up::StepRecord>) -> Value {
 
 #[test]
 fn a_step_that_changed_something_is_named_and_already_done_steps_are_not() {
-    use lab::up::StepOutcome::{AlreadyDone, Done};
-    let warm = up_report(vec![step("istio", AlreadyDone), step("stage focused", AlreadyDone)]);
+    use lab::up::StepOutcome::{AlreadyDone, Checked, Done};
+    let warm = up_report(vec![
+        step("doctor", Checked),
+        step("istio", AlreadyDone),
+        step("stage focused", AlreadyDone),
+    ]);
     assert_eq!(steps_that_changed(&warm), Vec::<String>::new());
-    assert_eq!(step_names(&warm), ["istio", "stage focused"]);
+    assert_eq!(step_names(&warm), ["doctor", "istio", "stage focused"]);
     let cold = up_report(vec![step("istio", AlreadyDone), step("workloads", Done)]);
     assert_eq!(steps_that_changed(&cold), [r#""workloads": "done" ("detail")"#]);
 }

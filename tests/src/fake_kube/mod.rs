@@ -296,6 +296,35 @@ impl Drop for FakeKube {
     }
 }
 
+/// A read-only view of a [`FakeKube`]'s store that a background task can own (e.g. the model of istiod in
+/// `crate::istiod`, which follows the objects the lab applies).
+#[derive(Clone)]
+pub struct FakeKubeView {
+    shared: SharedState,
+}
+
+impl FakeKube {
+    /// A view of the store that outlives borrows of `self` (the server still stops when `self` is dropped).
+    pub fn view(&self) -> FakeKubeView {
+        FakeKubeView {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl FakeKubeView {
+    /// Every stored object of `plural` in `namespace`, by name.
+    pub fn objects(&self, plural: &str, namespace: &str) -> Vec<Value> {
+        let shared = self.shared.0.lock().expect("lock");
+        shared
+            .objects
+            .iter()
+            .filter(|((p, ns, _), _)| p == plural && ns == namespace)
+            .map(|(_, object)| object.clone())
+            .collect()
+    }
+}
+
 /// Writes a kubeconfig with one context `context` whose cluster is at `server`.
 pub fn write_kubeconfig(path: &Path, context: &str, server: &str) {
     let text = format!(
