@@ -103,7 +103,9 @@ fn run_until_signalled(rule: &Rule, signals_log: &std::path::Path) -> ExitCode {
         }
         if let Some(url) = &rule.http_get {
             let url = url.clone();
-            tokio::task::spawn_blocking(move || http_get(&url)).await.expect("http_get");
+            tokio::task::spawn_blocking(move || http_get(&url))
+                .await
+                .expect("http_get");
         }
         print!("{}", rule.stdout);
         eprint!("{}", rule.stderr);
