@@ -1,5 +1,8 @@
 //! Reaching the Istio ingress gateway from this machine: `minikube tunnel` (supervised, in the background), a
 //! kube-rs port-forward held while the command runs, or a URL given by hand; and the one prediction through it.
+//!
+//! `lab up` opens the ingress and records its URL and kind; later commands ([`reopen_recorded`]) make that record
+//! usable again: a port-forward died with its `lab up`, a tunnel may have died since.
 
 use std::time::{Duration, Instant};
 
@@ -9,19 +12,23 @@ use kube::Api;
 use kube::api::ListParams;
 use kube::runtime::wait::conditions::is_service_loadbalancer_provisioned;
 
-use crate::Settings;
 use crate::cluster::Cluster;
 use crate::cluster::diagnose::pod_ready;
 use crate::cluster::wait::wait_for;
+use crate::error::LabError;
 use crate::istio::install::ISTIO_NAMESPACE;
 use crate::state;
-use crate::tool::ToolCommand;
 use crate::tool::minikube::Minikube;
+use crate::tool::{Signal, signal_process_group};
+use crate::{Settings, kube_client};
 
 /// The ingress gateway's Service (and the label value of its pods).
 pub const GATEWAY_SERVICE: &str = "istio-ingressgateway";
 /// The port the gateway's pods listen on for plain HTTP (the Service maps 80 to it).
 pub const GATEWAY_POD_PORT: u16 = 8080;
+
+/// How long a later command may wait for a tunnel it restarted ([`reopen_recorded`]): as long as `lab up` waits.
+pub const REOPEN_DEADLINE: Duration = Duration::from_secs(120);
 
 /// How `lab up` reaches the ingress gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +68,8 @@ pub struct Ingress {
     pub url: String,
     /// `tunnel`, `port-forward` or `url`.
     pub kind: &'static str,
+    /// What reopening a recorded ingress had to do besides using it (a tunnel restarted), for the user.
+    pub note: Option<String>,
     forward: Option<PortForward>,
 }
 
@@ -103,6 +112,7 @@ pub async fn open(
         IngressMode::Url(url) => Ok(Ingress {
             url,
             kind: "url",
+            note: None,
             forward: None,
         }),
         IngressMode::Tunnel => {
@@ -110,6 +120,7 @@ pub async fn open(
             Ok(Ingress {
                 url,
                 kind: "tunnel",
+                note: None,
                 forward: None,
             })
         }
@@ -118,9 +129,121 @@ pub async fn open(
             Ok(Ingress {
                 url: forward.url.clone(),
                 kind: "port-forward",
+                note: None,
                 forward: Some(forward),
             })
         }
+    }
+}
+
+/// The ingress the last `lab up` recorded, made usable for this command (`lab stage`, `lab predict`), by its
+/// recorded kind: a `port-forward`, whose URL died with the `lab up` that held it, is opened again for as long as
+/// the returned [`Ingress`] lives; a `tunnel` whose process is gone (and whose address nothing else serves, such
+/// as a tunnel started by hand) is restarted in the background when `sudo -n true` works, else the error says it
+/// died and how to restart it; a `url` is used as given. Then the URL must take a connection, or the error names
+/// the kind and the fix. `None` when no ingress is recorded; `deadline` bounds waiting for a restarted tunnel.
+pub async fn reopen_recorded(settings: &Settings, deadline: Duration) -> anyhow::Result<Option<Ingress>> {
+    let kind = state::read_value(settings, state::INGRESS_KIND_FILE)?;
+    let recorded = state::read_ingress_url(settings)?;
+    match (kind.as_deref(), recorded) {
+        (Some("port-forward"), _) => {
+            let client = kube_client::client_for(settings).await?;
+            let forward = gateway_port_forward(&client).await?;
+            Ok(Some(Ingress {
+                url: forward.url.clone(),
+                kind: "port-forward",
+                note: None,
+                forward: Some(forward),
+            }))
+        }
+        (_, None) => Ok(None),
+        (Some("tunnel"), Some(url)) => recorded_tunnel(settings, url, deadline).await.map(Some),
+        // `url`, or a state directory written before the kind was recorded.
+        (_, Some(url)) => match reachable(&url).await {
+            Ok(()) => Ok(Some(Ingress {
+                url,
+                kind: "url",
+                note: None,
+                forward: None,
+            })),
+            Err(error) => Err(LabError::not_ready(
+                format!("the ingress URL {url}, given to `lab up --ingress`, does not take connections ({error})"),
+                "start again what serves it (e.g. your own `kubectl port-forward`), or let the lab reach the gateway itself: `cargo xtask lab up --ingress auto`",
+            )
+            .into()),
+        },
+    }
+}
+
+/// The recorded tunnel's URL, restarting the tunnel if it died (see [`reopen_recorded`]).
+async fn recorded_tunnel(settings: &Settings, url: String, deadline: Duration) -> anyhow::Result<Ingress> {
+    let recorded_pid = state::read_tunnel_pid(settings)?;
+    let log = state::state_dir(settings)?.join(state::TUNNEL_LOG_FILE);
+    let profile = &settings.profile;
+    let ingress = |url: String, note: Option<String>| Ingress {
+        url,
+        kind: "tunnel",
+        note,
+        forward: None,
+    };
+    if let Some(pid) = recorded_pid.filter(|pid| state::process_alive(*pid)) {
+        return match reachable(&url).await {
+            Ok(()) => Ok(ingress(url, None)),
+            Err(error) => Err(LabError::not_ready(
+                format!(
+                    "the ingress at {url} does not take connections ({error}), although the `minikube tunnel` that `lab up` started (pid {pid}) runs"
+                ),
+                format!(
+                    "read the tunnel's log ({}); restart it with `kill -INT {pid}` (it cleans up on an interrupt), then this command again",
+                    log.display()
+                ),
+            )
+            .into()),
+        };
+    }
+    let was = match recorded_pid {
+        Some(pid) => format!("pid {pid}"),
+        None => "its pid is not recorded".to_string(),
+    };
+    // A tunnel started by hand may serve the address meanwhile (and a second one would refuse to start).
+    if reachable(&url).await.is_ok() {
+        tracing::info!(%url, "the recorded minikube tunnel is gone, but the ingress takes connections");
+        return Ok(ingress(url, None));
+    }
+    if !sudo_without_password().await {
+        return Err(LabError::not_ready(
+            format!(
+                "the `minikube tunnel` that `lab up` started ({was}) is no longer running, so the ingress at {url} does not take connections, and restarting it needs sudo, which asks for a password"
+            ),
+            format!(
+                "run `sudo -v`, then this command again (it restarts the tunnel in the background); or keep `minikube tunnel -p {profile}` running in another terminal; or use a port-forward instead: `cargo xtask lab up --ingress port-forward`"
+            ),
+        )
+        .into());
+    }
+    let client = kube_client::client_for(settings).await?;
+    let restarted = tunnel_with(settings, &client, deadline).await?;
+    if restarted != url {
+        state::write_ingress_url(settings, &restarted)?;
+    }
+    let pid = state::read_tunnel_pid(settings)?.unwrap_or_default();
+    let note = format!(
+        "restarted `minikube tunnel` ({was} was no longer running): pid {pid}, which keeps running in the background (log: {})",
+        log.display()
+    );
+    Ok(ingress(restarted, Some(note)))
+}
+
+/// Whether `url`'s host and port take a TCP connection (within 3 seconds); the error says why not.
+async fn reachable(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|error| format!("not a URL: {error}"))?;
+    let host = parsed.host_str().ok_or("the URL has no host")?.to_string();
+    let port = parsed.port_or_known_default().ok_or("the URL has no port")?;
+    let connect = tokio::net::TcpStream::connect((host.trim_matches(['[', ']']), port));
+    match tokio::time::timeout(Duration::from_secs(3), connect).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("no answer within 3s".to_string()),
     }
 }
 
@@ -135,8 +258,14 @@ async fn sudo_without_password() -> bool {
 }
 
 /// Starts `minikube tunnel -p P` in the background unless the recorded one still runs, then waits (on a watch)
-/// until the gateway Service has an external address, failing early if the tunnel exits.
+/// until the gateway Service has an external address and that address takes a connection, failing early if the
+/// tunnel exits.
 pub async fn tunnel(settings: &Settings, cluster: &Cluster, deadline: Duration) -> anyhow::Result<String> {
+    tunnel_with(settings, &cluster.client, deadline).await
+}
+
+async fn tunnel_with(settings: &Settings, client: &kube::Client, deadline: Duration) -> anyhow::Result<String> {
+    let started = Instant::now();
     let dir = state::state_dir(settings)?;
     let log_path = dir.join(state::TUNNEL_LOG_FILE);
     let running = state::read_tunnel_pid(settings)?.filter(|pid| state::process_alive(*pid));
@@ -154,18 +283,26 @@ pub async fn tunnel(settings: &Settings, cluster: &Cluster, deadline: Duration) 
             Some(handle)
         }
     };
-    let services: Api<Service> = Api::namespaced(cluster.client.clone(), ISTIO_NAMESPACE);
+    let services: Api<Service> = Api::namespaced(client.clone(), ISTIO_NAMESPACE);
     let object = format!("Service/{GATEWAY_SERVICE} in namespace \"{ISTIO_NAMESPACE}\"");
-    let provisioned = wait_for(
-        services,
-        GATEWAY_SERVICE,
-        &object,
-        "given an external address",
-        is_service_loadbalancer_provisioned(),
-        deadline,
-    );
-    let service = match handle {
-        None => provisioned.await?,
+    let ready = async {
+        let service = wait_for(
+            services,
+            GATEWAY_SERVICE,
+            &object,
+            "given an external address",
+            is_service_loadbalancer_provisioned(),
+            deadline,
+        )
+        .await?;
+        let url = gateway_url(service)?;
+        // The address may be older than this tunnel (a killed tunnel leaves it on the Service) and the route or
+        // forward behind it comes a moment later.
+        until_reachable(&url, deadline.saturating_sub(started.elapsed()), &log_path).await?;
+        anyhow::Ok(url)
+    };
+    match handle {
+        None => ready.await,
         Some(handle) => {
             // Poll the child rather than block on it: a blocked thread would keep the runtime from shutting down
             // while the tunnel (rightly) keeps running after `lab up`.
@@ -179,7 +316,7 @@ pub async fn tunnel(settings: &Settings, cluster: &Cluster, deadline: Duration) 
                 }
             };
             tokio::select! {
-                service = provisioned => service?,
+                url = ready => url,
                 status = exited => {
                     let status = match status {
                         Some(code) => format!("exit code {code}"),
@@ -188,17 +325,21 @@ pub async fn tunnel(settings: &Settings, cluster: &Cluster, deadline: Duration) 
                     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
                     let tail: Vec<&str> = log.lines().rev().take(15).collect();
                     let _ = state::forget(settings, state::TUNNEL_PID_FILE);
-                    return Err(TunnelExited {
+                    Err(TunnelExited {
                         status,
                         log: log_path.display().to_string(),
                         tail: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
                     }
-                    .into());
+                    .into())
                 }
             }
         }
-    };
-    // The gateway's plain-HTTP port (`http2`, 80 in Istio's default profile).
+    }
+}
+
+/// `http://ADDRESS[:PORT]` of the gateway Service's external address and its plain-HTTP port (`http2`, 80 in
+/// Istio's default profile).
+fn gateway_url(service: Option<Service>) -> anyhow::Result<String> {
     let port = service
         .as_ref()
         .and_then(|service| service.spec.as_ref())
@@ -223,21 +364,99 @@ pub async fn tunnel(settings: &Settings, cluster: &Cluster, deadline: Duration) 
     }
 }
 
-/// Stops the tunnel `lab up` recorded, if it still runs.
-pub fn stop_tunnel(settings: &Settings) -> anyhow::Result<Option<u32>> {
+/// Waits until `url` takes a connection, at most `deadline`. A bounded poll: nothing announces that the tunnel's
+/// route or forward is in place.
+async fn until_reachable(url: &str, deadline: Duration, log: &std::path::Path) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let error = match reachable(url).await {
+            Ok(()) => return Ok(()),
+            Err(error) => error,
+        };
+        if started.elapsed() >= deadline {
+            anyhow::bail!(
+                "the ingress gateway's external address {url} took no connection within {}s of `minikube tunnel` giving it ({error})\nhelp: read the tunnel's log ({}), and run `cargo xtask lab status`",
+                deadline.as_secs(),
+                log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How the recorded tunnel was stopped.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TunnelStopped {
+    /// Its pid (and process group).
+    pub pid: u32,
+    /// The signal it stopped on: `SIGINT` unless it ignored the interrupt for `interrupt_timeout`.
+    pub signal: &'static str,
+    /// True when it stopped on the interrupt, the only signal on which `minikube tunnel` removes its route to the
+    /// service CIDR and the gateway's external IP.
+    pub cleaned_up: bool,
+    /// How long it was given to stop after the interrupt.
+    pub interrupt_timeout_s: u64,
+}
+
+/// Stops the tunnel `lab up` recorded, if it still runs, the way minikube expects: an interrupt (SIGINT, Ctrl-C)
+/// to its process group, because `minikube tunnel` cleans up — removes its route to the service CIDR and the
+/// LoadBalancer ingress IPs it set — only when interrupted (`cmd/minikube/cmd/tunnel.go` cancels the tunnel on
+/// `os.Interrupt` alone; the cancel runs `tunnel.cleanup()`, `pkg/minikube/tunnel/tunnel_manager.go`; any other
+/// signal kills it with both left behind). One that is still running `interrupt_timeout` later gets SIGTERM, then
+/// SIGKILL (5 seconds each).
+pub async fn stop_tunnel(settings: &Settings, interrupt_timeout: Duration) -> anyhow::Result<Option<TunnelStopped>> {
     let pid = state::read_tunnel_pid(settings)?;
     let Some(pid) = pid.filter(|pid| state::process_alive(*pid)) else {
         state::forget(settings, state::TUNNEL_PID_FILE)?;
         return Ok(None);
     };
-    ToolCommand::new(
-        "stop the minikube tunnel",
-        std::path::Path::new("kill"),
-        &[&pid.to_string()],
+    let steps = [
+        (Signal::Interrupt, interrupt_timeout),
+        (Signal::Terminate, Duration::from_secs(5)),
+        (Signal::Kill, Duration::from_secs(5)),
+    ];
+    let stopped = |signal: Signal| TunnelStopped {
+        pid,
+        signal: signal.name(),
+        cleaned_up: signal == Signal::Interrupt,
+        interrupt_timeout_s: interrupt_timeout.as_secs(),
+    };
+    let mut previous = None;
+    for (signal, wait) in steps {
+        tracing::info!(pid, signal = signal.name(), "stopping the minikube tunnel");
+        let delivered = tokio::task::spawn_blocking(move || signal_process_group(pid, signal))
+            .await
+            .context("signalling the minikube tunnel")??;
+        if !delivered {
+            // The tunnel leads a process group of its own: with no process left in that group it has stopped (on
+            // the previous signal), or, at the first signal, the pid now names some other process.
+            state::forget(settings, state::TUNNEL_PID_FILE)?;
+            return Ok(previous.map(stopped));
+        }
+        if until_stopped(pid, wait).await {
+            state::forget(settings, state::TUNNEL_PID_FILE)?;
+            return Ok(Some(stopped(signal)));
+        }
+        previous = Some(signal);
+    }
+    anyhow::bail!(
+        "`minikube tunnel` (pid {pid}) still runs after SIGINT, SIGTERM and SIGKILL\nhelp: look at it with `ps -o pid,stat,cmd -g {pid}` (a process in state D waits on the kernel), and stop it with `sudo kill -KILL -- -{pid}`"
     )
-    .run()?;
-    state::forget(settings, state::TUNNEL_PID_FILE)?;
-    Ok(Some(pid))
+}
+
+/// Waits until `pid` has stopped, at most `deadline`; true when it did. A bounded poll: the tunnel is not this
+/// process's child (the `lab up` that started it has ended), so nothing tells it when the tunnel exits.
+async fn until_stopped(pid: u32, deadline: Duration) -> bool {
+    let started = Instant::now();
+    loop {
+        if !state::process_alive(pid) {
+            return true;
+        }
+        if started.elapsed() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A local port forwarded to one pod's port; each connection gets its own forward. Stops when dropped.
@@ -258,7 +477,11 @@ impl Drop for PortForward {
 
 /// Forwards a free local port to a ready ingress-gateway pod's port 8080.
 pub async fn port_forward(cluster: &Cluster) -> anyhow::Result<PortForward> {
-    port_forward_to_pod(cluster, ISTIO_NAMESPACE, "istio=ingressgateway", GATEWAY_POD_PORT)
+    gateway_port_forward(&cluster.client).await
+}
+
+async fn gateway_port_forward(client: &kube::Client) -> anyhow::Result<PortForward> {
+    forward_to_pod(client, ISTIO_NAMESPACE, "istio=ingressgateway", GATEWAY_POD_PORT)
         .await
         .context("opening a port-forward to the ingress gateway")
 }
@@ -271,7 +494,16 @@ pub async fn port_forward_to_pod(
     selector: &str,
     pod_port: u16,
 ) -> anyhow::Result<PortForward> {
-    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
+    forward_to_pod(&cluster.client, namespace, selector, pod_port).await
+}
+
+async fn forward_to_pod(
+    client: &kube::Client,
+    namespace: &str,
+    selector: &str,
+    pod_port: u16,
+) -> anyhow::Result<PortForward> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let listed = pods
         .list(&ListParams::default().labels(selector))
         .await

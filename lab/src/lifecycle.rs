@@ -120,8 +120,12 @@ pub async fn status(settings: &Settings) -> anyhow::Result<LabStatus> {
 pub enum DownScope {
     /// The lab's namespace only.
     Lab,
-    /// The namespace, Istio (`istioctl x uninstall --purge`) and the tunnel.
-    Everything,
+    /// The namespace, Istio (`istioctl x uninstall --purge`) and the tunnel (given this long to stop on an
+    /// interrupt before it is terminated).
+    Everything {
+        /// How long the tunnel may take to clean up after the interrupt.
+        tunnel_timeout: Duration,
+    },
 }
 
 /// What `lab down` did.
@@ -131,12 +135,13 @@ pub struct DownReport {
     pub namespace_deleted: bool,
     /// Whether Istio was uninstalled.
     pub istio_uninstalled: bool,
-    /// The pid of the tunnel stopped, if one ran.
-    pub tunnel_stopped: Option<u32>,
+    /// The tunnel stopped, if one ran: its pid and the signal it stopped on.
+    pub tunnel_stopped: Option<ingress::TunnelStopped>,
 }
 
 /// Deletes the lab's namespace and waits (on a watch, at most `timeout`) until it is gone; with
-/// [`DownScope::Everything`] also uninstalls Istio and stops the tunnel.
+/// [`DownScope::Everything`] also stops the tunnel (with an interrupt, see [`ingress::stop_tunnel`]) and uninstalls
+/// Istio.
 pub async fn down(
     settings: &Settings,
     scope: DownScope,
@@ -185,8 +190,8 @@ pub async fn down(
         istio_uninstalled: false,
         tunnel_stopped: None,
     };
-    if scope == DownScope::Everything {
-        report.tunnel_stopped = ingress::stop_tunnel(settings)?;
+    if let DownScope::Everything { tunnel_timeout } = scope {
+        report.tunnel_stopped = ingress::stop_tunnel(settings, tunnel_timeout).await?;
         let istioctl = match istioctl {
             Some(path) => path,
             None => fetch_istioctl(&FetchOptions::lab_default(settings.cache_dir.clone()))

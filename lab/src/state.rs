@@ -92,14 +92,24 @@ fn profile_dir(settings: &Settings) -> PathBuf {
     settings.state_dir.join(&settings.profile)
 }
 
-/// True when a process with `pid` exists: `/proc/PID` where there is a `/proc` (Linux), else `kill -0 PID` (macOS,
-/// which has no `/proc`: there a `/proc` check would call every process dead, so a held lock would look stale and
-/// a running tunnel would never be found).
+/// True when a process with `pid` runs: on Linux, `/proc/PID/stat` exists and its state is not zombie (a process
+/// that exited and that no parent reaped yet — a tunnel whose `lab up` ended is reaped by whatever adopted it,
+/// which in a container may be never); elsewhere `kill -0 PID` (macOS, which has no `/proc`: there a `/proc`
+/// check would call every process dead, so a held lock would look stale and a running tunnel would never be found).
 pub fn process_alive(pid: u32) -> bool {
     match Path::new("/proc/self").exists() {
-        true => Path::new(&format!("/proc/{pid}")).exists(),
+        true => match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(stat) => !matches!(proc_state(&stat), Some('Z' | 'X')),
+            Err(_) => false,
+        },
         false => signal_zero_reaches(pid),
     }
+}
+
+/// The state letter of a `/proc/PID/stat` line (`pid (comm) S …`; `comm` may hold spaces and parentheses, so the
+/// state follows the last `)`, as proc(5) says).
+fn proc_state(stat: &str) -> Option<char> {
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 /// `kill -0 PID` exits 0 when the process exists (and is ours to signal, as the lab's own processes are).
@@ -218,6 +228,24 @@ mod tests {
         assert!(signal_zero_reaches(std::process::id()));
         assert!(!process_alive(finished));
         assert!(!signal_zero_reaches(finished));
+    }
+
+    #[test]
+    fn a_zombie_is_not_alive() {
+        assert_eq!(proc_state("42 (minikube) S 1 42 42 0"), Some('S'));
+        assert_eq!(proc_state("42 (a) b (c)) Z 1 42 42 0"), Some('Z'));
+        // A child that exited and that this test has not reaped yet.
+        #[allow(clippy::disallowed_methods)] // The test needs a zombie of its own.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let became_zombie = std::time::Instant::now();
+        while std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| proc_state(&stat) != Some('Z')) {
+            assert!(became_zombie.elapsed() < std::time::Duration::from_secs(10));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(Path::new(&format!("/proc/{pid}")).exists(), "not reaped yet");
+        assert!(!process_alive(pid));
+        child.wait().unwrap();
     }
 
     #[test]

@@ -29,6 +29,40 @@ pub struct Rule {
     /// `istioctl install` makes the fake API server install Istio.
     #[serde(default)]
     pub http_get: Option<String>,
+    /// Run like `minikube tunnel`: until an interrupt (SIGINT) or a SIGTERM arrives (at most `sleep_ms`, or five
+    /// minutes), recording each signal in `<tool>.signals.jsonl` ([`SignalRecord`]). Like the real tunnel it cleans
+    /// up only on an interrupt: minikube's `cmd/minikube/cmd/tunnel.go` cancels the tunnel on `os.Interrupt`
+    /// alone (`signal.Notify(ctrlC, os.Interrupt)`), and that cancel is what runs `tunnel.cleanup()` (route and
+    /// LoadBalancer ingress IP, `pkg/minikube/tunnel/tunnel_manager.go` `run`); a SIGTERM kills it as is.
+    #[serde(default)]
+    pub until_signalled: bool,
+    /// With `until_signalled`: how long the cleanup after an interrupt takes (a tunnel whose cleanup hangs, e.g.
+    /// on an unreachable API server); a SIGTERM meanwhile ends it without cleaning up.
+    #[serde(default)]
+    pub interrupt_cleanup_ms: u64,
+    /// With `until_signalled`: forward TCP connections from a local address to a target while running, as
+    /// `minikube tunnel` does with `ssh -L` under the docker driver (`pkg/minikube/tunnel/kic/ssh_conn.go`);
+    /// once the process is gone, the local address refuses connections.
+    #[serde(default)]
+    pub forward: Option<Forward>,
+}
+
+/// A TCP forward a fake tunnel holds while it runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Forward {
+    /// Where it listens, e.g. `127.0.0.1:24567`.
+    pub listen: String,
+    /// Where each connection goes, e.g. the gateway stand-in's address.
+    pub target: String,
+}
+
+/// A signal a fake tool running `until_signalled` received: one JSON line in `<tool>.signals.jsonl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalRecord {
+    /// `SIGINT` or `SIGTERM`.
+    pub signal: String,
+    /// Whether the tool cleaned up in answer to it (only an interrupt whose cleanup finished).
+    pub cleaned_up: bool,
 }
 
 impl Rule {
@@ -98,6 +132,15 @@ impl FakeTools {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         text.lines()
             .map(|line| serde_json::from_str(line).expect("call record"))
+            .collect()
+    }
+
+    /// The signals `tool` received while running `until_signalled`, in order.
+    pub fn signals(&self, tool: &str) -> Vec<SignalRecord> {
+        let path = self.dir.path().join(format!("{tool}.signals.jsonl"));
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.lines()
+            .map(|line| serde_json::from_str(line).expect("signal record"))
             .collect()
     }
 

@@ -290,6 +290,9 @@ pub struct DownFlags {
     /// Seconds the namespace may take to be deleted.
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub timeout: u64,
+    /// Seconds `minikube tunnel` may take to clean up after the interrupt (for --all); then it is terminated.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub tunnel_timeout: u64,
 }
 
 /// `cargo xtask istio …`

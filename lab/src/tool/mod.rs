@@ -318,6 +318,54 @@ pub(crate) fn sudo_without_password() -> Result<ToolOutput, ToolError> {
         .output()
 }
 
+/// A signal `lab` sends to a process it started in the background (`minikube tunnel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT, what Ctrl-C sends: the one `minikube tunnel` cleans up on.
+    Interrupt,
+    /// SIGTERM.
+    Terminate,
+    /// SIGKILL, which no process can catch.
+    Kill,
+}
+
+impl Signal {
+    /// `SIGINT`, `SIGTERM` or `SIGKILL`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+            Signal::Kill => "SIGKILL",
+        }
+    }
+
+    /// The name `kill -s` takes.
+    fn kill_name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "INT",
+            Signal::Terminate => "TERM",
+            Signal::Kill => "KILL",
+        }
+    }
+}
+
+/// Sends `signal` to every process of the process group `pgid` (`kill -s INT -- -PGID`), as Ctrl-C in a terminal
+/// reaches every process of its foreground group: [`ToolCommand::spawn_logged`] starts a command as the leader of
+/// a group of its own, so the group's id is the pid it recorded, and helpers the command started (minikube's
+/// `ssh -L` tunnels) get the signal too. Returns false when no process of that group was left to signal.
+pub fn signal_process_group(pgid: u32, signal: Signal) -> Result<bool, ToolError> {
+    let group = format!("-{pgid}");
+    let output = ToolCommand::new(
+        &format!("send {} to process group {pgid}", signal.name()),
+        Path::new("kill"),
+        &["-s", signal.kill_name(), "--", &group],
+    )
+    .timeout(Duration::from_secs(10))
+    .output()?;
+    tracing::debug!(pgid, signal = signal.name(), code = ?output.code, stderr = %output.stderr.trim(), "signalled");
+    Ok(output.success())
+}
+
 /// "exited with code N" or "was killed by a signal".
 fn describe_status(code: Option<i32>) -> String {
     match code {
@@ -372,6 +420,50 @@ mod tests {
         let error = command.output().unwrap_err();
         assert!(matches!(error, ToolError::NotFound { .. }), "{error:?}");
         assert!(error.to_string().contains("failed to read the version"), "{error}");
+    }
+
+    #[test]
+    fn a_signal_reaches_the_whole_group_and_an_empty_group_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("group.log");
+        // The leader runs its trap only once the `sleep` it waits for has ended: quickly only if the sleep got the
+        // signal as well.
+        let script = "trap 'echo leader got it' TERM; sleep 60; echo sleep ended";
+        let handle = ToolCommand::new("sleep", Path::new("sh"), &["-c", script])
+            .spawn_logged(&log)
+            .unwrap();
+        let pgid = handle.pids()[0];
+        let started = std::time::Instant::now();
+        // Until the shell runs the sleep (its trap is set by then), bounded.
+        let sleeping = || {
+            std::fs::read_to_string(format!("/proc/{pgid}/task/{pgid}/children"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .any(|child| {
+                    std::fs::read_to_string(format!("/proc/{child}/comm")).is_ok_and(|comm| comm.trim() == "sleep")
+                })
+        };
+        while !sleeping() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the shell never started its sleep"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(signal_process_group(pgid, Signal::Terminate).unwrap());
+        let output = handle.wait().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "the sleep did not get the signal"
+        );
+        assert_eq!(output.status.code(), Some(0));
+        // The shell reports its sleep "Terminated", then runs its trap.
+        let log = std::fs::read_to_string(&log).unwrap();
+        assert!(log.ends_with("leader got it\nsleep ended\n"), "{log}");
+        assert!(
+            !signal_process_group(pgid, Signal::Terminate).unwrap(),
+            "no process is left in the group"
+        );
     }
 
     #[test]

@@ -13,7 +13,9 @@ use crate::flags::DownFlags;
 /// Tears the lab down and says what was removed.
 pub(crate) async fn run(settings: &Settings, flags: &DownFlags) -> CommandResult {
     let scope = match flags.all {
-        true => DownScope::Everything,
+        true => DownScope::Everything {
+            tunnel_timeout: Duration::from_secs(flags.tunnel_timeout),
+        },
         false => DownScope::Lab,
     };
     let report = down(
@@ -23,6 +25,15 @@ pub(crate) async fn run(settings: &Settings, flags: &DownFlags) -> CommandResult
         Duration::from_secs(flags.timeout),
     )
     .await?;
+    if let Some(stopped) = report.tunnel_stopped.as_ref().filter(|stopped| !stopped.cleaned_up) {
+        eprintln!(
+            "warning: `minikube tunnel` (pid {pid}) did not stop within {}s of an interrupt, so it was stopped with {}: its route to the service CIDR and the ingress gateway's external IP may be left behind\nhelp: run `minikube tunnel -p {}` and stop it with Ctrl-C: on start it removes the routes of tunnels that no longer run, on Ctrl-C its own",
+            stopped.interrupt_timeout_s,
+            stopped.signal,
+            settings.profile,
+            pid = stopped.pid,
+        );
+    }
     match settings.format {
         Format::Json => println!("{}", to_json(&report)),
         Format::Human => {
@@ -30,8 +41,8 @@ pub(crate) async fn run(settings: &Settings, flags: &DownFlags) -> CommandResult
                 true => println!("namespace \"tf-serving\" deleted"),
                 false => println!("namespace \"tf-serving\" was not there"),
             }
-            if let Some(pid) = report.tunnel_stopped {
-                println!("minikube tunnel (pid {pid}) stopped");
+            if let Some(stopped) = &report.tunnel_stopped {
+                println!("minikube tunnel (pid {}) stopped", stopped.pid);
             }
             if report.istio_uninstalled {
                 println!("Istio uninstalled");

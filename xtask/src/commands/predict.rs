@@ -1,15 +1,30 @@
 //! `lab predict`: send predictions through the ingress and print the top classes, the model that served, latency.
+//! Without `--url`, the ingress `lab up` recorded is reopened for this command (`lab::ingress::reopen_recorded`).
 
 use lab::output::{paint, table, to_json, use_colour};
 use lab::predict::{PredictPlan, PredictReport, parse_header, run_predictions};
-use lab::{CommandStatus, Format, LabError, Settings};
+use lab::{CommandStatus, Format, Settings};
 
 use crate::CommandResult;
 use crate::flags::PredictFlags;
 
 /// Resolves the flags into a plan, sends the predictions and prints them; exit 1 when any request failed.
 pub(crate) async fn run(settings: &Settings, flags: &PredictFlags) -> CommandResult {
-    let plan = plan_from(settings, flags)?;
+    // Held until the predictions are sent: a reopened port-forward lives as long as this.
+    let recorded;
+    let url = match &flags.url {
+        Some(url) => url.clone(),
+        None => {
+            recorded = super::stage::open_ingress(
+                settings,
+                "no ingress URL is known",
+                "pass `--url http://HOST:PORT`, or run `cargo xtask lab up`, which records it",
+            )
+            .await?;
+            recorded.url.clone()
+        }
+    };
+    let plan = plan_from(url, flags)?;
     let report = run_predictions(&plan).await?;
     match settings.format {
         Format::Json => println!("{}", to_json(&report)),
@@ -21,17 +36,8 @@ pub(crate) async fn run(settings: &Settings, flags: &PredictFlags) -> CommandRes
     })
 }
 
-/// The typed plan: URL (flag, else the one `lab up` recorded), image bytes, headers, payload choice.
-fn plan_from(settings: &Settings, flags: &PredictFlags) -> anyhow::Result<PredictPlan> {
-    let url = match &flags.url {
-        Some(url) => url.clone(),
-        None => lab::state::read_ingress_url(settings)?.ok_or_else(|| {
-            LabError::not_ready(
-                "no ingress URL is known",
-                "pass `--url http://HOST:PORT`, or run `cargo xtask lab up`, which records it",
-            )
-        })?,
-    };
+/// The typed plan: URL (`--url`, else the recorded ingress), image bytes, headers, payload choice.
+fn plan_from(url: String, flags: &PredictFlags) -> anyhow::Result<PredictPlan> {
     let image = super::read_image(flags.image.as_deref())?;
     let headers = flags
         .headers

@@ -1,6 +1,7 @@
 //! `lab reset [STAGE]`: return to a stage fast, reusing running pods, and say what changed.
 
 use lab::stages::LabDefinition;
+use lab::state::LabLock;
 use lab::{CommandStatus, Settings};
 
 use crate::CommandResult;
@@ -10,6 +11,7 @@ use crate::flags::ResetFlags;
 pub(crate) async fn run(settings: &Settings, flags: &ResetFlags) -> CommandResult {
     let lab = LabDefinition::load_default()?;
     let stage = lab.stage(&flags.stage)?;
-    let _applied = super::stage::apply_and_print(settings, &lab, stage, "lab reset", &flags.rollout).await?;
+    let lock = LabLock::acquire(settings, "lab reset")?;
+    let _applied = super::stage::apply_and_print(settings, &lab, stage, lock, &flags.rollout).await?;
     Ok(CommandStatus::Ok)
 }

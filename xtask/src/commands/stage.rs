@@ -1,6 +1,8 @@
-//! `lab stage NAME`: apply a stage (apply, prune, roll out), then assert it unless `--no-assert`.
+//! `lab stage NAME`: apply a stage (apply, prune, roll out), then assert it unless `--no-assert`, through the
+//! ingress `lab up` recorded, reopened for this command (`lab::ingress::reopen_recorded`).
 
 use lab::cluster::Cluster;
+use lab::ingress::{self, Ingress};
 use lab::output::to_json;
 use lab::report::RunReport;
 use lab::stage_apply::{StageReport, apply_stage, assert_stage};
@@ -11,23 +13,43 @@ use lab::{CommandStatus, Format, LabError, Settings};
 use crate::CommandResult;
 use crate::flags::{RolloutFlags, StageFlags};
 
-/// Applies the stage and prints what changed.
+/// Applies the stage and prints what changed, then asserts it through the recorded ingress.
 pub(crate) async fn run(settings: &Settings, flags: &StageFlags) -> CommandResult {
     let lab = LabDefinition::load_default()?;
     let stage = lab.stage(&flags.name)?;
-    let applied = apply_and_print(settings, &lab, stage, "lab stage", &flags.rollout).await?;
-    if !flags.no_assert {
-        let url = lab::state::read_ingress_url(settings)?.ok_or_else(|| {
-            LabError::not_ready(
+    let lock = LabLock::acquire(settings, "lab stage")?;
+    // The way in first: an ingress that cannot be reached fails here, before anything is applied.
+    let ingress = match flags.no_assert {
+        true => None,
+        false => Some(
+            open_ingress(
+                settings,
                 "no ingress URL is recorded, so the stage cannot be asserted",
                 "run `cargo xtask lab up` first, or pass --no-assert",
             )
-        })?;
-        let check = assert_stage(&applied.cluster, &lab, stage, &url).await?;
-        let report = RunReport::new(url, applied.started, vec![check]);
-        return super::reports::print_and_write(settings, &flags.reports, &report);
+            .await?,
+        ),
+    };
+    let applied = apply_and_print(settings, &lab, stage, lock, &flags.rollout).await?;
+    let Some(ingress) = ingress else {
+        return Ok(CommandStatus::Ok);
+    };
+    let check = assert_stage(&applied.cluster, &lab, stage, &ingress.url).await?;
+    let report = RunReport::new(ingress.url.clone(), applied.started, vec![check]);
+    super::reports::print_and_write(settings, &flags.reports, &report)
+}
+
+/// The recorded ingress, usable for as long as the returned value lives (a port-forward is reopened, a dead
+/// tunnel restarted); says on stderr what it had to do. Without one recorded, a not-ready error with `missing`
+/// and its `help`.
+pub(crate) async fn open_ingress(settings: &Settings, missing: &str, help: &str) -> anyhow::Result<Ingress> {
+    let ingress = ingress::reopen_recorded(settings, ingress::REOPEN_DEADLINE)
+        .await?
+        .ok_or_else(|| LabError::not_ready(missing, help))?;
+    if let Some(note) = &ingress.note {
+        eprintln!("note: {note}");
     }
-    Ok(CommandStatus::Ok)
+    Ok(ingress)
 }
 
 /// A stage applied under the lab lock, which stays held until this is dropped.
@@ -39,16 +61,15 @@ pub(crate) struct Applied {
     pub(crate) started: std::time::SystemTime,
 }
 
-/// What `lab stage` and `lab reset` share: take the lab lock as `holder`, connect, apply `stage` of `lab` and print
+/// What `lab stage` and `lab reset` share: under the lab lock (`lock`), connect, apply `stage` of `lab` and print
 /// what changed.
 pub(crate) async fn apply_and_print(
     settings: &Settings,
     lab: &LabDefinition,
     stage: &Stage,
-    holder: &str,
+    lock: LabLock,
     rollout: &RolloutFlags,
 ) -> anyhow::Result<Applied> {
-    let lock = LabLock::acquire(settings, holder)?;
     let cluster = Cluster::connect(settings).await?;
     let started = std::time::SystemTime::now();
     let report = apply_stage(settings, &cluster, lab, stage, rollout.deadline()).await?;
