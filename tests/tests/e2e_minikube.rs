@@ -241,11 +241,12 @@ fn lab_up_on_a_real_minikube_asserts_every_stage_writes_nothing_twice_and_comes_
     assert_eq!(down_all.code, 0, "lab down --all failed");
     let down_all = down_all.json();
     assert_eq!(down_all["istio_uninstalled"], true, "{down_all:#}");
-    let tunnel_pid = down_all["tunnel_stopped"]
-        .as_u64()
-        .expect("lab down --all stops the tunnel");
-    // The tunnel cleans up (its route and the gateway's ingress IP) before it exits, after `lab down` returned:
-    // a bounded poll (30 s) for its exit.
+    let stopped = &down_all["tunnel_stopped"];
+    let tunnel_pid = stopped["pid"].as_u64().expect("lab down --all stops the tunnel");
+    // Interrupted, so that minikube removed its route and the gateway's ingress IP (it does only on SIGINT).
+    assert_eq!(stopped["signal"], "SIGINT", "{down_all:#}");
+    assert_eq!(stopped["cleaned_up"], true, "{down_all:#}");
+    // `lab down` waited for the exit; a bounded poll (30 s) stays as a guard against a pid still being reaped.
     let proc_entry = format!("/proc/{tunnel_pid}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while Path::new(&proc_entry).exists() && Instant::now() < deadline {
