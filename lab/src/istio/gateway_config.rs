@@ -232,7 +232,11 @@ impl GatewayExpectation {
                     actual.len(),
                     self.virtual_service,
                     self.routes.len(),
-                    actual.iter().map(GatewayRoute::describe).collect::<Vec<_>>().join(", then ")
+                    actual
+                        .iter()
+                        .map(GatewayRoute::describe)
+                        .collect::<Vec<_>>()
+                        .join(", then ")
                 ));
                 continue;
             }
@@ -358,8 +362,17 @@ fn gateway_server_port(manifests: &[Manifest]) -> u32 {
     manifests
         .iter()
         .filter(|manifest| manifest.kind() == "Gateway")
-        .flat_map(|manifest| manifest.object["spec"]["servers"].as_array().cloned().unwrap_or_default())
-        .find(|server| server["port"]["protocol"].as_str().is_some_and(|p| p.eq_ignore_ascii_case("http")))
+        .flat_map(|manifest| {
+            manifest.object["spec"]["servers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .find(|server| {
+            server["port"]["protocol"]
+                .as_str()
+                .is_some_and(|p| p.eq_ignore_ascii_case("http"))
+        })
         .and_then(|server| server["port"]["number"].as_u64())
         .map(|port| port as u32)
         .unwrap_or(80)
@@ -493,14 +506,11 @@ pub fn route_configuration<'a>(config_dump: &'a Value, name: &str) -> Option<&'a
 /// The virtual host whose domains include `host` (for `*`, the one with the domain `*`, as istiod's
 /// `buildGatewayVirtualHostDomains` at 1.12.7 gives a `*` host).
 fn virtual_host_for<'a>(route_config: &'a Value, host: &str) -> Option<&'a Value> {
-    route_config["virtual_hosts"]
-        .as_array()?
-        .iter()
-        .find(|virtual_host| {
-            virtual_host["domains"]
-                .as_array()
-                .is_some_and(|domains| domains.iter().any(|domain| domain == host))
-        })
+    route_config["virtual_hosts"].as_array()?.iter().find(|virtual_host| {
+        virtual_host["domains"]
+            .as_array()
+            .is_some_and(|domains| domains.iter().any(|domain| domain == host))
+    })
 }
 
 /// The routes of `virtual_host` that istiod built from the VirtualService at `config_path` (their
@@ -635,7 +645,10 @@ pub fn healthy_endpoints(clusters: &Value) -> BTreeMap<String, EndpointCount> {
             continue;
         };
         let hosts = status["host_statuses"].as_array().cloned().unwrap_or_default();
-        let healthy = hosts.iter().filter(|host| host_is_healthy(&host["health_status"])).count();
+        let healthy = hosts
+            .iter()
+            .filter(|host| host_is_healthy(&host["health_status"]))
+            .count();
         counts.insert(
             name.to_string(),
             EndpointCount {

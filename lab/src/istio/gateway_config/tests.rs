@@ -111,7 +111,11 @@ fn clusters(statuses: &[(&str, &[&str])]) -> Value {
 }
 
 fn healthy_both() -> Value {
-    clusters(&[(R50, &["HEALTHY"]), (R101, &["HEALTHY"]), (SERVICE, &["HEALTHY", "HEALTHY"])])
+    clusters(&[
+        (R50, &["HEALTHY"]),
+        (R101, &["HEALTHY"]),
+        (SERVICE, &["HEALTHY", "HEALTHY"]),
+    ])
 }
 
 fn split(resnet50: u32, resnet101: u32) -> Value {
@@ -136,7 +140,13 @@ fn the_expectation_names_what_istiod_builds_for_each_stage() {
     // Weight 0 dropped, and the one destination left is a plain cluster.
     let canary = expectation("canary-deployed");
     assert_eq!(canary.routes[0].targets.len(), 1);
-    assert_eq!((canary.routes[0].targets[0].cluster.as_str(), canary.routes[0].targets[0].weight), (R50, 100));
+    assert_eq!(
+        (
+            canary.routes[0].targets[0].cluster.as_str(),
+            canary.routes[0].targets[0].weight
+        ),
+        (R50, 100)
+    );
     let split_stage = expectation("split-70-30");
     let weights: Vec<(&str, u32)> = split_stage.routes[0]
         .targets
@@ -154,16 +164,28 @@ fn the_expectation_names_what_istiod_builds_for_each_stage() {
 #[test]
 fn a_gateway_serving_the_stage_differs_in_nothing() {
     let stable = dump(vec![route(&[], &[(SERVICE, 100, "resnet50")])]);
-    assert_eq!(expectation("stable").differences(&stable, &healthy_both()), Vec::<String>::new());
+    assert_eq!(
+        expectation("stable").differences(&stable, &healthy_both()),
+        Vec::<String>::new()
+    );
     let canary = dump(vec![route(&[], &[(R50, 100, "resnet50")])]);
-    assert_eq!(expectation("canary-deployed").differences(&canary, &healthy_both()), Vec::<String>::new());
+    assert_eq!(
+        expectation("canary-deployed").differences(&canary, &healthy_both()),
+        Vec::<String>::new()
+    );
     let split_dump = dump(vec![split(70, 30)]);
-    assert_eq!(expectation("split-70-30").differences(&split_dump, &healthy_both()), Vec::<String>::new());
+    assert_eq!(
+        expectation("split-70-30").differences(&split_dump, &healthy_both()),
+        Vec::<String>::new()
+    );
     let focused = dump(vec![
         route(&[("user-group", "canary")], &[(R101, 100, "resnet101")]),
         route(&[], &[(R50, 100, "resnet50")]),
     ]);
-    assert_eq!(expectation("focused").differences(&focused, &healthy_both()), Vec::<String>::new());
+    assert_eq!(
+        expectation("focused").differences(&focused, &healthy_both()),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -192,7 +214,10 @@ fn only_the_routes_of_the_stages_virtual_service_count() {
         json!("/apis/networking.istio.io/v1alpha3/namespaces/default/virtual-service/other");
     // Another VirtualService's route before the lab's is skipped.
     let both = dump(vec![foreign.clone(), split(70, 30)]);
-    assert_eq!(expectation("split-70-30").route_differences(&both), Vec::<String>::new());
+    assert_eq!(
+        expectation("split-70-30").route_differences(&both),
+        Vec::<String>::new()
+    );
     let only_foreign = dump(vec![foreign]);
     assert_eq!(
         expectation("split-70-30").route_differences(&only_foreign),
@@ -250,7 +275,9 @@ fn the_same_weights_through_other_clusters_are_named() {
     let stable = dump(vec![route(&[], &[(SERVICE, 100, "resnet50")])]);
     assert_eq!(
         expectation("canary-deployed").route_differences(&stable),
-        [format!("route 1: the gateway sends traffic to {SERVICE}, the stage to {R50}")]
+        [format!(
+            "route 1: the gateway sends traffic to {SERVICE}, the stage to {R50}"
+        )]
     );
 }
 
@@ -277,7 +304,10 @@ fn a_cluster_without_a_healthy_endpoint_is_named() {
     // An endpoint ejected by outlier detection takes no traffic either.
     let mut ejected = clusters(&[(R50, &["HEALTHY"]), (R101, &["HEALTHY"])]);
     ejected["cluster_statuses"][1]["host_statuses"][0]["health_status"]["failed_outlier_check"] = json!(true);
-    assert_eq!(healthy_endpoints(&ejected)[R101], EndpointCount { listed: 1, healthy: 0 });
+    assert_eq!(
+        healthy_endpoints(&ejected)[R101],
+        EndpointCount { listed: 1, healthy: 0 }
+    );
 }
 
 #[test]
@@ -288,7 +318,10 @@ fn string_match_header_matchers_read_like_the_older_fields() {
     assert_eq!(gateway_route(&newer).unwrap(), gateway_route(&older).unwrap());
     let mut inverted = older.clone();
     inverted["match"]["headers"][0]["invert_match"] = json!(true);
-    assert_eq!(gateway_route(&inverted).unwrap().headers["user-group"], r#"not exact "canary""#);
+    assert_eq!(
+        gateway_route(&inverted).unwrap().headers["user-group"],
+        r#"not exact "canary""#
+    );
 }
 
 #[test]
@@ -309,7 +342,10 @@ fn the_whole_config_dump_reads_like_the_filtered_one() {
 
 #[test]
 fn cluster_names_follow_istio() {
-    assert_eq!(cluster_name("image-classifier", Some("resnet101"), 8501, "tf-serving"), R101);
+    assert_eq!(
+        cluster_name("image-classifier", Some("resnet101"), 8501, "tf-serving"),
+        R101
+    );
     assert_eq!(cluster_name("image-classifier", None, 8501, "tf-serving"), SERVICE);
     // A name with a dot is taken as fully qualified, as ResolveShortnameToFQDN does.
     assert_eq!(
