@@ -201,6 +201,9 @@ async fn restart(cluster: &Cluster, namespace: &str, name: &str) -> anyhow::Resu
 /// `ingress_url` and judge where it went (`lab::checks`, the same code as `lab check`). The caller decides what a
 /// verdict other than pass means; `--no-assert` skips this call.
 ///
+/// First it waits until the ingress gateway serves the stage's routes with live endpoints
+/// ([`crate::istio::gateway_config::wait_for_stage`]), so no verdict is drawn from an Istio push still under way.
+///
 /// The request body is built once (the Grace Hopper image, in the payload the model's metadata asks for) and,
 /// before any assertion, sent to each version the stage deploys directly (a port-forward to one of its pods), so
 /// a response that lacks the `x-model-version` header is attributed by its nearest reference. A version whose
@@ -213,6 +216,14 @@ pub async fn assert_stage(
     ingress_url: &str,
 ) -> anyhow::Result<crate::report::StageReport> {
     let asserted = async {
+        // Not one request before the gateway serves the stage's routes with live endpoints (bounded; skipped with a
+        // warning when its admin port cannot be read).
+        let (manifests, timeout) = (
+            lab.stage_manifests(stage)?,
+            crate::istio::gateway_config::DEFAULT_SERVE_TIMEOUT,
+        );
+        let note = |text: &str| tracing::info!("{text}");
+        crate::istio::gateway_config::wait_for_stage(cluster, &stage.name, &manifests, timeout, &note).await?;
         let body = crate::checks::payload_body(
             ingress_url,
             crate::predict::PayloadChoice::Auto,

@@ -10,6 +10,7 @@ pub mod cache;
 pub mod download;
 pub mod error;
 pub mod extract;
+pub mod gateway_config;
 pub mod install;
 pub mod progress;
 pub mod verify;

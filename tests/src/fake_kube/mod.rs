@@ -103,8 +103,9 @@ struct Shared {
     crds_established_after: std::time::Duration,
     tunnel_address: Option<(String, u16)>,
     port_forward_target: Option<SocketAddr>,
-    /// (label selector, target), checked in order before `port_forward_target`.
-    port_forward_targets: Vec<(String, SocketAddr)>,
+    /// (label selector, pod port or any, target): those naming the port first, then the others, each in order,
+    /// before `port_forward_target`.
+    port_forward_targets: Vec<(String, Option<u16>, SocketAddr)>,
 }
 
 type SharedState = Arc<(Mutex<Shared>, tokio::sync::Notify)>;
@@ -256,7 +257,18 @@ impl FakeKube {
     /// Makes port-forwards to the pods matching the label `selector` (`k=v,k2=v2`, e.g. `version=resnet50`) reach
     /// `target` instead; selectors are checked in the order given, then [`FakeKube::port_forward_to`]'s target.
     pub fn port_forward_selected_to(&self, selector: &str, target: SocketAddr) {
-        self.lock().port_forward_targets.push((selector.to_string(), target));
+        self.lock()
+            .port_forward_targets
+            .push((selector.to_string(), None, target));
+    }
+
+    /// Makes port-forwards to port `pod_port` of the pods matching `selector` reach `target` (checked before the
+    /// selectors of [`FakeKube::port_forward_selected_to`]): a pod with several ports, like the ingress gateway's
+    /// 8080 (HTTP) and 15000 (Envoy's admin API).
+    pub fn port_forward_port_to(&self, selector: &str, pod_port: u16, target: SocketAddr) {
+        self.lock()
+            .port_forward_targets
+            .push((selector.to_string(), Some(pod_port), target));
     }
 
     /// The stored object, if any (`plural` as in the URL: `deployments`, `virtualservices`).
@@ -465,24 +477,33 @@ async fn port_forward(
     use axum::extract::ws::Message;
     use futures::{SinkExt, StreamExt};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port: u16 = query.get("ports").and_then(|ports| ports.parse().ok()).unwrap_or(0);
     let target = {
         let locked = shared.0.lock().expect("lock");
         let key = ("pods".to_string(), namespace.clone(), name.clone());
         let Some(pod) = locked.objects.get(&key) else {
             return status_response(404, "NotFound", &format!("pods \"{name}\" not found"));
         };
-        let selected_target = locked.port_forward_targets.iter().find(|(selector, _)| {
+        let pod_selected = |selector: &String| {
             let query = HashMap::from([("labelSelector".to_string(), selector.clone())]);
             selected(pod, &query)
-        });
-        selected_target
-            .map(|(_, target)| *target)
+        };
+        let for_port = locked
+            .port_forward_targets
+            .iter()
+            .find(|(selector, pod_port, _)| *pod_port == Some(port) && pod_selected(selector));
+        let for_pod = locked
+            .port_forward_targets
+            .iter()
+            .find(|(selector, pod_port, _)| pod_port.is_none() && pod_selected(selector));
+        for_port
+            .or(for_pod)
+            .map(|(_, _, target)| *target)
             .or(locked.port_forward_target)
     };
     let Some(target) = target else {
         return status_response(500, "InternalError", "the fake has no port-forward target");
     };
-    let port: u16 = query.get("ports").and_then(|ports| ports.parse().ok()).unwrap_or(0);
     upgrade
         .protocols(["v4.channel.k8s.io"])
         .on_upgrade(move |socket| async move {

@@ -4,6 +4,7 @@ mod cli_surface;
 mod cluster;
 mod doctor;
 mod faults;
+mod gateway;
 mod ingress;
 mod istio_fetch;
 mod json_style;

@@ -381,19 +381,24 @@ fn lab_check_without_a_url_or_with_an_unknown_stage_is_a_usage_error() {
 }
 
 #[test]
-fn the_envoy_bootstrap_follows_the_virtual_service_as_istiod_would() {
+fn the_envoy_config_follows_the_virtual_service_as_istiod_would() {
     let backends = BTreeMap::from([
         ("resnet50".to_string(), "127.0.0.1:1050".parse().unwrap()),
         ("resnet101".to_string(), "127.0.0.1:1101".parse().unwrap()),
     ]);
+    let r50 = "outbound|8501|resnet50|image-classifier.tf-serving.svc.cluster.local";
+    let r101 = "outbound|8501|resnet101|image-classifier.tf-serving.svc.cluster.local";
+    let xds = |stage: &str| StageRouting::of_stage(stage).xds(&backends);
     let routes = |stage: &str| {
-        let bootstrap = StageRouting::of_stage(stage).bootstrap(&backends);
-        let manager = &bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0];
-        manager["typed_config"]["route_config"]["virtual_hosts"][0]["routes"].clone()
+        let route_config = xds(stage).route_config;
+        assert_eq!(route_config["name"], "http.8080");
+        assert_eq!(route_config["virtual_hosts"][0]["name"], "*:80");
+        assert_eq!(route_config["virtual_hosts"][0]["domains"], serde_json::json!(["*"]));
+        route_config["virtual_hosts"][0]["routes"].clone()
     };
     let split = routes("split-70-30");
     let clusters = &split[0]["route"]["weighted_clusters"]["clusters"];
-    assert_eq!(clusters[0]["name"], "outbound|8501|resnet50|image-classifier");
+    assert_eq!(clusters[0]["name"], r50);
     assert_eq!(
         (clusters[0]["weight"].as_u64(), clusters[1]["weight"].as_u64()),
         (Some(70), Some(30))
@@ -406,29 +411,49 @@ fn the_envoy_bootstrap_follows_the_virtual_service_as_istiod_would() {
         split[0]["route"]["timeout"], "0s",
         "Istio sets no route timeout unless asked"
     );
-    // Weight 0 is dropped, as istiod drops it; a single destination is a plain cluster.
-    let canary_deployed = routes("canary-deployed");
+    let retry = &split[0]["route"]["retry_policy"];
     assert_eq!(
-        canary_deployed[0]["route"]["weighted_clusters"]["clusters"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
+        (retry["num_retries"].as_u64(), retry["retriable_status_codes"].clone()),
+        (Some(2), serde_json::json!([503]))
+    );
+    assert_eq!(
+        split[0]["metadata"]["filter_metadata"]["istio"]["config"],
+        "/apis/networking.istio.io/v1alpha3/namespaces/tf-serving/virtual-service/image-classifier"
+    );
+    // Weight 0 is dropped, as istiod drops it, and the one cluster left is a plain cluster.
+    let canary_deployed = routes("canary-deployed");
+    assert_eq!(canary_deployed[0]["route"]["cluster"], r50);
+    assert_eq!(
+        canary_deployed[0]["response_headers_to_add"][0]["header"]["value"],
+        "resnet50"
     );
     let focused = routes("focused");
     assert_eq!(
-        focused[0]["match"]["headers"][0],
-        serde_json::json!({"name": "user-group", "string_match": {"exact": "canary"}})
+        focused[0]["match"],
+        serde_json::json!({"prefix": "/", "case_sensitive": true, "headers": [{"name": "user-group", "exact_match": "canary"}]})
     );
+    assert_eq!(focused[0]["route"]["cluster"], r101);
     assert_eq!(
-        focused[0]["route"]["cluster"],
-        "outbound|8501|resnet101|image-classifier"
+        focused[1]["match"],
+        serde_json::json!({"prefix": "/", "case_sensitive": true})
     );
-    assert_eq!(focused[1]["match"], serde_json::json!({"prefix": "/"}));
     // Without a subset the whole Service: every pod behind it.
-    let stable = StageRouting::of_stage("stable").bootstrap(&backends);
-    let endpoints = &stable["static_resources"]["clusters"][0]["load_assignment"]["endpoints"][0]["lb_endpoints"];
+    let stable = xds("stable");
+    assert_eq!(
+        stable.clusters[0]["name"],
+        "outbound|8501||image-classifier.tf-serving.svc.cluster.local"
+    );
+    let endpoints = &stable.load_assignments[0]["endpoints"][0]["lb_endpoints"];
     assert_eq!(endpoints.as_array().unwrap().len(), 2);
+    // A subset whose pods are not there yet has a cluster without endpoints.
+    let only_resnet50 = BTreeMap::from([("resnet50".to_string(), backends["resnet50"])]);
+    let lagging = StageRouting::of_stage("split-70-30").xds(&only_resnet50);
+    let resnet101 = lagging
+        .clusters
+        .iter()
+        .position(|cluster| cluster["name"] == r101)
+        .unwrap();
+    assert_eq!(lagging.load_assignments[resnet101]["endpoints"], serde_json::json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
