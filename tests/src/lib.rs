@@ -10,6 +10,7 @@ pub mod envoy;
 pub mod fake_kube;
 pub mod fake_tools;
 pub mod istio_tarball;
+pub mod istiod;
 pub mod smoke_server;
 pub mod tf_serving;
 

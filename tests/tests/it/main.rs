@@ -19,3 +19,4 @@ mod tf_serving;
 mod tidy;
 mod traffic;
 mod up;
+mod whole_lab;

@@ -1,0 +1,197 @@
+//! The whole lab as a workshop runs it, through the CLI as a process, against the stricter stand-ins: a Kubernetes
+//! 1.24 API without Istio (its CRDs appear only when the fake `istioctl install` runs, and are Established a moment
+//! later), and a gateway whose config follows the API late, as istiod pushes it (`canary_lab_tests::istiod`: routes
+//! after a debounce, a new pod's endpoint after its readiness), with two TF Serving stand-ins behind it.
+//!
+//! One test walks what the "done when" names: a first `lab up` that installs Istio and walks and asserts
+//! every stage; a second `lab up` that sends no write to the API; `lab reset`; `lab stage split-70-30`; `lab status`;
+//! a VirtualService changed behind the lab's back, caught by `lab check`; `lab down` until the namespace is gone.
+
+use std::ffi::{OsStr, OsString};
+use std::time::Duration;
+
+use canary_lab_tests::cli::{Cli, CliOutput};
+use canary_lab_tests::fake_kube::FakeKube;
+use canary_lab_tests::fake_tools::{FakeTools, MinikubeCluster};
+use canary_lab_tests::istiod::{IstioGateway, PushTiming};
+use serde_json::Value;
+
+use crate::traffic::Models;
+
+const PROFILE: &str = "lab";
+
+/// Everything a workshop laptop has, for one test.
+struct Workshop {
+    kube: FakeKube,
+    tools: FakeTools,
+    gateway: IstioGateway,
+    _models: Models,
+    home: tempfile::TempDir,
+}
+
+impl Workshop {
+    async fn start() -> Workshop {
+        let kube = FakeKube::start("v1.24.3", "amd64").await;
+        let tools = FakeTools::new();
+        tools.script_minikube(&MinikubeCluster::healthy(PROFILE).kubernetes("v1.24.3"));
+        tools.script_sudo(false);
+        tools.script_istioctl("1.12.7", &kube.url());
+        kube.install_istio_when_asked("1.12.7");
+        // Small request bodies (`serving_bytes`): the assertions do not depend on the payload's size.
+        let models = Models::start_with_bytes_signature().await;
+        // Each version's pods answer the lab's reference requests (a port-forward to 8501).
+        kube.port_forward_selected_to("version=resnet50", models.resnet50.addr());
+        kube.port_forward_selected_to("version=resnet101", models.resnet101.addr());
+        let gateway = IstioGateway::start(&kube, models.both(), PushTiming::default()).await;
+        let home = tempfile::tempdir().unwrap();
+        kube.write_kubeconfig(&home.path().join("kubeconfig"), PROFILE);
+        Workshop {
+            kube,
+            tools,
+            gateway,
+            _models: models,
+            home,
+        }
+    }
+
+    /// The CLI with `args` after the global flags, sharing one state dir and kubeconfig across runs.
+    async fn run(&self, args: &[&str]) -> CliOutput {
+        let state = self.home.path().join("state");
+        let mut all: Vec<OsString> = vec!["--profile".into(), PROFILE.into(), "--state-dir".into(), state.into()];
+        all.extend(args.iter().map(|arg| OsStr::new(arg).to_os_string()));
+        let cli = Cli::new(all)
+            .fake_tools(&self.tools)
+            .kubeconfig(&self.home.path().join("kubeconfig"));
+        // A run takes seconds; the margin is for a loaded machine.
+        tokio::time::timeout(Duration::from_secs(240), cli.run_async())
+            .await
+            .unwrap_or_else(|_| panic!("`{}` did not finish within 240s", args.join(" ")))
+    }
+
+    async fn up(&self) -> CliOutput {
+        let istioctl = self.tools.istioctl_path();
+        let url = self.gateway.url();
+        self.run(&[
+            "lab",
+            "up",
+            "--format",
+            "json",
+            "--istioctl",
+            istioctl.to_str().unwrap(),
+            "--ingress",
+            &url,
+            "--rollout-timeout",
+            "60",
+            "--istio-timeout",
+            "60",
+        ])
+        .await
+    }
+
+    /// Returns once the gateway has taken a push after the `seen`th; fails the test after 30 s.
+    async fn until_pushed_after(&self, seen: u64) {
+        let pushed = async {
+            while self.gateway.pushes() <= seen {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), pushed)
+            .await
+            .expect("the gateway took the change within 30s");
+    }
+}
+
+fn json(output: &CliOutput) -> Value {
+    serde_json::from_str(&output.stdout)
+        .unwrap_or_else(|error| panic!("{error}: not JSON:\n{}\n{}", output.stdout, output.stderr))
+}
+
+/// Each asserted stage's name and verdict, in order.
+fn verdicts(up_report: &Value) -> Vec<(String, String)> {
+    up_report["checks"]
+        .as_array()
+        .expect("an up report has checks")
+        .iter()
+        .map(|check| {
+            (
+                check["stage"].as_str().unwrap_or_default().to_string(),
+                check["verdict"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workshop_brings_the_lab_up_from_nothing_walks_it_and_tears_it_down() {
+    let workshop = Workshop::start().await;
+    assert!(
+        workshop.kube.object("namespaces", "", "istio-system").is_none(),
+        "the cluster starts without Istio"
+    );
+
+    // First `lab up`: installs Istio, brings up the lab and asserts every stage.
+    let first = workshop.up().await;
+    assert_eq!(first.code, 0, "first lab up:\n{}\n{}", first.stdout, first.stderr);
+    let report = json(&first);
+    let all_pass: Vec<(String, String)> = ["stable", "canary-deployed", "split-70-30", "focused"]
+        .iter()
+        .map(|stage| (stage.to_string(), "pass".to_string()))
+        .collect();
+    assert_eq!(verdicts(&report), all_pass, "{}", first.stderr);
+    assert_eq!(report["active_stage"], "focused");
+
+    // Second `lab up`: nothing to write.
+    workshop.kube.clear_requests();
+    let second = workshop.up().await;
+    assert_eq!(second.code, 0, "second lab up:\n{}\n{}", second.stdout, second.stderr);
+    let writes = workshop.kube.writes();
+    assert!(writes.is_empty(), "the second lab up wrote: {writes:#?}");
+    assert_eq!(json(&second)["active_stage"], "focused");
+
+    // `lab reset`: back to stable, the canary gone.
+    let reset = workshop.run(&["lab", "reset", "--format", "json"]).await;
+    assert_eq!(reset.code, 0, "lab reset:\n{}\n{}", reset.stdout, reset.stderr);
+    assert_eq!(
+        workshop.kube.names("deployments", "tf-serving"),
+        ["image-classifier-resnet50"]
+    );
+
+    // `lab stage split-70-30`: applied and asserted through the gateway once it serves the split.
+    let stage = workshop.run(&["lab", "stage", "split-70-30", "--format", "json"]).await;
+    assert_eq!(stage.code, 0, "lab stage:\n{}\n{}", stage.stdout, stage.stderr);
+    assert!(stage.stdout.contains("\"pass\""), "{}", stage.stdout);
+
+    let status = workshop.run(&["lab", "status", "--format", "json"]).await;
+    assert_eq!(status.code, 0, "lab status:\n{}\n{}", status.stdout, status.stderr);
+    let status = json(&status);
+    assert_eq!(status["active_stage"], "split-70-30");
+    assert_eq!(status["ready"], true);
+
+    // Someone edits the VirtualService behind the lab's back (50/50); once the gateway has it, `lab check` fails.
+    let mut virtual_service = workshop
+        .kube
+        .object("virtualservices", "tf-serving", "image-classifier")
+        .expect("the VirtualService");
+    let pushes = workshop.gateway.pushes();
+    let routes = virtual_service["spec"]["http"][0]["route"]
+        .as_array_mut()
+        .expect("routes");
+    for route in routes {
+        route["weight"] = serde_json::json!(50);
+    }
+    virtual_service["metadata"]["managedFields"] = Value::Null;
+    workshop.kube.put("virtualservices", virtual_service);
+    workshop.until_pushed_after(pushes).await;
+    let url = workshop.gateway.url();
+    let check = workshop
+        .run(&["lab", "check", "split-70-30", "--url", &url, "--format", "json"])
+        .await;
+    assert_eq!(check.code, 1, "lab check on 50/50:\n{}\n{}", check.stdout, check.stderr);
+    assert!(check.stdout.contains("\"fail\""), "{}", check.stdout);
+
+    // `lab down`: the namespace is gone when it returns.
+    let down = workshop.run(&["lab", "down"]).await;
+    assert_eq!(down.code, 0, "lab down:\n{}\n{}", down.stdout, down.stderr);
+    assert!(workshop.kube.object("namespaces", "", "tf-serving").is_none());
+    assert!(workshop.kube.names("pods", "tf-serving").is_empty());
+}
