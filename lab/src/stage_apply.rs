@@ -1,5 +1,6 @@
 //! Applying a stage: server-side apply of its manifests, deletion of the lab's objects it lacks, waiting for the
-//! rollout (with every lab pod carrying its `istio-proxy` sidecar), and recording it as the active stage.
+//! rollout (with every lab pod carrying its `istio-proxy` sidecar), and recording it as the active stage once
+//! its assertions passed (or were skipped on purpose).
 //!
 //! The assertions that prove where traffic goes plug in at one place, [`assert_stage`].
 
@@ -18,6 +19,7 @@ use crate::cluster::wait::wait_deployment_rolled_out;
 use crate::cluster::{Cluster, LAB_NAMESPACE};
 use crate::manifests::Manifest;
 use crate::models::{EXPORT_JOB, EXPORT_SCRIPT_CONFIGMAP, mount_host_dir};
+use crate::report::Verdict;
 use crate::stages::{LabDefinition, Stage};
 use crate::{Settings, state};
 
@@ -29,6 +31,48 @@ pub const PROTECTED: &[&str] = &[EXPORT_JOB, EXPORT_SCRIPT_CONFIGMAP];
 
 /// The sidecar container Istio injects.
 pub const SIDECAR: &str = "istio-proxy";
+
+/// `<state_dir>/active-stage-verdict`: `STAGE VERDICT`, how the recorded active stage was verified — `pass` (its
+/// assertions passed) or `not_asserted` (recorded with `--no-assert` or by `lab reset`). The stage name is repeated
+/// so a verdict left behind by an older state never vouches for another stage.
+pub const ACTIVE_STAGE_VERDICT_FILE: &str = "active-stage-verdict";
+
+/// Records `stage` as the active stage with how it was verified: only [`Verdict::Pass`] or
+/// [`Verdict::NotAsserted`] are recorded; any other verdict forgets the active stage instead (a stage that failed
+/// its assertions is not where the lab is, and a later `lab up` must apply and assert it again).
+pub fn record_stage(settings: &Settings, stage: &str, verdict: Verdict) -> anyhow::Result<()> {
+    match verdict {
+        Verdict::Pass | Verdict::NotAsserted => {
+            state::write_value(
+                settings,
+                ACTIVE_STAGE_VERDICT_FILE,
+                &format!("{stage} {}", verdict.as_str()),
+            )?;
+            state::write_active_stage(settings, stage)
+        }
+        Verdict::Fail | Verdict::Inconclusive => forget_stage(settings),
+    }
+}
+
+/// Forgets the active stage (before the cluster is changed, so an interrupted apply leaves no stale claim).
+pub fn forget_stage(settings: &Settings) -> anyhow::Result<()> {
+    state::forget(settings, state::ACTIVE_STAGE_FILE)?;
+    state::forget(settings, ACTIVE_STAGE_VERDICT_FILE)
+}
+
+/// The recorded active stage and how it was verified; a stage recorded without a verdict (by an older canary-lab)
+/// counts as [`Verdict::NotAsserted`].
+pub fn recorded_stage(settings: &Settings) -> anyhow::Result<Option<(String, Verdict)>> {
+    let Some(stage) = state::read_active_stage(settings)? else {
+        return Ok(None);
+    };
+    let recorded = state::read_value(settings, ACTIVE_STAGE_VERDICT_FILE)?.unwrap_or_default();
+    let verdict = match recorded.split_once(' ') {
+        Some((name, "pass")) if name == stage => Verdict::Pass,
+        _ => Verdict::NotAsserted,
+    };
+    Ok(Some((stage, verdict)))
+}
 
 /// What applying a stage changed.
 #[derive(Debug, Clone, Serialize)]
@@ -58,8 +102,9 @@ pub fn stage_manifests(settings: &Settings, lab: &LabDefinition, stage: &Stage) 
     Ok(manifests)
 }
 
-/// Applies `stage`: its objects, pruning, rollout (each Deployment at most `rollout_timeout`), sidecars; records
-/// it as the active stage.
+/// Applies `stage`: its objects, pruning, rollout (each Deployment at most `rollout_timeout`), sidecars. The
+/// recorded active stage is forgotten first; the caller records `stage` with [`record_stage`] once its assertions
+/// passed (or were skipped on purpose).
 pub async fn apply_stage(
     settings: &Settings,
     cluster: &Cluster,
@@ -68,13 +113,13 @@ pub async fn apply_stage(
     rollout_timeout: Duration,
 ) -> anyhow::Result<StageReport> {
     let manifests = stage_manifests(settings, lab, stage)?;
+    forget_stage(settings)?;
     let changes = apply_and_prune(cluster, &manifests)
         .await
         .with_context(|| format!("applying stage \"{}\"", stage.name))?;
     let restarted = wait_for_rollout(cluster, &manifests, rollout_timeout)
         .await
         .with_context(|| format!("rolling out stage \"{}\"", stage.name))?;
-    state::write_active_stage(settings, &stage.name)?;
     Ok(StageReport {
         stage: stage.name.clone(),
         changes,

@@ -2,8 +2,8 @@
 
 use lab::cluster::Cluster;
 use lab::output::to_json;
-use lab::report::RunReport;
-use lab::stage_apply::{StageReport, apply_stage, assert_stage};
+use lab::report::{RunReport, Verdict};
+use lab::stage_apply::{StageReport, apply_stage, assert_stage, record_stage};
 use lab::stages::{LabDefinition, Stage};
 use lab::state::LabLock;
 use lab::{CommandStatus, Format, LabError, Settings};
@@ -24,9 +24,12 @@ pub(crate) async fn run(settings: &Settings, flags: &StageFlags) -> CommandResul
             )
         })?;
         let check = assert_stage(&applied.cluster, &lab, stage, &url).await?;
+        // Recorded as active only once it passed; a failed or inconclusive stage leaves none recorded.
+        record_stage(settings, &stage.name, check.verdict)?;
         let report = RunReport::new(url, applied.started, vec![check]);
         return super::reports::print_and_write(settings, &flags.reports, &report);
     }
+    record_stage(settings, &stage.name, Verdict::NotAsserted)?;
     Ok(CommandStatus::Ok)
 }
 
@@ -71,7 +74,7 @@ fn print_report(settings: &Settings, report: &StageReport) {
             for name in &report.restarted {
                 println!("deployment/{name} restarted (sidecar injection)");
             }
-            println!("stage \"{}\" is active", report.stage);
+            println!("stage \"{}\" is applied", report.stage);
         }
     }
 }
