@@ -6,6 +6,7 @@ mod doctor;
 mod faults;
 mod istio_fetch;
 mod json_style;
+mod lifecycle_real;
 mod manifests;
 mod models;
 mod payload;
