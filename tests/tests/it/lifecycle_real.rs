@@ -240,19 +240,24 @@ async fn a_job_pod_with_an_injected_sidecar_keeps_running_and_its_job_never_comp
                 })
             })
     };
-    let pod_name = within(async {
-        loop {
-            let listed = pods
-                .list(&kube::api::ListParams::default().labels("job-name=export-models"))
-                .await
-                .unwrap();
-            if let Some(name) = listed.items.first().and_then(|pod| pod.metadata.name.clone()) {
-                return name;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
+    // The Job controller made its pod once the Job counts it as active.
+    let active =
+        |job: Option<&Job>| job.and_then(|job| job.status.as_ref()).and_then(|status| status.active) == Some(1);
+    within(wait_for(
+        jobs.clone(),
+        "export-models",
+        "Job/export-models",
+        "active",
+        active,
+        Duration::from_secs(10),
+    ))
+    .await
+    .unwrap();
+    let listed = pods
+        .list(&kube::api::ListParams::default().labels("job-name=export-models"))
+        .await
+        .unwrap();
+    let pod_name = listed.items[0].metadata.name.clone().unwrap();
     within(wait_for(
         pods.clone(),
         &pod_name,
@@ -323,8 +328,9 @@ async fn a_deleted_namespace_terminates_until_its_pods_are_gone_and_refuses_new_
     within(wait_for_rollout(&cluster, &[resnet50()], Duration::from_secs(10)))
         .await
         .unwrap();
+    // Long enough that the namespace is certainly still Terminating when the test looks, however loaded the machine.
     kube.timing(Timing {
-        pod_grace: Duration::from_millis(300),
+        pod_grace: Duration::from_secs(3),
         ..Timing::default()
     });
     let namespaces: Api<Namespace> = Api::all(cluster.client.clone());
