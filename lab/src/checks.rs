@@ -411,7 +411,8 @@ async fn check_share(
     let (verdict, message) = match (test.verdict(), summary.end) {
         (Some(Verdict::Pass), _) => (Verdict::Pass, format!("{observed}: consistent with {configured}")),
         (Some(Verdict::Fail), _) => (Verdict::Fail, format!("{observed}: not consistent with {configured}")),
-        (Some(Verdict::Inconclusive), _) => (
+        // The sequential test never answers NotAsserted; were it to, no decision is what it would mean.
+        (Some(Verdict::Inconclusive | Verdict::NotAsserted), _) => (
             Verdict::Inconclusive,
             format!("{observed}: no decision within {} responses", test_config.max_requests),
         ),

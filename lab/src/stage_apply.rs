@@ -1,15 +1,18 @@
 //! Applying a stage: server-side apply of its manifests, deletion of the lab's objects it lacks, waiting for the
-//! rollout (with every lab pod carrying its `istio-proxy` sidecar), and recording it as the active stage.
+//! rollout (with every live lab pod carrying its `istio-proxy` sidecar), and recording it as the active stage once
+//! its assertions passed (or were skipped on purpose).
 //!
 //! The assertions that prove where traffic goes plug in at one place, [`assert_stage`].
 
 use std::time::Duration;
 
 use anyhow::Context;
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use serde::Serialize;
 
 use crate::cluster::apply::{Change, ObjectChange, apply_against, apply_one, plan_against, plan_one};
@@ -18,6 +21,7 @@ use crate::cluster::wait::wait_deployment_rolled_out;
 use crate::cluster::{Cluster, LAB_NAMESPACE};
 use crate::manifests::Manifest;
 use crate::models::{EXPORT_JOB, EXPORT_SCRIPT_CONFIGMAP, mount_host_dir};
+use crate::report::Verdict;
 use crate::stages::{LabDefinition, Stage};
 use crate::{Settings, state};
 
@@ -29,6 +33,48 @@ pub const PROTECTED: &[&str] = &[EXPORT_JOB, EXPORT_SCRIPT_CONFIGMAP];
 
 /// The sidecar container Istio injects.
 pub const SIDECAR: &str = "istio-proxy";
+
+/// `<state_dir>/active-stage-verdict`: `STAGE VERDICT`, how the recorded active stage was verified — `pass` (its
+/// assertions passed) or `not_asserted` (recorded with `--no-assert` or by `lab reset`). The stage name is repeated
+/// so a verdict left behind by an older state never vouches for another stage.
+pub const ACTIVE_STAGE_VERDICT_FILE: &str = "active-stage-verdict";
+
+/// Records `stage` as the active stage with how it was verified: only [`Verdict::Pass`] or
+/// [`Verdict::NotAsserted`] are recorded; any other verdict forgets the active stage instead (a stage that failed
+/// its assertions is not where the lab is, and a later `lab up` must apply and assert it again).
+pub fn record_stage(settings: &Settings, stage: &str, verdict: Verdict) -> anyhow::Result<()> {
+    match verdict {
+        Verdict::Pass | Verdict::NotAsserted => {
+            state::write_value(
+                settings,
+                ACTIVE_STAGE_VERDICT_FILE,
+                &format!("{stage} {}", verdict.as_str()),
+            )?;
+            state::write_active_stage(settings, stage)
+        }
+        Verdict::Fail | Verdict::Inconclusive => forget_stage(settings),
+    }
+}
+
+/// Forgets the active stage (before the cluster is changed, so an interrupted apply leaves no stale claim).
+pub fn forget_stage(settings: &Settings) -> anyhow::Result<()> {
+    state::forget(settings, state::ACTIVE_STAGE_FILE)?;
+    state::forget(settings, ACTIVE_STAGE_VERDICT_FILE)
+}
+
+/// The recorded active stage and how it was verified; a stage recorded without a verdict (by an older canary-lab)
+/// counts as [`Verdict::NotAsserted`].
+pub fn recorded_stage(settings: &Settings) -> anyhow::Result<Option<(String, Verdict)>> {
+    let Some(stage) = state::read_active_stage(settings)? else {
+        return Ok(None);
+    };
+    let recorded = state::read_value(settings, ACTIVE_STAGE_VERDICT_FILE)?.unwrap_or_default();
+    let verdict = match recorded.split_once(' ') {
+        Some((name, "pass")) if name == stage => Verdict::Pass,
+        _ => Verdict::NotAsserted,
+    };
+    Ok(Some((stage, verdict)))
+}
 
 /// What applying a stage changed.
 #[derive(Debug, Clone, Serialize)]
@@ -58,8 +104,9 @@ pub fn stage_manifests(settings: &Settings, lab: &LabDefinition, stage: &Stage) 
     Ok(manifests)
 }
 
-/// Applies `stage`: its objects, pruning, rollout (each Deployment at most `rollout_timeout`), sidecars; records
-/// it as the active stage.
+/// Applies `stage`: its objects, pruning, rollout (each Deployment at most `rollout_timeout`), sidecars. The
+/// recorded active stage is forgotten first; the caller records `stage` with [`record_stage`] once its assertions
+/// passed (or were skipped on purpose).
 pub async fn apply_stage(
     settings: &Settings,
     cluster: &Cluster,
@@ -68,13 +115,13 @@ pub async fn apply_stage(
     rollout_timeout: Duration,
 ) -> anyhow::Result<StageReport> {
     let manifests = stage_manifests(settings, lab, stage)?;
+    forget_stage(settings)?;
     let changes = apply_and_prune(cluster, &manifests)
         .await
         .with_context(|| format!("applying stage \"{}\"", stage.name))?;
     let restarted = wait_for_rollout(cluster, &manifests, rollout_timeout)
         .await
         .with_context(|| format!("rolling out stage \"{}\"", stage.name))?;
-    state::write_active_stage(settings, &stage.name)?;
     Ok(StageReport {
         stage: stage.name.clone(),
         changes,
@@ -121,8 +168,12 @@ pub async fn apply_and_prune(cluster: &Cluster, manifests: &[Manifest]) -> anyho
     Ok(changes)
 }
 
-/// Waits until every Deployment among `manifests` has rolled out, then makes sure each of their pods has the
+/// Waits until every Deployment among `manifests` has rolled out, then makes sure each of their live pods has the
 /// `istio-proxy` sidecar, restarting a Deployment whose pods lack it (once). Returns the restarted ones.
+///
+/// Terminating pods (with a `deletionTimestamp`) are ignored: right after a rollout the old pod is still listed
+/// for its grace period. A Deployment with no live pod at all is waited for (at most `rollout_timeout`) and is an
+/// error if none appears: no pod proves nothing about the sidecar.
 pub async fn wait_for_rollout(
     cluster: &Cluster,
     manifests: &[Manifest],
@@ -140,13 +191,15 @@ pub async fn wait_for_rollout(
     for deployment in &deployments {
         let namespace = deployment.namespace().unwrap_or(LAB_NAMESPACE);
         let name = deployment.name();
-        if pods_have_sidecar(cluster, namespace, deployment).await? {
+        let pods = live_pods(cluster, namespace, deployment, rollout_timeout).await?;
+        if all_have_sidecar(&pods) {
             continue;
         }
         tracing::info!(deployment = name, "pods lack the istio-proxy sidecar: restarting");
         restart(cluster, namespace, name).await?;
         wait_deployment_rolled_out(cluster, namespace, name, rollout_timeout).await?;
-        if !pods_have_sidecar(cluster, namespace, deployment).await? {
+        let pods = live_pods(cluster, namespace, deployment, rollout_timeout).await?;
+        if !all_have_sidecar(&pods) {
             anyhow::bail!(
                 "the pods of Deployment/{name} in namespace \"{namespace}\" have no {SIDECAR} container even after a restart\nhelp: check that the namespace is labelled (`kubectl get namespace {namespace} --show-labels` shows istio-injection=enabled) and that istiod runs"
             );
@@ -156,19 +209,68 @@ pub async fn wait_for_rollout(
     Ok(restarted)
 }
 
-async fn pods_have_sidecar(cluster: &Cluster, namespace: &str, deployment: &Manifest) -> anyhow::Result<bool> {
-    let selector = deployment.pod_selector().unwrap_or_default();
-    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
-    let listed = pods
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .with_context(|| format!("listing the pods of Deployment/{}", deployment.name()))?;
-    let all_have_it = listed.items.iter().all(|pod| {
+/// True when every pod in `pods` has the sidecar container (false for no pods: nothing was shown).
+fn all_have_sidecar(pods: &[Pod]) -> bool {
+    let has_sidecar = |pod: &Pod| {
         pod.spec
             .as_ref()
             .is_some_and(|spec| spec.containers.iter().any(|container| container.name == SIDECAR))
-    });
-    Ok(all_have_it)
+    };
+    !pods.is_empty() && pods.iter().all(has_sidecar)
+}
+
+/// The live (not Terminating) pods of `deployment`, once there is at least one: read from a watch on its pods
+/// (a reflector, so the list is current after every event), at most `deadline`.
+async fn live_pods(
+    cluster: &Cluster,
+    namespace: &str,
+    deployment: &Manifest,
+    deadline: Duration,
+) -> anyhow::Result<Vec<Pod>> {
+    let name = deployment.name();
+    let selector = deployment.pod_selector().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
+    let (reader, writer) = reflector::store::<Pod>();
+    let events = reflector(
+        writer,
+        watcher(api, watcher::Config::default().labels(&selector)).default_backoff(),
+    );
+    let mut last_error: Option<String> = None;
+    let found = async {
+        let mut events = std::pin::pin!(events);
+        while let Some(event) = events.next().await {
+            match event {
+                // The store is complete after the initial list and current after each later event.
+                Ok(watcher::Event::InitDone | watcher::Event::Apply(_) | watcher::Event::Delete(_)) => {
+                    let live: Vec<Pod> = reader
+                        .state()
+                        .iter()
+                        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+                        .map(|pod| Pod::clone(pod))
+                        .collect();
+                    if !live.is_empty() {
+                        return live;
+                    }
+                }
+                Ok(_) => {}
+                // The watcher lists again after a 410 Gone and backs off after other errors.
+                Err(error) => last_error = Some(error.to_string()),
+            }
+        }
+        Vec::new()
+    };
+    match tokio::time::timeout(deadline, found).await {
+        Ok(live) if !live.is_empty() => Ok(live),
+        _ => {
+            let watch_error = last_error
+                .map(|error| format!(" (the last watch error was: {error})"))
+                .unwrap_or_default();
+            anyhow::bail!(
+                "Deployment/{name} in namespace \"{namespace}\" has no live pod after {}s (none, or only Terminating ones), so its {SIDECAR} sidecar cannot be checked{watch_error}\nhelp: run `kubectl -n {namespace} get pods -l {selector}` and `kubectl -n {namespace} get deployment {name}` (is it scaled to 0?), then `cargo xtask lab up` again",
+                deadline.as_secs()
+            )
+        }
+    }
 }
 
 /// Restarts a Deployment the way `kubectl rollout restart` does: a new `kubectl.kubernetes.io/restartedAt`

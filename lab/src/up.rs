@@ -14,6 +14,7 @@ use crate::istio::install::{InstallOptions, InstallOutcome, ensure_istio};
 use crate::istio::{FetchOptions, FetchedFrom, fetch_istioctl_with_origin};
 use crate::models::{self, ModelSource};
 use crate::preflight::{CheckStatus, run_doctor};
+use crate::report::Verdict;
 use crate::stage_apply::{self, MODELS_HOST_DIR_FILE};
 use crate::stages::{DEFAULT_RESET_STAGE, LabDefinition};
 use crate::state::{self, LabLock};
@@ -108,6 +109,10 @@ pub struct UpReport {
     pub ingress_kind: String,
     /// The stage the lab is at.
     pub active_stage: String,
+    /// What is known of that stage: `pass` when its assertions passed (in this run, or in the run that recorded it
+    /// and the cluster still holds exactly it), `not_asserted` when they were skipped (`--no-assert`, or a stage
+    /// recorded without assertions that this run did not assert either), else the verdict of this run's last check.
+    pub verdict: crate::report::Verdict,
     /// The traffic checks of the stages asserted in this run, in order. `lab up` stops after the first stage
     /// whose verdict is not pass, so only the last one can have failed.
     pub checks: Vec<crate::report::StageReport>,
@@ -249,10 +254,10 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
     steps.finish("istio", started, outcome, detail);
 
     // Where to resume: the recorded stage, if the cluster still holds exactly it and it is on the way.
-    let recorded = state::read_active_stage(settings)?;
+    let recorded = stage_apply::recorded_stage(settings)?;
     let resume_index = match recorded
-        .as_deref()
-        .and_then(|name| walk.iter().position(|stage| stage.name == name))
+        .as_ref()
+        .and_then(|(name, _)| walk.iter().position(|stage| &stage.name == name))
     {
         Some(index) if stage_apply::cluster_matches_stage(settings, &cluster, &lab, &walk[index]).await? => Some(index),
         _ => None,
@@ -379,43 +384,81 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
         format!("{scores} scores through the gateway"),
     );
 
-    // The stages.
-    let mut active = recorded.clone().unwrap_or_else(|| DEFAULT_RESET_STAGE.to_string());
+    // The stages. One is recorded as active only once its assertions passed, or with `--no-assert` as not asserted;
+    // a resumed stage recorded as not asserted is asserted now (without applying it again) when assertions run.
+    let recorded_verdict = recorded.as_ref().map(|(_, verdict)| *verdict);
+    let mut active = recorded
+        .map(|(name, _)| name)
+        .unwrap_or_else(|| DEFAULT_RESET_STAGE.to_string());
+    let mut active_verdict = recorded_verdict.unwrap_or(Verdict::NotAsserted);
     let mut checks = Vec::new();
     for (index, stage) in walk.iter().enumerate() {
         let step = format!("stage {}", stage.name);
         let started = steps.start(&step);
-        let already = resume_index.is_some_and(|resumed| index <= resumed);
-        if already {
-            steps.finish(&step, started, StepOutcome::AlreadyDone, "applied before".to_string());
+        let resumed_here = resume_index == Some(index);
+        let behind = resume_index.is_some_and(|resumed| index < resumed);
+        if behind {
+            steps.finish(
+                &step,
+                started,
+                StepOutcome::AlreadyDone,
+                "the lab is past it (not asserted in this run)".to_string(),
+            );
             continue;
         }
-        let report = stage_apply::apply_stage(settings, &cluster, &lab, stage, options.rollout_timeout).await?;
+        let asserted_before = resumed_here && recorded_verdict == Some(Verdict::Pass);
+        if resumed_here && (asserted_before || options.assertions == Assertions::Skip) {
+            let detail = match asserted_before {
+                true => "applied and asserted before (pass)",
+                false => "applied before; assertions skipped (--no-assert)",
+            };
+            active_verdict = match asserted_before {
+                true => Verdict::Pass,
+                false => Verdict::NotAsserted,
+            };
+            steps.finish(&step, started, StepOutcome::AlreadyDone, detail.to_string());
+            continue;
+        }
+        // Apply it, unless the cluster holds exactly it already (a resumed stage that was never asserted).
+        let (outcome, detail) = match resumed_here {
+            true => (StepOutcome::AlreadyDone, "applied before".to_string()),
+            false => {
+                let report = stage_apply::apply_stage(settings, &cluster, &lab, stage, options.rollout_timeout).await?;
+                summarize(&report.changes, "")
+            }
+        };
         active = stage.name.clone();
-        let (outcome, detail) = summarize(&report.changes, "");
-        let detail = match options.assertions {
+        let (verdict, detail) = match options.assertions {
             Assertions::Run => {
                 let check = stage_apply::assert_stage(&cluster, &lab, stage, &opened.url).await?;
                 let requests: u64 = check.assertions.iter().map(|assertion| assertion.requests).sum();
                 let verdict = check.verdict;
                 checks.push(check);
-                let detail = format!("{detail}; assertions: {} ({requests} requests)", verdict.as_str());
-                if verdict != crate::report::Verdict::Pass {
-                    // Stop here: the next stage builds on this one, and the report says what went wrong.
-                    steps.finish(&step, started, outcome, detail);
-                    break;
-                }
-                detail
+                (
+                    verdict,
+                    format!("{detail}; assertions: {} ({requests} requests)", verdict.as_str()),
+                )
             }
-            Assertions::Skip => format!("{detail}; assertions skipped (--no-assert)"),
+            Assertions::Skip => (
+                Verdict::NotAsserted,
+                format!("{detail}; assertions skipped (--no-assert)"),
+            ),
         };
+        stage_apply::record_stage(settings, &stage.name, verdict)?;
+        active_verdict = verdict;
         steps.finish(&step, started, outcome, detail);
+        let proven = matches!(verdict, Verdict::Pass | Verdict::NotAsserted);
+        if !proven {
+            // Stop here: the next stage builds on this one, and the report says what went wrong.
+            break;
+        }
     }
     Ok(UpReport {
         steps: steps.records,
         ingress_url: opened.url.clone(),
         ingress_kind: opened.kind.to_string(),
         active_stage: active,
+        verdict: active_verdict,
         checks,
     })
 }

@@ -471,6 +471,7 @@ fn up_report(steps: Vec<lab::up::StepRecord>) -> Value {
         ingress_url: "http://10.96.0.10".to_string(),
         ingress_kind: "tunnel".to_string(),
         active_stage: "focused".to_string(),
+        verdict: lab::report::Verdict::Pass,
         checks: Vec::new(),
     };
     serde_json::from_str(&lab::output::to_json(&report)).unwrap()

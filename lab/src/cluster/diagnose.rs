@@ -1,5 +1,5 @@
-//! What to show when a Deployment does not become ready: its pods that are not ready, their container states,
-//! recent events, the last log lines of the failing container, and a hint for the known causes.
+//! What to show when a Deployment does not become ready (or a Job fails): its pods that are not ready, their
+//! container states, recent events, the last log lines of the failing container, and a hint for the known causes.
 
 use std::fmt::Write;
 
@@ -105,10 +105,14 @@ pub async fn diagnose_pods(cluster: &Cluster, namespace: &str, selector: &str) -
             }
         }
         if let Some(failing) = failing {
+            let state = failing.state.as_ref();
+            // A container that exited with an error (a failed Job's pod) has a log to show too.
+            let exited_with_error = state
+                .and_then(|state| state.terminated.as_ref())
+                .is_some_and(|terminated| terminated.exit_code != 0);
             let started_once = failing.restart_count > 0
-                || failing
-                    .state
-                    .as_ref()
+                || exited_with_error
+                || state
                     .and_then(|state| state.waiting.as_ref())
                     .and_then(|w| w.reason.as_deref())
                     == Some("CrashLoopBackOff");

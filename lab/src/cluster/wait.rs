@@ -45,6 +45,11 @@ fn diagnosis_block(diagnosis: &str) -> String {
 ///
 /// A watch that breaks (the API server closed it, a read timed out on a quiet watch, a 5xx) is opened again
 /// until the deadline; the last such error is named if time runs out.
+///
+/// kube 5's `await_condition` (over `watcher::watch_object`) re-watches from its last resource version when a
+/// stream ends, but returns at the first watcher error, a 410 Gone included (the API server's watch cache no longer
+/// holds that version). The next round's `await_condition` lists afresh, which is the re-list a 410 asks for, so a
+/// 410 is opened again at once; any other error waits a moment first.
 pub async fn wait_for<K, C>(
     api: Api<K>,
     name: &str,
@@ -71,6 +76,15 @@ where
                 return Ok(found);
             }
             Ok(Err(error)) => {
+                let gone = matches!(
+                    &error,
+                    kube::runtime::wait::Error::ProbeFailed(kube::runtime::watcher::Error::WatchError(status))
+                        if status.code == 410
+                );
+                if gone {
+                    tracing::debug!(object, condition = condition_name, %error, "410 Gone: listing again");
+                    continue;
+                }
                 tracing::warn!(object, condition = condition_name, %error, "the watch broke; watching again");
                 last_watch_error = Some(error.to_string());
                 // Do not spin on an error that repeats at once; the deadline still bounds the whole wait.

@@ -69,7 +69,7 @@ section.stage { background: #fff; border: 1px solid #d1d9e0; border-radius: 8px;
 .assertion .about { grid-column: 1 / -1; }
 .badge { display: inline-block; border-radius: 12px; padding: 1px 10px; font-size: 13px; font-weight: 600;
          color: #fff; vertical-align: middle; }
-.badge.pass { background: #1a7f37; } .badge.fail { background: #cf222e; } .badge.inconclusive { background: #9a6700; }
+.badge.pass { background: #1a7f37; } .badge.fail { background: #cf222e; } .badge.inconclusive { background: #9a6700; } .badge.not_asserted { background: #6e7781; }
 .message, .headers { margin: 2px 0; }
 svg.split { width: 100%; max-width: 670px; height: auto; }
 .headers code { background: #eff2f5; padding: 1px 5px; border-radius: 4px; }

@@ -150,7 +150,12 @@ fn colour_verdict_cell(line: &str, column: usize, colour: bool) -> String {
         return line.to_string();
     };
     let rest = &line[start..];
-    for verdict in [Verdict::Pass, Verdict::Fail, Verdict::Inconclusive] {
+    for verdict in [
+        Verdict::Pass,
+        Verdict::Fail,
+        Verdict::Inconclusive,
+        Verdict::NotAsserted,
+    ] {
         let word = verdict.as_str();
         let whole_word = rest.starts_with(word) && !rest[word.len()..].starts_with(|c: char| c.is_alphanumeric());
         if whole_word {
@@ -170,6 +175,7 @@ fn verdict_word(verdict: Verdict, colour: bool) -> String {
         Verdict::Pass => "32",
         Verdict::Fail => "31",
         Verdict::Inconclusive => "33",
+        Verdict::NotAsserted => "90",
     };
     paint(verdict.as_str(), ansi, colour)
 }

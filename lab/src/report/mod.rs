@@ -26,7 +26,7 @@ pub use junit::{render_junit, write_junit};
 /// The outcome of an assertion, a stage or a run.
 #[must_use]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// The traffic went where the stage says.
     Pass,
@@ -34,20 +34,26 @@ pub enum Verdict {
     Fail,
     /// The evidence allowed neither conclusion within the request cap: never counted as a pass.
     Inconclusive,
+    /// Nothing was asserted (no assertion ran, e.g. `--no-assert`): says nothing about the traffic, so never
+    /// counted as a pass either.
+    NotAsserted,
 }
 
 impl Verdict {
-    /// The verdict of several: any fail fails, else any inconclusive is inconclusive, else pass.
+    /// The verdict of several: any fail fails, else any inconclusive is inconclusive, else anything not asserted
+    /// is not asserted, else pass. No verdicts at all combine to [`Verdict::NotAsserted`]: a run that asserted
+    /// nothing did not pass.
     pub fn combine(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
-        let mut combined = Verdict::Pass;
+        let mut combined: Option<Verdict> = None;
         for verdict in verdicts {
-            combined = match (combined, verdict) {
+            combined = Some(match (combined.unwrap_or(Verdict::Pass), verdict) {
                 (Verdict::Fail, _) | (_, Verdict::Fail) => Verdict::Fail,
                 (Verdict::Inconclusive, _) | (_, Verdict::Inconclusive) => Verdict::Inconclusive,
-                _ => Verdict::Pass,
-            };
+                (Verdict::NotAsserted, _) | (_, Verdict::NotAsserted) => Verdict::NotAsserted,
+                (Verdict::Pass, Verdict::Pass) => Verdict::Pass,
+            });
         }
-        combined
+        combined.unwrap_or(Verdict::NotAsserted)
     }
 
     /// The lowercase word for the verdict.
@@ -56,6 +62,7 @@ impl Verdict {
             Verdict::Pass => "pass",
             Verdict::Fail => "fail",
             Verdict::Inconclusive => "inconclusive",
+            Verdict::NotAsserted => "not_asserted",
         }
     }
 }
@@ -263,6 +270,19 @@ mod tests {
             Verdict::combine([Verdict::Inconclusive, Verdict::Fail, Verdict::Pass]),
             Verdict::Fail
         );
-        assert_eq!(Verdict::combine([]), Verdict::Pass);
+        assert_eq!(
+            Verdict::combine([Verdict::Pass, Verdict::NotAsserted]),
+            Verdict::NotAsserted
+        );
+        assert_eq!(
+            Verdict::combine([Verdict::NotAsserted, Verdict::Inconclusive]),
+            Verdict::Inconclusive
+        );
+        // Nothing asserted is not a pass (a run that asserted nothing once exited 0 saying "the lab is up").
+        assert_eq!(Verdict::combine([]), Verdict::NotAsserted);
+        assert_eq!(
+            serde_json::to_string(&Verdict::NotAsserted).unwrap(),
+            "\"not_asserted\""
+        );
     }
 }

@@ -30,6 +30,7 @@ async fn measure(context: &BenchContext) -> anyhow::Result<Vec<BenchResult>> {
     let mut settings = lab::Settings::with_defaults("bench")?;
     settings.state_dir = context.out_dir.join("cluster-state");
     let kube = FakeKube::start("v1.22.17", "amd64").await;
+    // Istio's injector gives the lab's pods their sidecar, which the rollout wait checks.
     kube.install_istio("1.12.7");
     let cluster = kube.connect().await;
     let focused = lab.stage("focused")?;

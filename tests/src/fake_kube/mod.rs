@@ -3,8 +3,10 @@
 //! It answers `/version`, discovery as a 1.24 server with Istio's CRDs once Established ([`discovery`]), and GET,
 //! LIST (built-in items without their type), PATCH (server-side apply with managed fields, conflicts, `force`,
 //! defaults and `dryRun`: [`apply`]), DELETE and `?watch=true` streams, from an in-memory store with resource
-//! versions. Deployments and Jobs get their status from a
-//! per-object [`Scenario`]; pods, events and logs are made up to match, so the diagnosis has something to show.
+//! versions. Controllers (`controllers.rs`) roll Deployments out and run Jobs' pods over a few (configurable)
+//! milliseconds, the way a real cluster does over seconds, with each object's [`Scenario`]; pods, events and logs
+//! are made up to match, so the diagnosis has something to show. Watches (`watch.rs`) follow the API server's watch
+//! cache: bookmarks, `timeoutSeconds`, 410 Gone.
 //! Every request is recorded, so tests can assert exactly what was asked. A kubeconfig pointing at it is written by
 //! [`FakeKube::write_kubeconfig`].
 
@@ -14,7 +16,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -22,8 +24,12 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 mod apply;
+mod controllers;
 mod discovery;
+mod watch;
 
+pub use controllers::Timing;
+use controllers::{make_deployment_available, store};
 use discovery::{Kind, api_version_of};
 
 /// One request the fake API received.
@@ -65,6 +71,8 @@ pub enum Scenario {
     Unschedulable,
     /// Never ready: an amd64-only image on an arm64 node crashes with "exec format error".
     WrongArchitecture,
+    /// For a Job: its pod starts, and its container exits 1 on every try, until the backoff limit fails the Job.
+    Failing,
 }
 
 /// A failure to answer instead of the normal response.
@@ -106,6 +114,16 @@ struct Shared {
     /// (label selector, pod port or any, target): those naming the port first, then the others, each in order,
     /// before `port_forward_target`.
     port_forward_targets: Vec<(String, Option<u16>, SocketAddr)>,
+    /// How long the controllers take.
+    timing: Timing,
+    /// What the controllers do later (see `controllers::spawn_driver`).
+    timers: Vec<controllers::Timer>,
+    /// Watches from a resource version older than this get 410 Gone (the watch cache's window starts here).
+    compacted_to: u64,
+    /// Bumped to end every open watch stream.
+    watch_epoch: u64,
+    /// How many watches were answered 410 Gone.
+    gone_served: usize,
 }
 
 type SharedState = Arc<(Mutex<Shared>, tokio::sync::Notify)>;
@@ -115,6 +133,7 @@ pub struct FakeKube {
     addr: SocketAddr,
     shared: SharedState,
     server: tokio::task::JoinHandle<()>,
+    controllers: tokio::task::JoinHandle<()>,
 }
 
 impl FakeKube {
@@ -136,6 +155,11 @@ impl FakeKube {
                 tunnel_address: None,
                 port_forward_target: None,
                 port_forward_targets: Vec::new(),
+                timing: Timing::default(),
+                timers: Vec::new(),
+                compacted_to: 0,
+                watch_epoch: 0,
+                gone_served: 0,
             }),
             tokio::sync::Notify::new(),
         ));
@@ -160,7 +184,38 @@ impl FakeKube {
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("fake API server");
         });
-        FakeKube { addr, shared, server }
+        let controllers = controllers::spawn_driver(shared.clone());
+        FakeKube {
+            addr,
+            shared,
+            server,
+            controllers,
+        }
+    }
+
+    /// Sets how long the controllers take from now on (e.g. a long pod grace period, so a Terminating pod is
+    /// certainly still listed when a test looks).
+    pub fn timing(&self, timing: Timing) {
+        self.lock().timing = timing;
+    }
+
+    /// Compacts the watch history and ends every open watch, as an API server does when its watch cache's window
+    /// moves on (other writes happened) and a watch times out: a client that watches again from the resource
+    /// version it had gets a 410 Gone and must list again.
+    pub fn compact_and_close_watches(&self) {
+        let mut shared = self.lock();
+        // Writes this client never saw (a lease renewal, an event elsewhere) moved the window past its version.
+        shared.resource_version += 1;
+        shared.compacted_to = shared.resource_version;
+        shared.events.clear();
+        shared.watch_epoch += 1;
+        drop(shared);
+        self.shared.1.notify_waiters();
+    }
+
+    /// How many watches were answered with 410 Gone so far.
+    pub fn gone_served(&self) -> usize {
+        self.lock().gone_served
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -305,6 +360,7 @@ impl FakeKube {
 impl Drop for FakeKube {
     fn drop(&mut self) {
         self.server.abort();
+        self.controllers.abort();
     }
 }
 
@@ -458,7 +514,11 @@ async fn tunnel_up_marker(State(shared): State<SharedState>) -> Response {
     let Some(mut service) = locked.objects.get(&key).cloned() else {
         return (StatusCode::NOT_FOUND, "no ingress gateway").into_response();
     };
-    service["spec"]["ports"][0]["port"] = json!(port);
+    if let Some(ports) = service["spec"]["ports"].as_array_mut() {
+        for service_port in ports.iter_mut().filter(|service_port| service_port["name"] == "http2") {
+            service_port["port"] = json!(port);
+        }
+    }
     service["status"] = json!({"loadBalancer": {"ingress": [{"ip": ip}]}});
     store(&mut locked, "services", "istio-system", service);
     drop(locked);
@@ -562,33 +622,52 @@ fn install_istio_objects(shared: &mut Shared, version: &str) {
     discovery::create_istio_crds(shared);
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}});
     store(shared, "namespaces", "", namespace);
-    for (name, image, label) in [
-        ("istiod", format!("docker.io/istio/pilot:{version}"), "pilot"),
+    // As istio 1.12.7's charts make them: istiod's container `discovery`
+    // (manifests/charts/istio-control/istio-discovery/templates/deployment.yaml), the gateway's `istio-proxy`
+    // with the labels app=istio-ingressgateway, istio=ingressgateway
+    // (manifests/charts/gateways/istio-ingress/templates/deployment.yaml and values.yaml `labels`).
+    for (name, image, label, container) in [
+        (
+            "istiod",
+            format!("docker.io/istio/pilot:{version}"),
+            "pilot",
+            "discovery",
+        ),
         (
             "istio-ingressgateway",
             format!("docker.io/istio/proxyv2:{version}"),
             "ingressgateway",
+            "istio-proxy",
         ),
     ] {
         let deployment = json!({
             "apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": name, "namespace": "istio-system", "labels": {"istio": label}},
+            "metadata": {"name": name, "namespace": "istio-system", "labels": {"istio": label, "app": name}},
             "spec": {
                 "replicas": 1,
-                "selector": {"matchLabels": {"istio": label}},
+                "selector": {"matchLabels": {"istio": label, "app": name}},
                 "template": {
-                    "metadata": {"labels": {"istio": label, "app": name}},
-                    "spec": {"containers": [{"name": "discovery", "image": image}]}
+                    "metadata": {"labels": {"istio": label, "app": name},
+                                 "annotations": {"sidecar.istio.io/inject": "false"}},
+                    "spec": {"containers": [{"name": container, "image": image}]}
                 }
             }
         });
         store(shared, "deployments", "istio-system", deployment);
     }
+    // The Service's ports in the chart's order, the status port first (istio 1.12.7
+    // manifests/charts/gateways/istio-ingress/values.yaml `ports`: status-port 15021, http2 80→8080,
+    // https 443→8443).
     let service = json!({
         "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "istio-ingressgateway", "namespace": "istio-system", "labels": {"istio": "ingressgateway"}},
-        "spec": {"type": "LoadBalancer", "selector": {"istio": "ingressgateway"},
-                 "ports": [{"name": "http2", "port": 80, "targetPort": 8080, "protocol": "TCP"}]}
+        "metadata": {"name": "istio-ingressgateway", "namespace": "istio-system",
+                     "labels": {"istio": "ingressgateway", "app": "istio-ingressgateway"}},
+        "spec": {"type": "LoadBalancer", "selector": {"istio": "ingressgateway", "app": "istio-ingressgateway"},
+                 "ports": [
+                     {"name": "status-port", "port": 15021, "targetPort": 15021, "protocol": "TCP"},
+                     {"name": "http2", "port": 80, "targetPort": 8080, "protocol": "TCP"},
+                     {"name": "https", "port": 443, "targetPort": 8443, "protocol": "TCP"}
+                 ]}
     });
     store(shared, "services", "istio-system", service);
 }
@@ -690,14 +769,21 @@ async fn resources(
     }
     let watch = query.get("watch").is_some_and(|value| value == "true" || value == "1");
     match (method.clone(), resource.name.clone(), watch) {
-        (Method::GET, None, true) => watch_stream(shared, resource, query).await,
+        (Method::GET, None, true) => watch::watch_stream(shared, resource, query).await,
         (Method::GET, None, false) => list(&shared, &resource, &query),
         (Method::GET, Some(name), _) => match resource.subresource.as_deref() {
             Some("log") => pod_log(&shared, &resource.namespace, &name),
             _ => get_object(&shared, &resource, &name),
         },
-        (Method::PATCH, Some(name), _) => apply::apply(&shared, &resource, &name, &query, &headers, &body),
-        (Method::DELETE, Some(name), _) => delete(&shared, &resource, &name, &query),
+        (Method::PATCH, Some(name), _) => {
+            let refused =
+                controllers::refuse_in_terminating_namespace(&shared.0.lock().expect("lock"), &resource, &name);
+            match refused {
+                Some(refused) => refused,
+                None => apply::apply(&shared, &resource, &name, &query, &headers, &body),
+            }
+        }
+        (Method::DELETE, Some(name), _) => controllers::delete(&shared, &resource, &name, &query),
         _ => status_response(
             405,
             "MethodNotAllowed",
@@ -767,68 +853,6 @@ fn list(shared: &SharedState, resource: &ResourcePath, query: &HashMap<String, S
     .into_response()
 }
 
-async fn watch_stream(shared: SharedState, resource: ResourcePath, query: HashMap<String, String>) -> Response {
-    let start: u64 = query
-        .get("resourceVersion")
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| shared.0.lock().expect("lock").resource_version);
-    // A watch opened on a Deployment whose scenario is AvailableOnWatch makes it available: the readiness the
-    // client sees then can only have come through this watch.
-    if resource.kind.plural == "deployments" {
-        let mut locked = shared.0.lock().expect("lock");
-        let pending: Vec<Key> = locked
-            .objects
-            .iter()
-            .filter(|((plural, namespace, name), _)| {
-                plural == "deployments"
-                    && *namespace == resource.namespace
-                    && locked.scenarios.get(name) == Some(&Scenario::AvailableOnWatch)
-            })
-            .map(|(key, _)| key.clone())
-            .collect();
-        for (_, namespace, name) in pending {
-            make_deployment_available(&mut locked, &namespace, &name);
-        }
-        drop(locked);
-        shared.1.notify_waiters();
-    }
-    let plural = resource.kind.plural.to_string();
-    let namespace = resource.namespace.clone();
-    let stream = futures::stream::unfold(start, move |cursor| {
-        let shared = shared.clone();
-        let plural = plural.clone();
-        let namespace = namespace.clone();
-        let query = query.clone();
-        async move {
-            loop {
-                let notified = shared.1.notified();
-                let next = {
-                    let locked = shared.0.lock().expect("lock");
-                    locked
-                        .events
-                        .iter()
-                        .find(|event| {
-                            event.resource_version > cursor
-                                && event.plural == plural
-                                && (namespace.is_empty() || event.namespace == namespace)
-                                && selected(&event.object, &query)
-                        })
-                        .cloned()
-                };
-                if let Some(event) = next {
-                    let line = json!({"type": event.event_type, "object": event.object}).to_string() + "\n";
-                    return Some((Ok::<_, std::io::Error>(Bytes::from(line)), event.resource_version));
-                }
-                notified.await;
-            }
-        }
-    });
-    Response::builder()
-        .header("content-type", "application/json")
-        .body(Body::from_stream(stream))
-        .expect("watch response")
-}
-
 fn pod_log(shared: &SharedState, namespace: &str, name: &str) -> Response {
     let key = ("pods".to_string(), namespace.to_string(), name.to_string());
     let locked = shared.0.lock().expect("lock");
@@ -839,244 +863,5 @@ fn pod_log(shared: &SharedState, namespace: &str, name: &str) -> Response {
             .to_string()
             .into_response(),
         None => status_response(404, "NotFound", &format!("pods \"{name}\" not found")),
-    }
-}
-
-fn delete(shared: &SharedState, resource: &ResourcePath, name: &str, query: &HashMap<String, String>) -> Response {
-    let dry_run = is_dry_run(query);
-    let mut locked = shared.0.lock().expect("lock");
-    let key = resource.key(name);
-    let Some(object) = locked.objects.get(&key).cloned() else {
-        return not_found(resource, name);
-    };
-    if dry_run {
-        return axum::Json(object).into_response();
-    }
-    remove(&mut locked, &key);
-    if resource.kind.plural == "namespaces" {
-        let inside: Vec<Key> = locked
-            .objects
-            .keys()
-            .filter(|(_, namespace, _)| namespace == name)
-            .cloned()
-            .collect();
-        for key in inside {
-            remove(&mut locked, &key);
-        }
-    }
-    if resource.kind.plural == "deployments" {
-        let selector = object["spec"]["selector"]["matchLabels"].clone();
-        remove_pods_of(&mut locked, &resource.namespace, &selector);
-    }
-    drop(locked);
-    shared.1.notify_waiters();
-    axum::Json(object).into_response()
-}
-
-fn remove(shared: &mut Shared, key: &Key) {
-    if let Some(object) = shared.objects.remove(key) {
-        shared.resource_version += 1;
-        let rv = shared.resource_version;
-        shared.events.push(WatchEvent {
-            resource_version: rv,
-            plural: key.0.clone(),
-            namespace: key.1.clone(),
-            event_type: "DELETED",
-            object,
-        });
-    }
-}
-
-fn remove_pods_of(shared: &mut Shared, namespace: &str, match_labels: &Value) {
-    let pods: Vec<Key> = shared
-        .objects
-        .iter()
-        .filter(|((plural, pod_namespace, _), pod)| {
-            plural == "pods"
-                && pod_namespace == namespace
-                && match_labels
-                    .as_object()
-                    .is_some_and(|labels| labels.iter().all(|(k, v)| &pod["metadata"]["labels"][k] == v))
-        })
-        .map(|(key, _)| key.clone())
-        .collect();
-    for key in pods {
-        remove(shared, &key);
-    }
-}
-
-/// The keys of the pods Deployment `name` in `namespace` owns.
-fn owned_pods(shared: &Shared, namespace: &str, name: &str) -> Vec<Key> {
-    shared
-        .objects
-        .iter()
-        .filter(|((plural, pod_namespace, _), pod)| {
-            plural == "pods" && pod_namespace == namespace && pod["metadata"]["ownerDeployment"] == json!(name)
-        })
-        .map(|(key, _)| key.clone())
-        .collect()
-}
-
-/// Makes Deployment `name` in `namespace` available: its scenario becomes [`Scenario::Available`], its pods are
-/// replaced by a ready one and its status says so (nothing else when it is not stored). Waiters are not notified.
-fn make_deployment_available(shared: &mut Shared, namespace: &str, name: &str) {
-    shared.scenarios.insert(name.to_string(), Scenario::Available);
-    for key in owned_pods(shared, namespace, name) {
-        remove(shared, &key);
-    }
-    let key = ("deployments".to_string(), namespace.to_string(), name.to_string());
-    if let Some(object) = shared.objects.get(&key).cloned() {
-        store(shared, "deployments", namespace, object);
-    }
-}
-
-/// Stores `object` with fresh server metadata, runs the controllers (Deployment/Job status, pods, events) and
-/// records the watch event. Returns the stored object.
-fn store(shared: &mut Shared, plural: &str, namespace: &str, mut object: Value) -> Value {
-    let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
-    let key = (plural.to_string(), namespace.to_string(), name.clone());
-    let existed = shared.objects.contains_key(&key);
-    shared.resource_version += 1;
-    let rv = shared.resource_version;
-    object["metadata"]["resourceVersion"] = json!(rv.to_string());
-    if object["metadata"]["uid"].is_null() {
-        object["metadata"]["uid"] = json!(format!("uid-{plural}-{name}-{rv}"));
-        object["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
-        object["metadata"]["generation"] = json!(1);
-    }
-    let scenario = shared.scenarios.get(&name).copied().unwrap_or(Scenario::Available);
-    match plural {
-        "deployments" => {
-            // Like the ReplicaSet controller: new pods only when the pod template changed (or there are none).
-            let previous_template = shared.objects.get(&key).map(|old| old["spec"]["template"].clone());
-            let has_pods = !owned_pods(shared, namespace, &name).is_empty();
-            let roll = !has_pods || previous_template.as_ref() != Some(&object["spec"]["template"]);
-            deployment_controller(shared, namespace, &mut object, scenario, roll)
-        }
-        "jobs" => {
-            object["status"] = json!({"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]});
-        }
-        "namespaces" => object["status"] = json!({"phase": "Active"}),
-        _ => {}
-    }
-    shared.objects.insert(key, object.clone());
-    shared.events.push(WatchEvent {
-        resource_version: rv,
-        plural: plural.to_string(),
-        namespace: namespace.to_string(),
-        event_type: if existed { "MODIFIED" } else { "ADDED" },
-        object: object.clone(),
-    });
-    object
-}
-
-/// What the Deployment and ReplicaSet controllers and the kubelet would do, per scenario.
-fn deployment_controller(shared: &mut Shared, namespace: &str, deployment: &mut Value, scenario: Scenario, roll: bool) {
-    let name = deployment["metadata"]["name"].as_str().unwrap_or_default().to_string();
-    let generation = deployment["metadata"]["generation"].clone();
-    let injected = shared
-        .objects
-        .get(&("namespaces".to_string(), String::new(), namespace.to_string()))
-        .is_some_and(|ns| ns["metadata"]["labels"]["istio-injection"] == "enabled");
-    let ready = scenario == Scenario::Available;
-    deployment["status"] = match ready {
-        true => json!({
-            "observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1,
-            "availableReplicas": 1,
-            "conditions": [
-                {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
-                {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
-            ]
-        }),
-        false => json!({
-            "observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "unavailableReplicas": 1,
-            "conditions": [
-                {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"},
-                {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated"}
-            ]
-        }),
-    };
-    if !roll {
-        return;
-    }
-    // One pod per deployment, replaced when the template changes.
-    for key in owned_pods(shared, namespace, &name) {
-        remove(shared, &key);
-    }
-    let mut containers: Vec<Value> = deployment["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    if injected && namespace != "istio-system" {
-        containers.push(json!({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.12.7"}));
-    }
-    let main = containers
-        .first()
-        .and_then(|c| c["name"].as_str())
-        .unwrap_or("main")
-        .to_string();
-    let (state, log, event) = match scenario {
-        Scenario::Available => (json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}}), String::new(), None),
-        Scenario::AvailableOnWatch => (json!({"waiting": {"reason": "ContainerCreating"}}), String::new(), None),
-        Scenario::ImagePullBackOff => (
-            json!({"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"tensorflow/serving:2.5.1\""}}),
-            String::new(),
-            Some(("Failed", "Failed to pull image \"tensorflow/serving:2.5.1\": rpc error: code = Unknown desc = Error response from daemon: Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io: no such host")),
-        ),
-        Scenario::Unschedulable => (
-            Value::Null,
-            String::new(),
-            Some(("FailedScheduling", "0/1 nodes are available: 1 Insufficient memory.")),
-        ),
-        Scenario::WrongArchitecture => (
-            json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 20s restarting failed container"}}),
-            "exec /usr/bin/tf_serving_entrypoint.sh: exec format error\n".to_string(),
-            Some(("BackOff", "Back-off restarting failed container")),
-        ),
-        Scenario::CrashLoop => (
-            json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 40s restarting failed container"}}),
-            "2026-01-01 00:00:01.000000: I tensorflow_serving/model_servers/server_core.cc:465] Adding/updating models.\n2026-01-01 00:00:01.000001: E tensorflow_serving/sources/storage_path/file_system_storage_path_source.cc:365] FileSystemStoragePathSource encountered a filesystem access error: Could not find base path /models/resnet50 for servable image_classifier\n".to_string(),
-            Some(("BackOff", "Back-off restarting failed container")),
-        ),
-    };
-    // A pod that was never scheduled has no container statuses.
-    let scheduled = scenario != Scenario::Unschedulable;
-    let statuses: Vec<Value> = containers
-        .iter()
-        .filter(|_| scheduled)
-        .map(|container| {
-            let container_name = container["name"].as_str().unwrap_or_default();
-            let container_state = match container_name == main {
-                true => state.clone(),
-                false => json!({"running": {"startedAt": "2026-01-01T00:00:00Z"}}),
-            };
-            json!({"name": container_name, "ready": ready || container_name != main, "restartCount": 0,
-                   "image": container["image"], "imageID": "", "state": container_state})
-        })
-        .collect();
-    let pod_name = format!("{name}-5d9c7b-x{}", shared.resource_version);
-    let mut labels = deployment["spec"]["template"]["metadata"]["labels"].clone();
-    if labels.is_null() {
-        labels = json!({});
-    }
-    let pod = json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": pod_name, "namespace": namespace, "labels": labels,
-                     "annotations": {"fake/log": log}, "ownerDeployment": name},
-        "spec": {"containers": containers, "nodeName": "minikube"},
-        "status": {"phase": if ready { "Running" } else { "Pending" },
-                   "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
-                   "containerStatuses": statuses}
-    });
-    store(shared, "pods", namespace, pod);
-    if let Some((reason, message)) = event {
-        let event = json!({
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": format!("{pod_name}.17a"), "namespace": namespace},
-            "involvedObject": {"kind": "Pod", "name": pod_name, "namespace": namespace},
-            "reason": reason, "message": message, "type": "Warning", "count": 3,
-            "lastTimestamp": "2026-01-01T00:00:30Z"
-        });
-        store(shared, "events", namespace, event);
     }
 }

@@ -179,8 +179,9 @@ async fn stages_apply_what_they_name_and_prune_the_rest_and_reset_says_what_chan
         ]
     );
     assert_eq!(
-        lab::state::read_active_stage(&env.settings).unwrap().as_deref(),
-        Some("focused")
+        lab::state::read_active_stage(&env.settings).unwrap(),
+        None,
+        "applying records nothing: the caller records the stage once its assertions passed (or were skipped)"
     );
 
     env.kube.clear_requests();

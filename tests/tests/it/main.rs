@@ -8,6 +8,7 @@ mod gateway;
 mod ingress;
 mod istio_fetch;
 mod json_style;
+mod lifecycle_real;
 mod manifests;
 mod models;
 mod payload;

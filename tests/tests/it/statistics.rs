@@ -18,7 +18,7 @@ fn verdict_counts(config: ShareTestConfig, true_share: f64, seed: u64) -> (u64, 
         match simulate_share_test(config, true_share, &mut random).0 {
             Verdict::Pass => pass += 1,
             Verdict::Fail => fail += 1,
-            Verdict::Inconclusive => inconclusive += 1,
+            Verdict::Inconclusive | Verdict::NotAsserted => inconclusive += 1,
         }
     }
     (pass, fail, inconclusive)

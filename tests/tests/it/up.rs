@@ -15,15 +15,15 @@ use canary_lab_tests::smoke_server::SmokeServer;
 const PROFILE: &str = "lab";
 
 /// Everything `lab up` talks to, for one test.
-struct Lab {
-    kube: FakeKube,
-    tools: FakeTools,
-    gateway: SmokeServer,
-    home: tempfile::TempDir,
+pub(crate) struct Lab {
+    pub(crate) kube: FakeKube,
+    pub(crate) tools: FakeTools,
+    pub(crate) gateway: SmokeServer,
+    pub(crate) home: tempfile::TempDir,
 }
 
 impl Lab {
-    async fn start(driver: &str) -> Lab {
+    pub(crate) async fn start(driver: &str) -> Lab {
         let kube = FakeKube::start("v1.22.17", "amd64").await;
         let tools = FakeTools::new();
         tools.script_minikube(&MinikubeCluster::healthy(PROFILE).driver(driver));
@@ -42,7 +42,7 @@ impl Lab {
     }
 
     /// The CLI with `args` after the global flags, sharing this lab's state dir and kubeconfig across runs.
-    fn cli(&self, args: impl IntoIterator<Item = impl AsRef<OsStr>>) -> Cli {
+    pub(crate) fn cli(&self, args: impl IntoIterator<Item = impl AsRef<OsStr>>) -> Cli {
         let state = self.home.path().join("state");
         let mut all: Vec<OsString> = vec!["--profile".into(), PROFILE.into(), "--state-dir".into(), state.into()];
         all.extend(args.into_iter().map(|arg| arg.as_ref().to_os_string()));
@@ -51,7 +51,7 @@ impl Lab {
             .kubeconfig(&self.home.path().join("kubeconfig"))
     }
 
-    fn up_args(&self, extra: &[&str]) -> Vec<String> {
+    pub(crate) fn up_args(&self, extra: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = [
             "lab",
             "up",
@@ -73,7 +73,7 @@ impl Lab {
         args
     }
 
-    async fn up(&self, extra: &[&str]) -> CliOutput {
+    pub(crate) async fn up(&self, extra: &[&str]) -> CliOutput {
         run(self.cli(self.up_args(extra))).await
     }
 
@@ -97,7 +97,7 @@ impl Lab {
             .expect("lab up reached the rollout wait");
     }
 
-    fn state_file(&self, name: &str) -> Option<String> {
+    pub(crate) fn state_file(&self, name: &str) -> Option<String> {
         std::fs::read_to_string(self.home.path().join("state").join(PROFILE).join(name))
             .ok()
             .map(|text| text.trim().to_string())
@@ -106,7 +106,7 @@ impl Lab {
 
 /// Runs the CLI off the async runtime (the fake API lives on it), failing if it takes more than 30 seconds (a
 /// run takes one to three; the margin is for a loaded machine).
-async fn run(cli: Cli) -> CliOutput {
+pub(crate) async fn run(cli: Cli) -> CliOutput {
     tokio::time::timeout(Duration::from_secs(30), cli.run_async())
         .await
         .expect("the CLI did not finish within 30s")
@@ -654,9 +654,13 @@ async fn stages_are_asserted_through_the_gateway_and_fail_when_it_does_not_route
     // The gateway still routes as `stable`: applying split-70-30 succeeds, its assertion fails (exit 1).
     let output = run(lab.cli(["lab", "stage", "split-70-30"])).await;
     assert_contains!(output.stdout, "virtualservice/image-classifier configured");
-    assert_eq!(lab.state_file("active-stage").as_deref(), Some("split-70-30"));
     assert_eq!(output.code, 1, "{}\n{}", output.stdout, output.stderr);
     assert_contains!(output.stdout, "stage split-70-30: fail");
+    assert_eq!(
+        lab.state_file("active-stage"),
+        None,
+        "a stage that failed its assertions is not recorded as active"
+    );
 
     // A gateway that routes 70/30 passes, and the reports are written.
     let split_gateway = Envoy::start(&StageRouting::of_stage("split-70-30"), &models.both()).await;
@@ -680,6 +684,11 @@ async fn stages_are_asserted_through_the_gateway_and_fail_when_it_does_not_route
     assert_eq!(output.code, 0, "{}\n{}", output.stdout, output.stderr);
     assert_contains!(output.stdout, "virtualservice/image-classifier unchanged");
     assert_contains!(output.stdout, "stage split-70-30: pass");
+    assert_eq!(lab.state_file("active-stage").as_deref(), Some("split-70-30"));
+    assert_eq!(
+        lab.state_file("active-stage-verdict").as_deref(),
+        Some("split-70-30 pass")
+    );
     let written: lab::report::RunReport = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(written.stages[0].stage, "split-70-30");
     assert!(std::fs::read_to_string(&junit).unwrap().contains("<testsuites"));
@@ -688,7 +697,11 @@ async fn stages_are_asserted_through_the_gateway_and_fail_when_it_does_not_route
     assert_eq!(reset.code, 0, "{}", reset.stderr);
     assert_contains!(reset.stdout, "deployment/image-classifier-resnet101 deleted");
     assert_contains!(reset.stdout, "deployment/image-classifier-resnet50 unchanged");
-    assert_contains!(reset.stdout, "stage \"stable\" is active");
+    assert_contains!(reset.stdout, "stage \"stable\" is applied");
+    assert_eq!(
+        lab.state_file("active-stage-verdict").as_deref(),
+        Some("stable not_asserted")
+    );
 }
 
 #[tokio::test]

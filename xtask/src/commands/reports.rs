@@ -20,11 +20,12 @@ pub(crate) fn print_and_write(
     Ok(status_for(report.verdict))
 }
 
-/// The exit status a run's verdict means: ok only when every assertion passed.
+/// The exit status a run's verdict means: ok only when every assertion passed (a run that asserted nothing did
+/// not pass).
 pub(crate) fn status_for(verdict: Verdict) -> CommandStatus {
     match verdict {
         Verdict::Pass => CommandStatus::Ok,
-        Verdict::Fail | Verdict::Inconclusive => CommandStatus::NotReady,
+        Verdict::Fail | Verdict::Inconclusive | Verdict::NotAsserted => CommandStatus::NotReady,
     }
 }
 

@@ -13,5 +13,7 @@ pub(crate) async fn run(settings: &Settings, flags: &ResetFlags) -> CommandResul
     let stage = lab.stage(&flags.stage)?;
     let lock = LabLock::acquire(settings, "lab reset")?;
     let _applied = super::stage::apply_and_print(settings, &lab, stage, lock, &flags.rollout).await?;
+    // A reset asserts nothing: the stage is recorded as not asserted, so a later `lab up` asserts it.
+    lab::stage_apply::record_stage(settings, &stage.name, lab::report::Verdict::NotAsserted)?;
     Ok(CommandStatus::Ok)
 }

@@ -4,8 +4,8 @@
 use lab::cluster::Cluster;
 use lab::ingress::{self, Ingress};
 use lab::output::to_json;
-use lab::report::RunReport;
-use lab::stage_apply::{StageReport, apply_stage, assert_stage};
+use lab::report::{RunReport, Verdict};
+use lab::stage_apply::{StageReport, apply_stage, assert_stage, record_stage};
 use lab::stages::{LabDefinition, Stage};
 use lab::state::LabLock;
 use lab::{CommandStatus, Format, LabError, Settings};
@@ -32,9 +32,12 @@ pub(crate) async fn run(settings: &Settings, flags: &StageFlags) -> CommandResul
     };
     let applied = apply_and_print(settings, &lab, stage, lock, &flags.rollout).await?;
     let Some(ingress) = ingress else {
+        record_stage(settings, &stage.name, Verdict::NotAsserted)?;
         return Ok(CommandStatus::Ok);
     };
     let check = assert_stage(&applied.cluster, &lab, stage, &ingress.url).await?;
+    // Recorded as active only once it passed; a failed or inconclusive stage leaves none recorded.
+    record_stage(settings, &stage.name, check.verdict)?;
     let report = RunReport::new(ingress.url.clone(), applied.started, vec![check]);
     super::reports::print_and_write(settings, &flags.reports, &report)
 }
@@ -92,7 +95,7 @@ fn print_report(settings: &Settings, report: &StageReport) {
             for name in &report.restarted {
                 println!("deployment/{name} restarted (sidecar injection)");
             }
-            println!("stage \"{}\" is active", report.stage);
+            println!("stage \"{}\" is applied", report.stage);
         }
     }
 }

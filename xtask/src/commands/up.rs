@@ -80,16 +80,23 @@ pub(crate) async fn run(settings: &Settings, flags: &UpFlags) -> CommandResult {
             if !checks.stages.is_empty() {
                 print!("{}", render_human(&checks));
             }
-            let state = match checks.verdict {
-                Verdict::Pass => "is up",
-                Verdict::Fail | Verdict::Inconclusive => "is NOT as its stage says",
+            let (state, proof) = match report.verdict {
+                Verdict::Pass => ("is up", ""),
+                Verdict::NotAsserted => ("is up", "; its assertions did not run (--no-assert)"),
+                Verdict::Fail | Verdict::Inconclusive => ("is NOT as its stage says", ""),
             };
             println!(
-                "the lab {state} at stage \"{}\": {} (via {}); {summary}, {total:.1}s",
+                "the lab {state} at stage \"{}\": {} (via {}){proof}; {summary}, {total:.1}s",
                 report.active_stage, report.ingress_url, report.ingress_kind
             );
         }
     }
     super::reports::write_reports(&flags.reports, &checks)?;
-    Ok(super::reports::status_for(checks.verdict))
+    // The lab's verdict, not only this run's checks: a stage resumed as asserted before is a pass, and a run with
+    // `--no-assert` (the only way `lab up` asserts nothing) succeeds without claiming one.
+    let status = match (report.verdict, flags.no_assert) {
+        (Verdict::NotAsserted, true) => lab::CommandStatus::Ok,
+        (verdict, _) => super::reports::status_for(verdict),
+    };
+    Ok(status)
 }
