@@ -304,7 +304,8 @@ async fn restart(cluster: &Cluster, namespace: &str, name: &str) -> anyhow::Resu
 /// verdict other than pass means; `--no-assert` skips this call.
 ///
 /// First it waits until the ingress gateway serves the stage's routes with live endpoints
-/// ([`crate::istio::gateway_config::wait_for_stage`]), so no verdict is drawn from an Istio push still under way.
+/// ([`crate::istio::gateway_config::wait_for_stage`], each new difference it sees sent to `note`, so a person
+/// watching sees what it waits for), so no verdict is drawn from an Istio push still under way.
 ///
 /// The request body is built once (the Grace Hopper image, in the payload the model's metadata asks for) and,
 /// before any assertion, sent to each version the stage deploys directly (a port-forward to one of its pods), so
@@ -316,6 +317,7 @@ pub async fn assert_stage(
     lab: &LabDefinition,
     stage: &Stage,
     ingress_url: &str,
+    note: &dyn Fn(&str),
 ) -> anyhow::Result<crate::report::StageReport> {
     let asserted = async {
         // Not one request before the gateway serves the stage's routes with live endpoints (bounded; skipped with a
@@ -324,8 +326,7 @@ pub async fn assert_stage(
             lab.stage_manifests(stage)?,
             crate::istio::gateway_config::DEFAULT_SERVE_TIMEOUT,
         );
-        let note = |text: &str| tracing::info!("{text}");
-        crate::istio::gateway_config::wait_for_stage(cluster, &stage.name, &manifests, timeout, &note).await?;
+        crate::istio::gateway_config::wait_for_stage(cluster, &stage.name, &manifests, timeout, note).await?;
         let body = crate::checks::payload_body(
             ingress_url,
             crate::predict::PayloadChoice::Auto,

@@ -430,7 +430,7 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
         active = stage.name.clone();
         let (verdict, detail) = match options.assertions {
             Assertions::Run => {
-                let check = stage_apply::assert_stage(&cluster, &lab, stage, &opened.url).await?;
+                let check = stage_apply::assert_stage(&cluster, &lab, stage, &opened.url, &note).await?;
                 let requests: u64 = check.assertions.iter().map(|assertion| assertion.requests).sum();
                 let verdict = check.verdict;
                 checks.push(check);

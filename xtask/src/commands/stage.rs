@@ -35,7 +35,9 @@ pub(crate) async fn run(settings: &Settings, flags: &StageFlags) -> CommandResul
         record_stage(settings, &stage.name, Verdict::NotAsserted)?;
         return Ok(CommandStatus::Ok);
     };
-    let check = assert_stage(&applied.cluster, &lab, stage, &ingress.url).await?;
+    // The wait for the gateway to serve the stage says what it waits for, as `lab up`'s steps do.
+    let note = |text: &str| eprintln!("  … {text}");
+    let check = assert_stage(&applied.cluster, &lab, stage, &ingress.url, &note).await?;
     // Recorded as active only once it passed; a failed or inconclusive stage leaves none recorded.
     record_stage(settings, &stage.name, check.verdict)?;
     let report = RunReport::new(ingress.url.clone(), applied.started, vec![check]);
