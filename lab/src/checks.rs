@@ -4,8 +4,12 @@
 //! - `exact`: every response must come from one version. One response from another version (or one that cannot be
 //!   attributed) fails at once; otherwise enough requests are sent that a leak of 5% or more would be seen with
 //!   probability at least 1 − 10⁻⁶ ([`stats::exact_sample_size`]).
-//! - `share`: the sequential [`ShareTest`] (false failure and miss both ≤ 10⁻⁶), fed in response-arrival order;
-//!   no more requests are launched once it decides; at the cap it is inconclusive, never a pass.
+//! - `share`: the sequential [`ShareTest`] (false failure and miss both ≤ 10⁻⁶), fed in launch order (the probe
+//!   holds an early arrival until the requests launched before it are in: its bounds need an order that does not
+//!   depend on the outcomes, and a slower version's answers arrive late); no more requests are launched once it
+//!   decides; at the cap it is inconclusive, never a pass.
+//! - Both kinds count in launch order: an exact assertion judges the first 270 requests launched, not the first 270
+//!   answers to arrive.
 //! - Failed requests are counted by version and kind; an error rate above the maximum fails the assertion with
 //!   the errors summarised.
 //!
@@ -37,6 +41,8 @@ pub use crate::payload::PREDICT_PATH;
 pub const LEAK_SHARE: f64 = 0.05;
 /// The probability with which an exact assertion may miss such a leak.
 pub const MISS_PROBABILITY: f64 = 1e-6;
+/// The false-failure and miss probability of a share assertion.
+pub const SHARE_ERROR_RATE: f64 = 1e-6;
 /// The default maximum share of failed requests.
 pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.01;
 /// The default time the routes get to take effect.
@@ -71,6 +77,9 @@ pub struct CheckConfig {
     pub assertion_timeout: Duration,
     /// Reference predictions per version, to attribute responses without a version header.
     pub references: References,
+    /// The probability of failing a correct split, and of passing one a tolerance off, of a share assertion
+    /// ([`SHARE_ERROR_RATE`]; the simulation tests relax it to where the rates are observable).
+    pub share_error_rate: f64,
 }
 
 impl CheckConfig {
@@ -85,6 +94,7 @@ impl CheckConfig {
             settle_timeout: DEFAULT_SETTLE_TIMEOUT,
             assertion_timeout: DEFAULT_ASSERTION_TIMEOUT,
             references: References::default(),
+            share_error_rate: SHARE_ERROR_RATE,
         }
     }
 }
@@ -171,8 +181,10 @@ pub async fn check_stage(lab: &LabDefinition, stage: &Stage, config: &CheckConfi
     })
 }
 
-/// Runs one assertion with `probe` (whose headers are the assertion's); `configured_weights` is the route's split.
-async fn check_assertion(
+/// Runs one assertion of stage `stage` with `probe` (whose headers must be the assertion's); `configured_weights`
+/// is the route's split, for the report. [`check_stage`] runs this for each assertion; the simulation tests run it
+/// with a [`Probe::simulated`].
+pub async fn check_assertion(
     stage: &str,
     spec: &AssertionSpec,
     probe: &Probe,
@@ -199,7 +211,11 @@ async fn check_assertion(
             tolerance,
             ..
         } => {
-            let test_config = ShareTestConfig::lab_default(*share, *tolerance);
+            let test_config = ShareTestConfig {
+                false_failure: config.share_error_rate,
+                miss: config.share_error_rate,
+                ..ShareTestConfig::lab_default(*share, *tolerance)
+            };
             let expectation = Expectation::Share {
                 version: version.clone(),
                 share: *share,
