@@ -182,6 +182,8 @@ struct Knobs {
     reset: AtomicBool,
     /// Predictions answered so far (including injected errors).
     predictions: AtomicU64,
+    /// Requests still to be answered as a gateway without endpoints answers them (`503 no healthy upstream`).
+    unready_requests: AtomicU64,
     /// Connections accepted and not yet closed by the server.
     open_connections: AtomicU64,
     /// Notified whenever the server closes a connection.
@@ -254,6 +256,13 @@ impl TfServing {
     pub fn set_error_rate(&self, rate: f64) {
         let ppm = (rate.clamp(0.0, 1.0) * 1e6).round() as u64;
         self.shared.knobs.error_rate_ppm.store(ppm, Ordering::SeqCst);
+    }
+
+    /// Answers the next `requests` requests of any kind as the Istio gateway in front of the pod does while istiod
+    /// has not yet pushed its endpoint (EDS lags readiness): Envoy's local reply `503` with the plain-text body
+    /// `no healthy upstream` (envoyproxy/envoy `source/common/router/router.cc`, `sendNoHealthyUpstreamResponse`).
+    pub fn answer_no_healthy_upstream(&self, requests: u64) {
+        self.shared.knobs.unready_requests.store(requests, Ordering::SeqCst);
     }
 
     /// Waits this long before answering every request.
@@ -368,6 +377,14 @@ enum Target {
 
 /// Every request: parse `/v1/models/NAME[/versions/V](:predict|/metadata)?` by hand (the `:` is not a separator).
 async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, body: Bytes) -> Response {
+    let unready = shared
+        .knobs
+        .unready_requests
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1));
+    if unready.is_ok() {
+        let headers = [(axum::http::header::CONTENT_TYPE, "text/plain")];
+        return (StatusCode::SERVICE_UNAVAILABLE, headers, "no healthy upstream").into_response();
+    }
     let path = uri.path();
     let Some(rest) = path.strip_prefix("/v1/models/") else {
         return error(StatusCode::NOT_FOUND, &format!("Malformed request: {method} {path}"));

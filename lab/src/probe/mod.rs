@@ -174,7 +174,7 @@ pub struct SimulatedExchange {
 /// How a probe's requests travel.
 enum Transport {
     /// HTTP/1.1 over the probe's own connections.
-    Http(Target),
+    Http(Box<Target>),
     /// A simulation's network (see [`SimulatedNetwork`]).
     Simulated(Arc<dyn SimulatedNetwork>),
 }
@@ -208,7 +208,7 @@ impl Probe {
         Ok(Probe {
             shared: Arc::new(ProbeShared {
                 config,
-                transport: Transport::Http(target),
+                transport: Transport::Http(Box::new(target)),
                 idle: Mutex::new(Vec::new()),
             }),
         })

@@ -100,7 +100,7 @@ fn the_sequential_test_needs_less_than_half_the_fixed_size_for_a_correct_70_30_s
 mod through_the_probe {
     use std::collections::BTreeMap;
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
     use canary_lab_tests::tf_serving::{Latency, SimulatedSplit};
@@ -187,26 +187,26 @@ mod through_the_probe {
         }
     }
 
-    /// ResNet50 answers every request in 10 ms, except the one sent `slow`-th (0-based), which ResNet101 answers
-    /// after 5 s.
+    /// ResNet50 answers every request in 10 ms, except the first one sent at or after `from` (virtual time), which
+    /// ResNet101 answers after 5 s.
     struct OneSlowLeak {
-        slow: u64,
-        sent: AtomicU64,
+        from: tokio::time::Instant,
+        sent: AtomicBool,
     }
 
     impl OneSlowLeak {
-        fn at(slow: u64) -> Arc<OneSlowLeak> {
+        fn from(from: tokio::time::Instant) -> Arc<OneSlowLeak> {
             Arc::new(OneSlowLeak {
-                slow,
-                sent: AtomicU64::new(0),
+                from,
+                sent: AtomicBool::new(false),
             })
         }
     }
 
     impl SimulatedNetwork for OneSlowLeak {
         fn exchange(&self) -> SimulatedExchange {
-            let sent = self.sent.fetch_add(1, Ordering::SeqCst);
-            let (latency, version) = match sent == self.slow {
+            let due = tokio::time::Instant::now() >= self.from;
+            let (latency, version) = match due && !self.sent.swap(true, Ordering::SeqCst) {
                 true => (Duration::from_secs(5), "resnet101"),
                 false => (Duration::from_millis(10), "resnet50"),
             };
@@ -221,7 +221,11 @@ mod through_the_probe {
     #[tokio::test(start_paused = true)]
     async fn the_probe_hands_over_observations_in_launch_order_and_launches_within_its_window() {
         // The first request is resnet101's and slow; the 7 other workers get fast answers from resnet50 meanwhile.
-        let probe = Probe::simulated(DEFAULT_CONCURRENCY, Duration::from_secs(10), OneSlowLeak::at(0));
+        let probe = Probe::simulated(
+            DEFAULT_CONCURRENCY,
+            Duration::from_secs(10),
+            OneSlowLeak::from(tokio::time::Instant::now()),
+        );
         let far = tokio::time::Instant::now() + Duration::from_secs(60);
         let mut versions = Vec::new();
         let summary = probe
@@ -248,7 +252,11 @@ mod through_the_probe {
 
         // While the first request is out, launching stops a window (4 × 8) past it: when the observer stops at
         // the first observation, requests 0–31 were launched and no other.
-        let probe = Probe::simulated(DEFAULT_CONCURRENCY, Duration::from_secs(10), OneSlowLeak::at(0));
+        let probe = Probe::simulated(
+            DEFAULT_CONCURRENCY,
+            Duration::from_secs(10),
+            OneSlowLeak::from(tokio::time::Instant::now()),
+        );
         let summary = probe.run(1000, far, |_| Flow::Stop).await;
         assert_eq!(
             (summary.end, summary.launched, summary.observed),
@@ -258,11 +266,14 @@ mod through_the_probe {
 
     #[tokio::test(start_paused = true)]
     async fn the_exact_assertion_judges_the_first_270_requests_launched_not_the_first_to_arrive() {
-        // Settling takes the first 50 responses (and launches at most a launch window more, well below 100), so
-        // the 100th request belongs to the 270 the exact assertion judges. Its answer comes from resnet101 long
-        // after 270 later-launched answers from resnet50: counted by arrival, the assertion would pass on them.
+        // Settling ends once 50 answers in a row have come and 2 s (`SETTLE_MIN_SPAN`) have passed; the exact
+        // assertion's 270 requests then take about 0.35 s. The first request sent 2.1 s in is among them; its answer
+        // comes from resnet101 long after 270 later-launched answers from resnet50: counted by arrival, the
+        // assertion would pass on those.
+        assert_eq!(lab::checks::SETTLE_MIN_SPAN, Duration::from_secs(2));
         let config = config();
-        let probe = Probe::simulated(DEFAULT_CONCURRENCY, config.request_timeout, OneSlowLeak::at(99));
+        let leak = OneSlowLeak::from(tokio::time::Instant::now() + Duration::from_millis(2100));
+        let probe = Probe::simulated(DEFAULT_CONCURRENCY, config.request_timeout, leak);
         let spec = AssertionSpec::Exact {
             version: "resnet50".to_string(),
             headers: BTreeMap::new(),
