@@ -4,13 +4,20 @@
 //! - `exact`: every response must come from one version. One response from another version (or one that cannot be
 //!   attributed) fails at once; otherwise enough requests are sent that a leak of 5% or more would be seen with
 //!   probability at least 1 − 10⁻⁶ ([`stats::exact_sample_size`]).
-//! - `share`: the sequential [`ShareTest`] (false failure and miss both ≤ 10⁻⁶), fed in response-arrival order;
-//!   no more requests are launched once it decides; at the cap it is inconclusive, never a pass.
+//! - `share`: the sequential [`ShareTest`] (false failure and miss both ≤ 10⁻⁶), fed in launch order (the probe
+//!   holds an early arrival until the requests launched before it are in: its bounds need an order that does not
+//!   depend on the outcomes, and a slower version's answers arrive late); no more requests are launched once it
+//!   decides; at the cap it is inconclusive, never a pass.
+//! - Both kinds count in launch order: an exact assertion judges the first 270 requests launched, not the first 270
+//!   answers to arrive.
 //! - Failed requests are counted by version and kind; an error rate above the maximum fails the assertion with
 //!   the errors summarised.
 //!
-//! Before an exact assertion the gateway is probed until it routes as the stage says (a bounded poll, never a fixed
-//! sleep), so a stage that was just applied is not judged on the previous stage's routes.
+//! Before an assertion the gateway is probed until it routes as the stage says (a bounded poll, never a fixed
+//! sleep), so a stage that was just applied is not judged on the previous stage's routes: for an exact assertion 50
+//! answers in a row from the version over at least [`SETTLE_MIN_SPAN`], for a share assertion an answer from each
+//! side. Failed requests in that window (Envoy's `503 no healthy upstream` while a new pod's endpoint is on its
+//! way, EDS lagging readiness) are propagation, not a verdict.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -37,6 +44,8 @@ pub use crate::payload::PREDICT_PATH;
 pub const LEAK_SHARE: f64 = 0.05;
 /// The probability with which an exact assertion may miss such a leak.
 pub const MISS_PROBABILITY: f64 = 1e-6;
+/// The false-failure and miss probability of a share assertion.
+pub const SHARE_ERROR_RATE: f64 = 1e-6;
 /// The default maximum share of failed requests.
 pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.01;
 /// The default time the routes get to take effect.
@@ -47,10 +56,20 @@ pub const DEFAULT_ASSERTION_TIMEOUT: Duration = Duration::from_secs(600);
 /// that the previous stage's routes cannot fake it: from a 70/30 split, 50 in a row from the 70% side happen with
 /// probability 0.7⁵⁰ ≈ 2·10⁻⁸ at any point.
 pub const SETTLE_STREAK: u32 = 50;
-/// The pause between settle probes after a response that does not match yet.
+/// The least time a settle phase lasts. A count alone is no evidence of time: a fast model answers 50 requests in
+/// a few milliseconds, before istiod has pushed the new routes to the gateway, which it does only after the
+/// changes have been quiet for `PILOT_DEBOUNCE_AFTER` (100 ms; istio/istio 1.12 `pilot/pkg/features/pilot.go`) and
+/// then takes its own time to send and for Envoy to apply. Routes still in effect after this span are what a
+/// one-off apply leaves (the gateway's own config dump, read before the assertions, is the stronger evidence).
+pub const SETTLE_MIN_SPAN: Duration = Duration::from_secs(2);
+/// The pause between settle probes after a response that does not settle it yet.
 const SETTLE_POLL_INTERVAL: Duration = Duration::from_millis(100);
-/// A share assertion settles once it has seen the versions it expects, or after this many responses.
+/// A share assertion settles once it has seen the versions it expects; failing that, it is judged anyway once it
+/// has had this many answers and [`SHARE_SETTLE_GIVE_UP`] has passed (its split may really be missing a version).
 const SHARE_SETTLE_RESPONSES: u32 = 50;
+/// The longest istiod holds a push back while changes keep coming (`PILOT_DEBOUNCE_MAX`, 10 s; istio/istio 1.12
+/// `pilot/pkg/features/pilot.go`): a version that has not answered by then is judged missing.
+const SHARE_SETTLE_GIVE_UP: Duration = Duration::from_secs(10);
 
 /// How to run the assertions.
 #[derive(Debug, Clone)]
@@ -71,6 +90,9 @@ pub struct CheckConfig {
     pub assertion_timeout: Duration,
     /// Reference predictions per version, to attribute responses without a version header.
     pub references: References,
+    /// The probability of failing a correct split, and of passing one a tolerance off, of a share assertion
+    /// ([`SHARE_ERROR_RATE`]; the simulation tests relax it to where the rates are observable).
+    pub share_error_rate: f64,
 }
 
 impl CheckConfig {
@@ -85,6 +107,7 @@ impl CheckConfig {
             settle_timeout: DEFAULT_SETTLE_TIMEOUT,
             assertion_timeout: DEFAULT_ASSERTION_TIMEOUT,
             references: References::default(),
+            share_error_rate: SHARE_ERROR_RATE,
         }
     }
 }
@@ -171,8 +194,10 @@ pub async fn check_stage(lab: &LabDefinition, stage: &Stage, config: &CheckConfi
     })
 }
 
-/// Runs one assertion with `probe` (whose headers are the assertion's); `configured_weights` is the route's split.
-async fn check_assertion(
+/// Runs one assertion of stage `stage` with `probe` (whose headers must be the assertion's); `configured_weights`
+/// is the route's split, for the report. [`check_stage`] runs this for each assertion; the simulation tests run it
+/// with a [`Probe::simulated`].
+pub async fn check_assertion(
     stage: &str,
     spec: &AssertionSpec,
     probe: &Probe,
@@ -199,7 +224,11 @@ async fn check_assertion(
             tolerance,
             ..
         } => {
-            let test_config = ShareTestConfig::lab_default(*share, *tolerance);
+            let test_config = ShareTestConfig {
+                false_failure: config.share_error_rate,
+                miss: config.share_error_rate,
+                ..ShareTestConfig::lab_default(*share, *tolerance)
+            };
             let expectation = Expectation::Share {
                 version: version.clone(),
                 share: *share,
@@ -214,7 +243,7 @@ async fn check_assertion(
                 percent(*share),
                 percent(*tolerance)
             );
-            settle_share(version, *share, probe, config).await;
+            settle_share(version, probe, config).await;
             (
                 expectation,
                 name,
@@ -235,8 +264,11 @@ async fn check_assertion(
     }
 }
 
-/// Probes until [`SETTLE_STREAK`] consecutive responses come from `expected`, or fails at the settle timeout with
-/// a message naming the stage, the expectation and what was seen (and the settle requests' tally for the report).
+/// Probes until [`SETTLE_STREAK`] consecutive responses come from `expected` and the phase has lasted
+/// [`SETTLE_MIN_SPAN`] (every response since the last mismatch matched), or fails at the settle timeout with a
+/// message naming the stage, the expectation and what was seen (and the settle requests' tally for the report).
+/// Failed requests — a `503 no healthy upstream` while the gateway has no endpoint yet for a pod that just became
+/// ready — are propagation: they only restart the streak, and count against no verdict.
 async fn settle_exact(
     stage: &str,
     spec: &AssertionSpec,
@@ -244,10 +276,13 @@ async fn settle_exact(
     probe: &Probe,
     config: &CheckConfig,
 ) -> Result<(), (String, Tally)> {
-    let deadline = Instant::now() + config.settle_timeout;
+    let started = Instant::now();
+    let deadline = started + config.settle_timeout;
+    // A settle timeout shorter than twice the span (the tests' fast failures) leaves room for the streak.
+    let min_span = SETTLE_MIN_SPAN.min(config.settle_timeout / 2);
     let mut streak = 0;
     let mut tally = Tally::default();
-    // Responses in arrival order, `concurrency` at a time; the deadline bounds it, the streak ends it.
+    // Responses in launch order, `concurrency` at a time; the deadline bounds it, the streak held long enough ends it.
     let summary = probe
         .run(u64::MAX, deadline, |observation| {
             tally.add(&observation);
@@ -256,7 +291,7 @@ async fn settle_exact(
                 true => streak + 1,
                 false => 0,
             };
-            match streak >= SETTLE_STREAK {
+            match streak >= SETTLE_STREAK && started.elapsed() >= min_span {
                 true => Flow::Stop,
                 false => Flow::Continue,
             }
@@ -282,25 +317,39 @@ async fn settle_exact(
     Err((message, tally))
 }
 
-/// Probes until `version` has answered (when its share is above 0) and another version has (when below 1), or
-/// [`SHARE_SETTLE_RESPONSES`] responses or the settle timeout pass. It never fails: the share test judges.
-async fn settle_share(version: &str, share: f64, probe: &Probe, config: &CheckConfig) {
-    let deadline = Instant::now() + config.settle_timeout;
-    let mut seen_version = share <= 0.0;
-    let mut seen_other = share >= 1.0;
-    let mut responses = 0;
-    while !(seen_version && seen_other) && responses < SHARE_SETTLE_RESPONSES {
+/// Probes until `version` and another version have both answered (under the previous stage's routes one of them
+/// may never answer; a share assertion's share is strictly between 0 and 1, so the split has both), or, failing
+/// that, until [`SHARE_SETTLE_RESPONSES`] answers and [`SHARE_SETTLE_GIVE_UP`] have passed, or the settle timeout.
+/// It never fails: the share test judges. Failed requests (a `503 no healthy upstream` while the gateway waits for a
+/// new pod's endpoint) are propagation: they are not answers, count against nothing, and pause the poll.
+async fn settle_share(version: &str, probe: &Probe, config: &CheckConfig) {
+    let started = Instant::now();
+    let deadline = started + config.settle_timeout;
+    let (mut seen_version, mut seen_other) = (false, false);
+    let mut answers = 0;
+    while !(seen_version && seen_other) {
+        let given_up = answers >= SHARE_SETTLE_RESPONSES && started.elapsed() >= SHARE_SETTLE_GIVE_UP;
+        if given_up {
+            return;
+        }
         let Ok(observation) = tokio::time::timeout_at(deadline, probe.send_one()).await else {
             return;
         };
-        responses += 1;
-        match &observation.outcome {
-            Outcome::Answered { version: answered } if answered == version => seen_version = true,
-            Outcome::Answered { .. } => seen_other = true,
-            Outcome::Failed { .. } => {
-                let next_poll = (Instant::now() + SETTLE_POLL_INTERVAL).min(deadline);
-                tokio::time::sleep_until(next_poll).await;
+        let pause = match &observation.outcome {
+            Outcome::Answered { version: answered } => {
+                answers += 1;
+                match answered == version {
+                    true => seen_version = true,
+                    false => seen_other = true,
+                }
+                // Past the count, the wait is for time (a push), not for more answers.
+                answers >= SHARE_SETTLE_RESPONSES
             }
+            Outcome::Failed { .. } => true,
+        };
+        if pause && !(seen_version && seen_other) {
+            let next_poll = (Instant::now() + SETTLE_POLL_INTERVAL).min(deadline);
+            tokio::time::sleep_until(next_poll).await;
         }
     }
 }

@@ -20,6 +20,12 @@ use crate::payload::{METADATA_PATH, PREDICT_PATH, Payload, PayloadKind, build_pa
 /// The lab's Grace Hopper photo, the default image.
 pub const DEFAULT_IMAGE: &[u8] = include_bytes!("../../assets/images/grace_hopper.jpg");
 
+/// How long `--payload auto` keeps asking for the metadata while the gateway answers 503: the settle timeout's
+/// order of magnitude, well past istiod's longest push debounce (`PILOT_DEBOUNCE_MAX`, 10 s).
+pub const METADATA_RETRY_WINDOW: Duration = Duration::from_secs(30);
+/// The pause between those attempts.
+pub const METADATA_RETRY_INTERVAL: Duration = Duration::from_millis(250);
+
 /// Which body to send: a fixed kind, or `auto` (ask the model's metadata).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayloadChoice {
@@ -150,18 +156,31 @@ impl PredictClient {
     }
 
     /// `bytes` when the model has a `serving_bytes` signature, else `keras`; a model without metadata (404) is
-    /// treated as having only `serving_default`.
+    /// treated as having only `serving_default`. A `503` is asked again every [`METADATA_RETRY_INTERVAL`] for up to
+    /// [`METADATA_RETRY_WINDOW`]: right after a rollout the gateway answers `503 no healthy upstream` until istiod
+    /// has pushed the new pod's endpoint (EDS lags readiness), and that is propagation, not an answer.
     pub async fn payload_kind_from_metadata(&self) -> anyhow::Result<PayloadKind> {
         const HELP: &str =
             "check the URL (has `cargo xtask lab up` finished?), or choose the body with `--payload keras|raw|bytes`";
         let url = format!("{}{METADATA_PATH}", self.base_url);
         let asking = "asking the model's signatures for `--payload auto`";
-        let response = match self.http.get(&url).send().await {
-            Ok(response) => response,
-            Err(error) => {
-                let message = format!("{asking}: GET {url}: {}", error_chain(&error));
-                return Err(LabError::not_ready(message, HELP).into());
+        let started = tokio::time::Instant::now();
+        let mut attempts = 1;
+        let response = loop {
+            let response = match self.http.get(&url).send().await {
+                Ok(response) => response,
+                Err(error) => {
+                    let message = format!("{asking}: GET {url}: {}", error_chain(&error));
+                    return Err(LabError::not_ready(message, HELP).into());
+                }
+            };
+            let propagating = response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE;
+            if !propagating || started.elapsed() + METADATA_RETRY_INTERVAL > METADATA_RETRY_WINDOW {
+                break response;
             }
+            tracing::info!(%url, attempts, "the gateway answered 503 (endpoints still propagating); asking again");
+            tokio::time::sleep(METADATA_RETRY_INTERVAL).await;
+            attempts += 1;
         };
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             tracing::warn!(%url, "the model has no metadata endpoint; sending the keras payload");
@@ -176,7 +195,14 @@ impl PredictClient {
             }
         };
         if !status.is_success() {
-            let message = format!("{asking}: GET {url} answered {status}: {}", server_error_message(&text));
+            let tries = match attempts {
+                1 => String::new(),
+                attempts => format!(" ({attempts} times over {:.0}s)", started.elapsed().as_secs_f64()),
+            };
+            let message = format!(
+                "{asking}: GET {url} answered {status}{tries}: {}",
+                server_error_message(&text)
+            );
             return Err(LabError::not_ready(message, HELP).into());
         }
         let metadata: serde_json::Value =

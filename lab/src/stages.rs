@@ -1,7 +1,8 @@
 //! The lab's stages as data: `assets/lab.toml` lists them in order, with their manifests and assertions.
 //!
-//! Loading validates everything a typo could break (unknown keys, a stage without assertions, a share outside
-//! 0–1, a manifest that does not exist, duplicate names) and reports it with the file, line and column.
+//! Loading validates everything a typo could break (unknown keys, a stage without assertions, a share assertion the
+//! share test cannot test, a manifest that does not exist, duplicate names) and reports it with the file, line and
+//! column.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,8 +24,7 @@ pub struct LabDefinition {
 }
 
 /// One stage of the lab.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Stage {
     /// The stage name, e.g. `split-70-30`.
     pub name: String,
@@ -33,7 +33,6 @@ pub struct Stage {
     /// The manifest files (in `assets/manifests/`) that make up the stage, applied in order.
     pub manifests: Vec<String>,
     /// Where the traffic must go.
-    #[serde(rename = "assert")]
     pub assertions: Vec<AssertionSpec>,
 }
 
@@ -97,7 +96,18 @@ pub struct DefinitionError {
 #[serde(deny_unknown_fields)]
 struct LabFile {
     #[serde(rename = "stage")]
-    stages: Vec<toml::Spanned<Stage>>,
+    stages: Vec<toml::Spanned<StageEntry>>,
+}
+
+/// A `[[stage]]` as written: a [`Stage`] whose assertions keep their place in the file, for messages.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StageEntry {
+    name: String,
+    summary: String,
+    manifests: Vec<String>,
+    #[serde(rename = "assert")]
+    assertions: Vec<toml::Spanned<AssertionSpec>>,
 }
 
 impl LabDefinition {
@@ -135,42 +145,50 @@ impl LabDefinition {
         let mut stages = Vec::new();
         for spanned in file.stages {
             let offset = spanned.span().start;
-            let stage = spanned.into_inner();
-            if stages.iter().any(|seen: &Stage| seen.name == stage.name) {
-                return Err(error_at(offset, format!("stage \"{}\" is defined twice", stage.name)));
+            let entry = spanned.into_inner();
+            if stages.iter().any(|seen: &Stage| seen.name == entry.name) {
+                return Err(error_at(offset, format!("stage \"{}\" is defined twice", entry.name)));
             }
-            if stage.manifests.is_empty() {
-                return Err(error_at(offset, format!("stage \"{}\" names no manifests", stage.name)));
+            if entry.manifests.is_empty() {
+                return Err(error_at(offset, format!("stage \"{}\" names no manifests", entry.name)));
             }
-            if stage.assertions.is_empty() {
+            if entry.assertions.is_empty() {
                 return Err(error_at(
                     offset,
-                    format!("stage \"{}\" has no [[stage.assert]]", stage.name),
+                    format!("stage \"{}\" has no [[stage.assert]]", entry.name),
                 ));
             }
-            for file in &stage.manifests {
+            for file in &entry.manifests {
                 if !manifests_dir.join(file).is_file() {
                     let message = format!(
                         "stage \"{}\" names manifest \"{file}\", which is not in {}",
-                        stage.name,
+                        entry.name,
                         manifests_dir.display()
                     );
                     return Err(error_at(offset, message));
                 }
             }
-            for assertion in &stage.assertions {
-                if let AssertionSpec::Share { share, tolerance, .. } = assertion {
-                    let valid = (0.0..=1.0).contains(share) && *tolerance > 0.0 && *tolerance < 1.0;
-                    if !valid {
-                        let message = format!(
-                            "stage \"{}\": share must be within 0–1 and tolerance within (0, 1), found share {share}, tolerance {tolerance}",
-                            stage.name
-                        );
-                        return Err(error_at(offset, message));
-                    }
+            let mut assertions = Vec::new();
+            for assertion in entry.assertions {
+                let assertion_offset = assertion.span().start;
+                let assertion = assertion.into_inner();
+                if let AssertionSpec::Share { share, tolerance, .. } = &assertion
+                    && let Some(problem) = share_problem(*share, *tolerance)
+                {
+                    let message = format!(
+                        "stage \"{}\": a share assertion of {share} ± {tolerance} {problem}",
+                        entry.name
+                    );
+                    return Err(error_at(assertion_offset, message));
                 }
+                assertions.push(assertion);
             }
-            stages.push(stage);
+            stages.push(Stage {
+                name: entry.name,
+                summary: entry.summary,
+                manifests: entry.manifests,
+                assertions,
+            });
         }
         Ok(LabDefinition {
             stages,
@@ -213,6 +231,34 @@ impl LabDefinition {
     pub fn stage_manifests(&self, stage: &Stage) -> anyhow::Result<Vec<Manifest>> {
         manifests::load_files(&self.manifests_dir, &stage.manifests)
     }
+}
+
+/// What makes a share assertion untestable, if anything. The share test ([`crate::stats::ShareTest`]) weighs the
+/// configured share against the shares `tolerance` above and below it, so it needs a share strictly between 0 and 1
+/// (0 and 1 are what `kind = "exact"` checks, and the likelihood ratio divides by both `share` and `1 − share`) and at
+/// least one of those alternatives strictly between 0 and 1 (with neither, nothing could ever fail the test).
+fn share_problem(share: f64, tolerance: f64) -> Option<String> {
+    if !(share > 0.0 && share < 1.0) {
+        return Some(format!(
+            "cannot be tested: the share must be strictly between 0 and 1 (for {}, write `kind = \"exact\"`)",
+            match share >= 1.0 {
+                true => "every response from the version",
+                false => "no response from the version",
+            }
+        ));
+    }
+    if !(tolerance > 0.0 && tolerance < 1.0) {
+        return Some("cannot be tested: the tolerance must be strictly between 0 and 1".to_string());
+    }
+    let below_exists = share - tolerance > 0.0;
+    let above_exists = share + tolerance < 1.0;
+    if !below_exists && !above_exists {
+        return Some(
+            "cannot be tested: with share − tolerance ≤ 0 and share + tolerance ≥ 1 no split could fail it (use a smaller tolerance)"
+                .to_string(),
+        );
+    }
+    None
 }
 
 /// 1-based line and column of a byte offset.
@@ -266,11 +312,53 @@ mod tests {
         assert!(error.message.contains("\"nope.yaml\""), "{error}");
     }
 
+    /// A one-stage file whose only assertion is a share of `share` ± `tolerance`; the assertion table is on line 5.
+    fn share_stage(share: &str, tolerance: &str) -> String {
+        format!(
+            "[[stage]]\nname = \"a\"\nsummary = \"x\"\nmanifests = [\"namespace.yaml\"]\n[[stage.assert]]\nkind = \"share\"\nversion = \"v\"\nshare = {share}\ntolerance = {tolerance}\n"
+        )
+    }
+
     #[test]
     fn a_share_outside_zero_to_one_is_refused() {
-        let text = "[[stage]]\nname = \"a\"\nsummary = \"x\"\nmanifests = [\"namespace.yaml\"]\n[[stage.assert]]\nkind = \"share\"\nversion = \"v\"\nshare = 30.0\ntolerance = 0.15\n";
-        let error = LabDefinition::parse(Path::new("lab.toml"), text, &manifests_dir()).unwrap_err();
-        assert!(error.message.contains("share must be within 0–1"), "{error}");
+        let text = share_stage("30.0", "0.15");
+        let error = LabDefinition::parse(Path::new("lab.toml"), &text, &manifests_dir()).unwrap_err();
+        assert!(error.message.contains("strictly between 0 and 1"), "{error}");
+    }
+
+    #[test]
+    fn untestable_shares_are_refused_at_their_assertion_with_line_and_column() {
+        for (share, tolerance, expected) in [
+            ("0.0", "0.15", "write `kind = \"exact\"`"),
+            ("1.0", "0.15", "write `kind = \"exact\"`"),
+            ("0", "0.1", "write `kind = \"exact\"`"),
+            ("0.5", "0.5", "no split could fail it"),
+            ("0.3", "0.8", "no split could fail it"),
+            ("0.3", "0.0", "tolerance must be strictly between 0 and 1"),
+            ("0.3", "1.0", "tolerance must be strictly between 0 and 1"),
+        ] {
+            let text = share_stage(share, tolerance);
+            let error = LabDefinition::parse(Path::new("lab.toml"), &text, &manifests_dir())
+                .expect_err(&format!("share {share} ± {tolerance} must be refused"));
+            assert_eq!((error.line, error.column), (5, 1), "{error}");
+            let shown = error.to_string();
+            assert!(
+                shown.starts_with("lab.toml:5:1: stage \"a\": a share assertion of "),
+                "{shown}"
+            );
+            assert!(shown.contains(expected), "{share} ± {tolerance}: {shown}");
+            assert!(shown.contains("help: fix the stage definitions in lab.toml"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_share_with_one_testable_side_loads() {
+        // 0.1 ± 0.15: only the side above exists, and it is enough (`ShareTest` tests only that side).
+        for (share, tolerance) in [("0.1", "0.15"), ("0.9", "0.15"), ("0.3", "0.15")] {
+            let text = share_stage(share, tolerance);
+            let lab = LabDefinition::parse(Path::new("lab.toml"), &text, &manifests_dir()).unwrap();
+            assert_eq!(lab.stages[0].assertions.len(), 1);
+        }
     }
 
     #[test]

@@ -101,6 +101,9 @@ pub struct ShareTest {
 
 impl ShareTest {
     /// A test of `config.share` against shares `config.tolerance` above and below.
+    ///
+    /// # Panics
+    /// When the share is not strictly between 0 and 1, or neither alternative is (loading `lab.toml` refuses both).
     pub fn new(config: ShareTestConfig) -> ShareTest {
         let ShareTestConfig {
             share,
@@ -117,7 +120,12 @@ impl ShareTest {
         let sides = [share - tolerance, share + tolerance]
             .into_iter()
             .filter_map(|alternative| OneSidedSprt::new(share, alternative, per_side, miss))
-            .collect();
+            .collect::<Vec<_>>();
+        // With no alternative inside (0, 1) nothing could fail the test (`lab.toml` refuses such assertions).
+        assert!(
+            !sides.is_empty(),
+            "a share test needs share − tolerance > 0 or share + tolerance < 1"
+        );
         ShareTest {
             config,
             sides,

@@ -8,11 +8,16 @@
 //! `GET /v1/models/M[/versions/V]` (status), `GET /v1/models/M[/versions/V]/metadata` (signature defs), and
 //! errors as `{"error": "…"}` (400 for a bad body, 404 for an unknown model or version).
 //! Fault knobs: a rate of 503s, a delay before answering, connection resets, and the whole server down.
+//!
+//! Each model also has a [`Latency`], the time a prediction takes (ResNet101 does about twice ResNet50's compute,
+//! so the lab's canary answers slower). The same distributions drive [`SimulatedSplit`], the two stand-ins behind a
+//! weighted route simulated in virtual time for `lab::probe::Probe::simulated`, where the simulation tests need
+//! hundreds of thousands of requests that sockets could not serve in a test's time.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,6 +27,8 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use lab::probe::{SimulatedExchange, SimulatedNetwork};
+use lab::stats::SplitMix64;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -40,6 +47,102 @@ pub struct TfServingConfig {
     pub model_name: String,
     /// Whether the model has the `serving_bytes` signature (image bytes in, as the lab's exported models do).
     pub bytes_signature: bool,
+    /// How long a prediction takes (besides the delay knob); none by default.
+    pub latency: Latency,
+}
+
+/// How long a model takes to answer a prediction: `base` stretched by a factor drawn uniformly from
+/// [1 − `jitter`, 1 + `jitter`] for each request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Latency {
+    /// The typical time.
+    pub base: Duration,
+    /// The relative spread around it (0 ≤ jitter < 1).
+    pub jitter: f64,
+}
+
+impl Latency {
+    /// No time at all (the stand-in's default).
+    pub const NONE: Latency = Latency {
+        base: Duration::ZERO,
+        jitter: 0.0,
+    };
+
+    /// `base` ± `jitter` (relative).
+    pub fn around(base: Duration, jitter: f64) -> Latency {
+        assert!((0.0..1.0).contains(&jitter), "jitter {jitter} must be within [0, 1)");
+        Latency { base, jitter }
+    }
+
+    /// This latency `factor` times as long (a model doing `factor` times the compute).
+    #[must_use]
+    pub fn times(self, factor: f64) -> Latency {
+        Latency {
+            base: self.base.mul_f64(factor),
+            ..self
+        }
+    }
+
+    /// One request's time.
+    pub fn draw(&self, random: &mut SplitMix64) -> Duration {
+        let stretch = 1.0 + self.jitter * (2.0 * random.next_f64() - 1.0);
+        self.base.mul_f64(stretch)
+    }
+}
+
+/// Stand-in models behind one weighted route, simulated in virtual time: each request goes to a model with the
+/// probability of its weight (as Envoy's weighted clusters pick, independently per request) and takes that model's
+/// [`Latency`]. Answers carry `x-model-version`, as the lab's DestinationRule subsets add it.
+#[derive(Debug)]
+pub struct SimulatedSplit {
+    /// (version, weight, latency) per model.
+    models: Vec<(String, u32, Latency)>,
+    total_weight: u32,
+    random: Mutex<SplitMix64>,
+    requests: AtomicU64,
+}
+
+impl SimulatedSplit {
+    /// `models` as (version, weight, latency), drawing from a generator seeded with `seed`.
+    pub fn new(models: &[(&str, u32, Latency)], seed: u64) -> SimulatedSplit {
+        let total_weight = models.iter().map(|(_, weight, _)| weight).sum();
+        assert!(total_weight > 0, "a route needs a positive weight");
+        SimulatedSplit {
+            models: models
+                .iter()
+                .map(|(version, weight, latency)| (version.to_string(), *weight, *latency))
+                .collect(),
+            total_weight,
+            random: Mutex::new(SplitMix64::new(seed)),
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    /// Requests it has answered.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+impl SimulatedNetwork for SimulatedSplit {
+    fn exchange(&self) -> SimulatedExchange {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let mut random = self.random.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut pick = random.next_f64() * f64::from(self.total_weight);
+        let mut chosen = &self.models[self.models.len() - 1];
+        for model in &self.models {
+            if pick < f64::from(model.1) {
+                chosen = model;
+                break;
+            }
+            pick -= f64::from(model.1);
+        }
+        SimulatedExchange {
+            latency: chosen.2.draw(&mut random),
+            status: 200,
+            version: Some(chosen.0.clone()),
+        }
+    }
 }
 
 impl TfServingConfig {
@@ -49,7 +152,15 @@ impl TfServingConfig {
             identity: identity.to_string(),
             model_name: MODEL_NAME.to_string(),
             bytes_signature: false,
+            latency: Latency::NONE,
         }
+    }
+
+    /// Predictions take `latency`.
+    #[must_use]
+    pub fn with_latency(mut self, latency: Latency) -> TfServingConfig {
+        self.latency = latency;
+        self
     }
 
     /// Also offer the `serving_bytes` signature.
@@ -71,11 +182,19 @@ struct Knobs {
     reset: AtomicBool,
     /// Predictions answered so far (including injected errors).
     predictions: AtomicU64,
+    /// Requests still to be answered as a gateway without endpoints answers them (`503 no healthy upstream`).
+    unready_requests: AtomicU64,
+    /// Connections accepted and not yet closed by the server.
+    open_connections: AtomicU64,
+    /// Notified whenever the server closes a connection.
+    connection_closed: tokio::sync::Notify,
 }
 
 struct Shared {
     config: TfServingConfig,
     knobs: Knobs,
+    /// Draws the latencies (seeded by the identity, so a run is repeatable as far as scheduling allows).
+    random: Mutex<SplitMix64>,
 }
 
 /// A running stand-in server; it stops when dropped.
@@ -93,9 +212,11 @@ impl TfServing {
 
     /// Starts a server with `config`. Needs a tokio runtime.
     pub async fn start_with(config: TfServingConfig) -> TfServing {
+        let seed = fnv1a(config.identity.as_bytes());
         let shared = Arc::new(Shared {
             config,
             knobs: Knobs::default(),
+            random: Mutex::new(SplitMix64::new(seed)),
         });
         let app = Router::new()
             .fallback(handle)
@@ -137,6 +258,13 @@ impl TfServing {
         self.shared.knobs.error_rate_ppm.store(ppm, Ordering::SeqCst);
     }
 
+    /// Answers the next `requests` requests of any kind as the Istio gateway in front of the pod does while istiod
+    /// has not yet pushed its endpoint (EDS lags readiness): Envoy's local reply `503` with the plain-text body
+    /// `no healthy upstream` (envoyproxy/envoy `source/common/router/router.cc`, `sendNoHealthyUpstreamResponse`).
+    pub fn answer_no_healthy_upstream(&self, requests: u64) {
+        self.shared.knobs.unready_requests.store(requests, Ordering::SeqCst);
+    }
+
     /// Waits this long before answering every request.
     pub fn set_delay(&self, delay: Duration) {
         self.shared
@@ -159,6 +287,27 @@ impl TfServing {
     /// Predictions answered so far (including injected errors).
     pub fn predictions(&self) -> u64 {
         self.shared.knobs.predictions.load(Ordering::SeqCst)
+    }
+
+    /// Waits until the server has closed every connection it accepted (each after reading the client's close, so
+    /// by then it has counted every request those connections carried); panics after `timeout`.
+    pub async fn wait_until_every_connection_closed(&self, timeout: Duration) {
+        let knobs = &self.shared.knobs;
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // Registered before the check, so a close between the check and the wait is not missed.
+            let closed = knobs.connection_closed.notified();
+            let open = knobs.open_connections.load(Ordering::SeqCst);
+            if open == 0 {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, closed).await.is_err() {
+                panic!(
+                    "{open} connections to the stand-in {} still open after {timeout:?}",
+                    self.identity()
+                );
+            }
+        }
     }
 }
 
@@ -228,6 +377,14 @@ enum Target {
 
 /// Every request: parse `/v1/models/NAME[/versions/V](:predict|/metadata)?` by hand (the `:` is not a separator).
 async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, body: Bytes) -> Response {
+    let unready = shared
+        .knobs
+        .unready_requests
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| left.checked_sub(1));
+    if unready.is_ok() {
+        let headers = [(axum::http::header::CONTENT_TYPE, "text/plain")];
+        return (StatusCode::SERVICE_UNAVAILABLE, headers, "no healthy upstream").into_response();
+    }
     let path = uri.path();
     let Some(rest) = path.strip_prefix("/v1/models/") else {
         return error(StatusCode::NOT_FOUND, &format!("Malformed request: {method} {path}"));
@@ -282,9 +439,13 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, bod
 async fn predict(shared: &Shared, body: &[u8]) -> Response {
     let knobs = &shared.knobs;
     let count = knobs.predictions.fetch_add(1, Ordering::SeqCst);
-    let delay = knobs.delay_ms.load(Ordering::SeqCst);
-    if delay > 0 {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
+    let delay = Duration::from_millis(knobs.delay_ms.load(Ordering::SeqCst));
+    let compute = {
+        let mut random = shared.random.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        shared.config.latency.draw(&mut random)
+    };
+    if !(delay + compute).is_zero() {
+        tokio::time::sleep(delay + compute).await;
     }
     // An even spread: request n fails when floor((n + 1) · rate) passes an integer.
     let ppm = knobs.error_rate_ppm.load(Ordering::SeqCst);
@@ -434,6 +595,7 @@ impl axum::serve::Listener for FaultyListener {
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
                     let _ = stream.set_nodelay(true);
+                    self.shared.knobs.open_connections.fetch_add(1, Ordering::SeqCst);
                     let stream = FaultyStream {
                         inner: stream,
                         shared: self.shared.clone(),
@@ -455,6 +617,14 @@ impl axum::serve::Listener for FaultyListener {
 struct FaultyStream {
     inner: TcpStream,
     shared: Arc<Shared>,
+}
+
+impl Drop for FaultyStream {
+    fn drop(&mut self) {
+        let knobs = &self.shared.knobs;
+        knobs.open_connections.fetch_sub(1, Ordering::SeqCst);
+        knobs.connection_closed.notify_waiters();
+    }
 }
 
 impl AsyncRead for FaultyStream {

@@ -4,7 +4,10 @@
 //! out from, no task per request, and the connection's I/O is polled in the worker's own task together with the
 //! request, so a request costs no wake-up of another task. A reused connection found closed before the request
 //! went out (the server closed it while it was idle) is replaced and the request sent once more on a fresh one;
-//! anything else is the request's failure. Timeouts are the caller's: dropping a request mid-way drops its
+//! anything else is the request's failure. The replay cannot make the server see a request twice: "before the
+//! request went out" is hyper's canceled error, which it gives only for a request it never started writing
+//! (hyper 1.x `src/proto/h1/dispatch.rs`, "the message was never even started"; `src/client/dispatch.rs`, a queued
+//! envelope dropped with its connection), or a sender that was not ready. Timeouts are the caller's: dropping a request mid-way drops its
 //! connection with it, so no half-read response is ever reused.
 
 use std::future::Future;

@@ -1,12 +1,15 @@
-//! Sends prediction requests concurrently and reports, in arrival order, what each one found: who answered, how
+//! Sends prediction requests concurrently and reports, in launch order, what each one found: who answered, how
 //! fast, or how it failed.
 //!
 //! The probe keeps no response bodies: each request yields a small [`Observation`], handed to the caller's
-//! observer as it arrives; the observer aggregates and says when to stop. Memory therefore stays flat in the
-//! number of requests. The request body is built once by the caller and shared (`Bytes` is reference counted).
-//! Every request has a timeout and every run a deadline, so nothing waits forever.
+//! observer in the order the requests were launched (an early arrival waits in a reorder buffer, `order.rs`, for
+//! the requests launched before it, so a slower version is not under-represented among the first observations);
+//! the observer aggregates and says when to stop. Memory therefore stays flat in the number of requests: the
+//! buffer holds at most a launch window of observations. The request body is built once by the caller and shared
+//! (`Bytes` is reference counted). Every request has a timeout and every run a deadline, so nothing waits forever.
 
 mod connection;
+mod order;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,11 +19,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 
 use crate::attribution::{self, Attribution, References};
 use connection::{Answer, Connection, Target};
+use hyper::StatusCode;
+use order::{ReorderBuffer, launch_window};
 
 /// The default number of requests in flight.
 pub const DEFAULT_CONCURRENCY: usize = 8;
@@ -139,10 +145,38 @@ pub enum RunEnd {
 pub struct RunSummary {
     /// Why it ended.
     pub end: RunEnd,
-    /// Requests launched.
+    /// Requests launched (sent, or being sent when the run ended); once `run` returns, none is sent any more.
     pub launched: u64,
     /// Observations handed to the observer.
     pub observed: u64,
+}
+
+/// A network in (tokio's) time for simulations: a probe built with [`Probe::simulated`] asks it what each request
+/// finds and waits the time it says instead of sending bytes. Everything else (workers, timeouts, the order
+/// observations reach the observer, stopping) is the probe's own code, so a simulation under tokio's paused clock
+/// tests the probe itself at thousands of runs per second.
+pub trait SimulatedNetwork: Send + Sync + 'static {
+    /// What the next request sent finds, and after how long. Called once per request, as it is sent.
+    fn exchange(&self) -> SimulatedExchange;
+}
+
+/// One simulated request's fate (see [`SimulatedNetwork`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimulatedExchange {
+    /// How long the answer takes (a request timeout shorter than this makes it a timeout).
+    pub latency: Duration,
+    /// The HTTP status of the answer.
+    pub status: u16,
+    /// The `x-model-version` header of the answer.
+    pub version: Option<String>,
+}
+
+/// How a probe's requests travel.
+enum Transport {
+    /// HTTP/1.1 over the probe's own connections.
+    Http(Box<Target>),
+    /// A simulation's network (see [`SimulatedNetwork`]).
+    Simulated(Arc<dyn SimulatedNetwork>),
 }
 
 /// A probe: what to send, where, and the connections kept open between runs.
@@ -162,7 +196,7 @@ impl fmt::Debug for Probe {
 /// What every worker of a probe shares.
 struct ProbeShared {
     config: ProbeConfig,
-    target: Target,
+    transport: Transport,
     /// Connections left open by finished runs, taken by the next run's workers (and by `send_one`).
     idle: Mutex<Vec<Connection>>,
 }
@@ -174,18 +208,41 @@ impl Probe {
         Ok(Probe {
             shared: Arc::new(ProbeShared {
                 config,
-                target,
+                transport: Transport::Http(Box::new(target)),
                 idle: Mutex::new(Vec::new()),
             }),
         })
     }
 
+    /// A probe whose requests go to a simulated `network` (`concurrency` at a time, each bounded by
+    /// `request_timeout`) instead of a URL; run it under tokio's paused clock to simulate in virtual time.
+    pub fn simulated(concurrency: usize, request_timeout: Duration, network: Arc<dyn SimulatedNetwork>) -> Probe {
+        Probe {
+            shared: Arc::new(ProbeShared {
+                config: ProbeConfig {
+                    url: "simulated:".to_string(),
+                    body: Bytes::new(),
+                    headers: BTreeMap::new(),
+                    concurrency,
+                    request_timeout,
+                    references: References::default(),
+                },
+                transport: Transport::Simulated(network),
+                idle: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
     /// Sends up to `max_requests` requests, `concurrency` at a time, handing each observation to `observe` in
-    /// arrival order, until `observe` says stop, all are done, or `deadline` passes.
+    /// launch order, until `observe` says stop, all are done, or `deadline` passes.
     ///
     /// Each of `concurrency` workers (tasks of their own, so a multi-threaded runtime spreads them over its
-    /// threads) keeps one connection and sends its next request as soon as its last one is answered, like `wrk`.
-    /// Once the run ends no request is launched and the ones in flight are cancelled with their connections.
+    /// threads) keeps one connection and sends its next request as soon as its last one is answered, like `wrk`,
+    /// but never more than a launch window (four rounds of `concurrency`) past the first request not yet observed.
+    /// An observation is handed over once every request launched before it has been; a request that times out is
+    /// an observation in its place, so the wait is bounded by the request timeout. Once the run ends no request is
+    /// launched, the ones in flight are cancelled with their connections, and `run` returns only after every
+    /// worker has stopped, so [`RunSummary::launched`] counts every request the run ever sent.
     pub async fn run(
         &self,
         max_requests: u64,
@@ -193,48 +250,55 @@ impl Probe {
         mut observe: impl FnMut(Observation) -> Flow,
     ) -> RunSummary {
         let concurrency = self.shared.config.concurrency.max(1);
-        let tickets = Arc::new(AtomicU64::new(0));
-        let (observations, mut arrivals) = tokio::sync::mpsc::channel(concurrency);
+        let counters = Arc::new(LaunchCounters::default());
+        let (released_sender, released) = watch::channel(0);
+        let (observations, mut arrivals) = mpsc::channel(concurrency);
         // Dropping the set (however the run ends) aborts every worker.
         let mut workers = JoinSet::new();
         for _ in 0..(concurrency as u64).min(max_requests) {
             let worker = Worker {
                 shared: Arc::clone(&self.shared),
-                tickets: Arc::clone(&tickets),
+                counters: Arc::clone(&counters),
                 max_requests,
+                window: launch_window(concurrency),
+                released: released.clone(),
                 observations: observations.clone(),
             };
             workers.spawn(worker.run());
         }
-        drop(observations);
-        let launched = || tickets.load(Ordering::Relaxed).min(max_requests);
+        drop((observations, released));
+        let mut reorder = ReorderBuffer::default();
         let mut observed = 0;
         // One timer for the whole run, not one per response.
         let deadline_passed = tokio::time::sleep_until(deadline);
         tokio::pin!(deadline_passed);
-        loop {
+        let end = 'run: loop {
             let arrival = tokio::select! {
                 biased;
-                () = &mut deadline_passed => None,
-                arrival = arrivals.recv() => Some(arrival),
+                () = &mut deadline_passed => break RunEnd::Deadline,
+                arrival = arrivals.recv() => arrival,
             };
-            let end = match arrival {
-                None => RunEnd::Deadline,
-                Some(None) => RunEnd::Exhausted,
-                Some(Some(observation)) => {
-                    observed += 1;
-                    match observe(observation) {
-                        Flow::Continue => continue,
-                        Flow::Stop => RunEnd::Stopped,
-                    }
+            // Every worker is done and every observation handed over (each launched request sends one).
+            let Some((sequence, observation)) = arrival else {
+                debug_assert_eq!(reorder.held(), 0);
+                break RunEnd::Exhausted;
+            };
+            reorder.insert(sequence, observation);
+            while let Some(observation) = reorder.pop_next() {
+                observed += 1;
+                if observe(observation) == Flow::Stop {
+                    break 'run RunEnd::Stopped;
                 }
-            };
-            workers.abort_all();
-            return RunSummary {
-                end,
-                launched: launched(),
-                observed,
-            };
+            }
+            released_sender.send_replace(reorder.next_sequence());
+        };
+        // Aborted workers stop at their next await; until then one may still take a ticket and send. Waiting for
+        // them makes `launched` final and keeps the promise that nothing is sent after the run.
+        workers.shutdown().await;
+        RunSummary {
+            end,
+            launched: counters.launched.load(Ordering::SeqCst),
+            observed,
         }
     }
 
@@ -250,22 +314,51 @@ impl Probe {
     }
 }
 
-/// One of a run's workers: takes a ticket, sends a request, hands over the observation, until no tickets are left.
+/// What a run's workers count together.
+#[derive(Debug, Default)]
+struct LaunchCounters {
+    /// The next launch sequence number to hand out.
+    tickets: AtomicU64,
+    /// Requests actually launched (a ticket waiting for the launch window is not launched yet).
+    launched: AtomicU64,
+}
+
+/// One of a run's workers: takes a ticket (its request's launch sequence number), waits until the ticket is within
+/// the launch window, sends the request and hands over the observation with its ticket, until no tickets are left.
 struct Worker {
     shared: Arc<ProbeShared>,
-    tickets: Arc<AtomicU64>,
+    counters: Arc<LaunchCounters>,
     max_requests: u64,
-    observations: tokio::sync::mpsc::Sender<Observation>,
+    /// How far past the first observation not yet handed over a request may be launched.
+    window: u64,
+    /// The sequence number of the first observation not yet handed over.
+    released: watch::Receiver<u64>,
+    observations: mpsc::Sender<(u64, Observation)>,
 }
 
 impl Worker {
-    async fn run(self) {
+    async fn run(mut self) {
         let mut slot = self.shared.take_idle();
         // One timer per worker, reset for each request.
         let mut timeout = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
-        while self.tickets.fetch_add(1, Ordering::Relaxed) < self.max_requests {
+        loop {
+            let sequence = self.counters.tickets.fetch_add(1, Ordering::SeqCst);
+            if sequence >= self.max_requests {
+                break;
+            }
+            let window = self.window;
+            // (`is_ok` drops the borrow of the value at once: it must not be held across the request.)
+            let within_window = self
+                .released
+                .wait_for(|released| sequence < released + window)
+                .await
+                .is_ok();
+            if !within_window {
+                return;
+            }
+            self.counters.launched.fetch_add(1, Ordering::SeqCst);
             let observation = self.shared.observe_one(&mut slot, timeout.as_mut()).await;
-            if self.observations.send(observation).await.is_err() {
+            if self.observations.send((sequence, observation)).await.is_err() {
                 return;
             }
         }
@@ -293,7 +386,7 @@ impl ProbeShared {
         timeout.as_mut().reset(started + self.config.request_timeout);
         let result = tokio::select! {
             biased;
-            result = connection::request(&self.target, slot) => Some(result),
+            result = self.exchange(slot) => Some(result),
             () = timeout => None,
         };
         let latency = started.elapsed();
@@ -310,6 +403,22 @@ impl ProbeShared {
             latency,
             status,
             outcome,
+        }
+    }
+
+    /// One request and its whole answer, over the wire or through the simulated network.
+    async fn exchange(&self, slot: &mut Option<Connection>) -> Result<Answer, connection::Broken> {
+        match &self.transport {
+            Transport::Http(target) => connection::request(target, slot).await,
+            Transport::Simulated(network) => {
+                let exchange = network.exchange();
+                tokio::time::sleep(exchange.latency).await;
+                Ok(Answer {
+                    status: StatusCode::from_u16(exchange.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                    version: exchange.version,
+                    body: None,
+                })
+            }
         }
     }
 

@@ -322,15 +322,19 @@ async fn the_probe_stops_launching_once_told_and_keeps_its_deadline() {
     let far = tokio::time::Instant::now() + Duration::from_secs(60);
     let summary = probe.run(1000, far, |_| Flow::Stop).await;
     assert_eq!((summary.end, summary.observed), (RunEnd::Stopped, 1));
-    // Each of the 8 workers sends its next request once its last is answered, without waiting for the observer:
-    // at the stop, at most 8 are in flight and 8 answered but not yet observed.
+    // Observations reach the observer in launch order, and no request is launched more than a launch window
+    // (4 × 8) past the first one not yet observed: here the first request, at which the observer stopped.
     assert!(
-        (1..=1 + 2 * 8).contains(&summary.launched),
+        (1..=1 + 4 * 8).contains(&summary.launched),
         "launched {} before the stop",
         summary.launched
     );
-    // Nothing is launched after the stop (in-flight requests may still reach the server).
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // `run` returns once its workers have stopped, so nothing is launched after it and `launched` counts every
+    // request the run sent. Once the server has closed every connection (the probe dropped them at the stop), it
+    // has counted every request that reached it: none beyond those launched. (This once read the count right
+    // after aborting the workers, without waiting for them: a worker still running on another thread could take a
+    // ticket and send one more, "9 predictions served, 8 launched".)
+    model.wait_until_every_connection_closed(Duration::from_secs(30)).await;
     assert!(
         model.predictions() <= summary.launched,
         "{} predictions served, {} launched",
@@ -466,4 +470,146 @@ async fn run_stage_picks_the_payload_from_the_metadata_as_lab_up_does() {
         .await
         .unwrap();
     assert_eq!(report.verdict, Verdict::Pass, "{}", show(&report));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payload_auto_asks_the_metadata_again_while_the_gateway_answers_503() {
+    // Right after a rollout the gateway has no endpoint for the new pod for a moment: `--payload auto`'s metadata
+    // GET gets `503 no healthy upstream` a few times, then the metadata.
+    let model = TfServing::start_with(TfServingConfig::new("resnet101").with_bytes_signature()).await;
+    model.answer_no_healthy_upstream(3);
+    let image = std::fs::read(tiny_image().path()).unwrap();
+    let body = lab::checks::payload_body(&model.url(), lab::predict::PayloadChoice::Auto, &image)
+        .await
+        .expect("the metadata once the endpoint is there");
+    assert_contains!(String::from_utf8_lossy(&body), "serving_bytes");
+}
+
+/// A share or exact assertion right after a stage's apply, simulated in tokio's paused clock (as in
+/// `statistics::through_the_probe`): the gateway keeps the previous routes, or has no endpoint, until istiod's push
+/// at a moment of virtual time, and the model answers in a millisecond, so a count of answers passes long before.
+mod settling {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use lab::checks::{CheckConfig, check_assertion};
+    use lab::probe::{DEFAULT_CONCURRENCY, Probe, SimulatedExchange, SimulatedNetwork};
+    use lab::report::Verdict;
+    use lab::stages::AssertionSpec;
+    use lab::stats::SplitMix64;
+    use tokio::time::Instant;
+
+    /// What the gateway does with a request.
+    #[derive(Clone, Copy)]
+    enum Routes {
+        /// `503 no healthy upstream`: the route's endpoints are not pushed yet.
+        NoHealthyUpstream,
+        /// resnet101 gets this percentage, resnet50 the rest.
+        Resnet101Percent(u32),
+    }
+
+    /// The gateway's routes before and after istiod's push, `push_after` into the run.
+    struct Push {
+        at: Instant,
+        before: Routes,
+        after: Routes,
+        random: Mutex<SplitMix64>,
+    }
+
+    impl Push {
+        fn after(push_after: Duration, before: Routes, after: Routes) -> Arc<Push> {
+            Arc::new(Push {
+                at: Instant::now() + push_after,
+                before,
+                after,
+                random: Mutex::new(SplitMix64::new(7)),
+            })
+        }
+    }
+
+    impl SimulatedNetwork for Push {
+        fn exchange(&self) -> SimulatedExchange {
+            let routes = match Instant::now() >= self.at {
+                true => self.after,
+                false => self.before,
+            };
+            match routes {
+                Routes::NoHealthyUpstream => SimulatedExchange {
+                    latency: Duration::from_micros(200),
+                    status: 503,
+                    version: None,
+                },
+                Routes::Resnet101Percent(percent) => {
+                    let draw = self.random.lock().unwrap().next_f64();
+                    let version = match draw * 100.0 < f64::from(percent) {
+                        true => "resnet101",
+                        false => "resnet50",
+                    };
+                    SimulatedExchange {
+                        latency: Duration::from_millis(1),
+                        status: 200,
+                        version: Some(version.to_string()),
+                    }
+                }
+            }
+        }
+    }
+
+    fn share_30() -> AssertionSpec {
+        AssertionSpec::Share {
+            version: "resnet101".to_string(),
+            share: 0.3,
+            tolerance: 0.15,
+            headers: BTreeMap::new(),
+        }
+    }
+
+    async fn assert_with(spec: &AssertionSpec, network: Arc<Push>) -> lab::report::AssertionReport {
+        let config = CheckConfig::new("http://simulated", bytes::Bytes::new());
+        let probe = Probe::simulated(DEFAULT_CONCURRENCY, config.request_timeout, network);
+        check_assertion("a-stage", spec, &probe, &config, BTreeMap::new()).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_split_pushed_after_50_fast_answers_is_waited_for() {
+        // From canary-deployed (100/0) to split-70-30: the push comes 1 s in, after a thousand answers from resnet50.
+        let push = Push::after(
+            Duration::from_secs(1),
+            Routes::Resnet101Percent(0),
+            Routes::Resnet101Percent(30),
+        );
+        let report = assert_with(&share_30(), push).await;
+        assert_eq!(report.verdict, Verdict::Pass, "{report:#?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_healthy_upstream_while_endpoints_propagate_counts_against_nothing() {
+        // For 6 s the gateway has no endpoint (60 of the settle's polls), then the split is live.
+        let push = Push::after(
+            Duration::from_secs(6),
+            Routes::NoHealthyUpstream,
+            Routes::Resnet101Percent(30),
+        );
+        let report = assert_with(&share_30(), push).await;
+        assert_eq!(report.verdict, Verdict::Pass, "{report:#?}");
+        assert!(report.errors.is_empty(), "{report:#?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_exact_stage_is_not_judged_on_the_previous_routes_however_fast_they_answer() {
+        // The previous stage sent everything to resnet50, as this one should; the new routes (a broken apply) split
+        // 50/50 and take effect 1 s in. 50 + 270 fast answers from resnet50 come long before that.
+        let push = Push::after(
+            Duration::from_secs(1),
+            Routes::Resnet101Percent(0),
+            Routes::Resnet101Percent(50),
+        );
+        let spec = AssertionSpec::Exact {
+            version: "resnet50".to_string(),
+            headers: BTreeMap::new(),
+        };
+        let report = assert_with(&spec, push).await;
+        assert_eq!(report.verdict, Verdict::Fail, "{report:#?}");
+    }
 }
