@@ -35,6 +35,25 @@ impl Cli {
         }
     }
 
+    /// `lab-cli --profile PROFILE --state-dir STATE_DIR ARGS…` as a user of one lab runs it, run after run: the fake
+    /// tools first on `PATH` and `kubeconfig` as `KUBECONFIG` (the state dir is what carries one run to the next).
+    pub fn for_lab(
+        profile: &str,
+        state_dir: &Path,
+        tools: &crate::fake_tools::FakeTools,
+        kubeconfig: &Path,
+        args: impl IntoIterator<Item = impl AsRef<OsStr>>,
+    ) -> Cli {
+        let mut all: Vec<OsString> = vec![
+            "--profile".into(),
+            profile.into(),
+            "--state-dir".into(),
+            state_dir.into(),
+        ];
+        all.extend(args.into_iter().map(|arg| arg.as_ref().to_os_string()));
+        Cli::new(all).fake_tools(tools).kubeconfig(kubeconfig)
+    }
+
     /// Puts the fake tools' `bin/` first on `PATH` and points them at their scripts.
     #[must_use]
     pub fn fake_tools(mut self, tools: &crate::fake_tools::FakeTools) -> Cli {

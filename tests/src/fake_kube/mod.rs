@@ -332,6 +332,21 @@ impl FakeKube {
         self.lock().objects.get(&key).cloned()
     }
 
+    /// How many port-forwards were asked of the ingress gateway's pods so far (to pod port `port`, or to any).
+    pub fn gateway_port_forwards(&self, port: Option<u16>) -> usize {
+        let port = port.map(|port| format!("ports={port}"));
+        self.requests()
+            .iter()
+            .filter(|request| {
+                request
+                    .path()
+                    .starts_with("/api/v1/namespaces/istio-system/pods/istio-ingressgateway-")
+                    && request.path().ends_with("/portforward")
+                    && port.as_ref().is_none_or(|port| request.uri.contains(port.as_str()))
+            })
+            .count()
+    }
+
     /// Names of the stored objects of `plural` in `namespace`.
     pub fn names(&self, plural: &str, namespace: &str) -> Vec<String> {
         self.lock()

@@ -29,16 +29,7 @@ fn manifests(stage: &str) -> Vec<lab::manifests::Manifest> {
 
 /// Port-forwards the lab opened to the gateway pods' admin port so far.
 fn admin_forwards(kube: &FakeKube) -> usize {
-    kube.requests()
-        .iter()
-        .filter(|request| {
-            request
-                .path()
-                .starts_with("/api/v1/namespaces/istio-system/pods/istio-ingressgateway-")
-                && request.path().ends_with("/portforward")
-                && request.uri.contains("ports=15000")
-        })
-        .count()
+    kube.gateway_port_forwards(Some(lab::istio::gateway_config::ADMIN_PORT))
 }
 
 /// Returns once `notes` holds a note containing `text`; fails the test after 30 s.

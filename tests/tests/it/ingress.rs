@@ -2,7 +2,7 @@
 //! port-forward, restart a dead `minikube tunnel` or say how to, and `lab down --all` stops the tunnel with an
 //! interrupt, as minikube needs to clean up.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -38,12 +38,14 @@ impl Lab {
 
     /// The CLI with `args` after the global flags.
     fn cli(&self, args: impl IntoIterator<Item = impl AsRef<OsStr>>) -> Cli {
-        let state = self.home.path().join("state");
-        let mut all: Vec<OsString> = vec!["--profile".into(), PROFILE.into(), "--state-dir".into(), state.into()];
-        all.extend(args.into_iter().map(|arg| arg.as_ref().to_os_string()));
-        Cli::new(all)
-            .fake_tools(&self.tools)
-            .kubeconfig(&self.home.path().join("kubeconfig"))
+        let home = self.home.path();
+        Cli::for_lab(
+            PROFILE,
+            &home.join("state"),
+            &self.tools,
+            &home.join("kubeconfig"),
+            args,
+        )
     }
 
     /// `lab up --stage stable --no-assert --ingress INGRESS` with short timeouts.
@@ -89,16 +91,7 @@ impl Lab {
 
     /// Port-forward requests to the ingress gateway's pods so far.
     fn gateway_forwards(&self) -> usize {
-        self.kube
-            .requests()
-            .iter()
-            .filter(|request| {
-                request
-                    .path()
-                    .starts_with("/api/v1/namespaces/istio-system/pods/istio-ingressgateway-")
-                    && request.path().ends_with("/portforward")
-            })
-            .count()
+        self.kube.gateway_port_forwards(None)
     }
 
     fn tunnel_starts(&self) -> usize {

@@ -48,6 +48,18 @@ async fn within<T>(future: impl std::future::Future<Output = T>) -> T {
         .expect("finished within 20s")
 }
 
+/// Applies the one `manifest` (within 20 s).
+async fn apply_one_manifest(cluster: &Cluster, manifest: &Manifest) {
+    within(apply_all(cluster, std::slice::from_ref(manifest)))
+        .await
+        .unwrap();
+}
+
+/// The lab's rollout wait (sidecar check included) for the one Deployment `manifest`, at most `timeout`.
+async fn roll_out(cluster: &Cluster, manifest: &Manifest, timeout: Duration) -> anyhow::Result<Vec<String>> {
+    within(wait_for_rollout(cluster, std::slice::from_ref(manifest), timeout)).await
+}
+
 /// The `stable` stage's ResNet50 Deployment manifest.
 fn resnet50() -> Manifest {
     let lab = lab::stages::LabDefinition::load_default().unwrap();
@@ -93,9 +105,7 @@ async fn a_rollout_leaves_the_old_pod_terminating_and_the_sidecar_check_ignores_
     // Pods made before the namespace was labelled have no sidecar.
     let (kube, cluster) = cluster_with_istio(false).await;
     let deployment = resnet50();
-    within(apply_all(&cluster, std::slice::from_ref(&deployment)))
-        .await
-        .unwrap();
+    apply_one_manifest(&cluster, &deployment).await;
     within(wait_deployment_rolled_out(
         &cluster,
         NAMESPACE,
@@ -113,16 +123,8 @@ async fn a_rollout_leaves_the_old_pod_terminating_and_the_sidecar_check_ignores_
     // A new pod template rolls out: the new pod has the sidecar; the old one is Terminating, without it.
     let mut changed = deployment.clone();
     changed.object["spec"]["template"]["metadata"]["annotations"] = json!({"canary-lab.test/revision": "2"});
-    within(apply_all(&cluster, std::slice::from_ref(&changed)))
-        .await
-        .unwrap();
-    let restarted = within(wait_for_rollout(
-        &cluster,
-        std::slice::from_ref(&changed),
-        Duration::from_secs(10),
-    ))
-    .await
-    .unwrap();
+    apply_one_manifest(&cluster, &changed).await;
+    let restarted = roll_out(&cluster, &changed, Duration::from_secs(10)).await.unwrap();
     assert!(restarted.is_empty(), "no restart: the live pod has its sidecar");
     let pods = pods_of(&cluster, RESNET50).await;
     assert!(
@@ -142,22 +144,14 @@ async fn a_rollout_leaves_the_old_pod_terminating_and_the_sidecar_check_ignores_
 async fn pods_made_before_the_label_get_one_restart_while_the_old_pod_is_still_terminating() {
     let (kube, cluster) = cluster_with_istio(false).await;
     let deployment = resnet50();
-    within(apply_all(&cluster, std::slice::from_ref(&deployment)))
-        .await
-        .unwrap();
+    apply_one_manifest(&cluster, &deployment).await;
     kube.put(
         "namespaces",
         json!({"apiVersion": "v1", "kind": "Namespace",
                "metadata": {"name": NAMESPACE, "labels": {"istio-injection": "enabled"}}}),
     );
     kube.timing(long_grace());
-    let restarted = within(wait_for_rollout(
-        &cluster,
-        std::slice::from_ref(&deployment),
-        Duration::from_secs(10),
-    ))
-    .await
-    .unwrap();
+    let restarted = roll_out(&cluster, &deployment, Duration::from_secs(10)).await.unwrap();
     assert_eq!(restarted, [RESNET50]);
     let pods = pods_of(&cluster, RESNET50).await;
     assert!(
@@ -171,16 +165,10 @@ async fn a_deployment_without_a_live_pod_is_not_taken_for_one_with_the_sidecar()
     let (_kube, cluster) = cluster_with_istio(true).await;
     let mut scaled_to_zero = resnet50();
     scaled_to_zero.object["spec"]["replicas"] = json!(0);
-    within(apply_all(&cluster, std::slice::from_ref(&scaled_to_zero)))
+    apply_one_manifest(&cluster, &scaled_to_zero).await;
+    let error = roll_out(&cluster, &scaled_to_zero, Duration::from_secs(1))
         .await
-        .unwrap();
-    let error = within(wait_for_rollout(
-        &cluster,
-        std::slice::from_ref(&scaled_to_zero),
-        Duration::from_secs(1),
-    ))
-    .await
-    .expect_err("no pod proves nothing about the sidecar");
+        .expect_err("no pod proves nothing about the sidecar");
     let message = error.to_string();
     assert_contains!(
         message,

@@ -1,7 +1,7 @@
 //! `lab up`, `lab status` and `lab down` as a user runs them: the CLI as a process against fake minikube, istioctl
 //! and sudo, the fake Kubernetes API, and a stand-in gateway for the prediction.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -43,12 +43,14 @@ impl Lab {
 
     /// The CLI with `args` after the global flags, sharing this lab's state dir and kubeconfig across runs.
     pub(crate) fn cli(&self, args: impl IntoIterator<Item = impl AsRef<OsStr>>) -> Cli {
-        let state = self.home.path().join("state");
-        let mut all: Vec<OsString> = vec!["--profile".into(), PROFILE.into(), "--state-dir".into(), state.into()];
-        all.extend(args.into_iter().map(|arg| arg.as_ref().to_os_string()));
-        Cli::new(all)
-            .fake_tools(&self.tools)
-            .kubeconfig(&self.home.path().join("kubeconfig"))
+        let home = self.home.path();
+        Cli::for_lab(
+            PROFILE,
+            &home.join("state"),
+            &self.tools,
+            &home.join("kubeconfig"),
+            args,
+        )
     }
 
     pub(crate) fn up_args(&self, extra: &[&str]) -> Vec<String> {

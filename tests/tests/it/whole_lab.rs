@@ -7,7 +7,6 @@
 //! every stage; a second `lab up` that sends no write to the API; `lab reset`; `lab stage split-70-30`; `lab status`;
 //! a VirtualService changed behind the lab's back, caught by `lab check`; `lab down` until the namespace is gone.
 
-use std::ffi::{OsStr, OsString};
 use std::time::Duration;
 
 use canary_lab_tests::cli::{Cli, CliOutput};
@@ -56,12 +55,14 @@ impl Workshop {
 
     /// The CLI with `args` after the global flags, sharing one state dir and kubeconfig across runs.
     async fn run(&self, args: &[&str]) -> CliOutput {
-        let state = self.home.path().join("state");
-        let mut all: Vec<OsString> = vec!["--profile".into(), PROFILE.into(), "--state-dir".into(), state.into()];
-        all.extend(args.iter().map(|arg| OsStr::new(arg).to_os_string()));
-        let cli = Cli::new(all)
-            .fake_tools(&self.tools)
-            .kubeconfig(&self.home.path().join("kubeconfig"));
+        let home = self.home.path();
+        let cli = Cli::for_lab(
+            PROFILE,
+            &home.join("state"),
+            &self.tools,
+            &home.join("kubeconfig"),
+            args,
+        );
         // A run takes seconds; the margin is for a loaded machine.
         tokio::time::timeout(Duration::from_secs(240), cli.run_async())
             .await
