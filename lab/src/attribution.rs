@@ -8,7 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+/// The first instance's scores of a successful predict answer, in any of TF Serving's forms (the one parser,
+/// [`crate::tf_serving::parse_predict_response`]).
+pub use crate::tf_serving::first_scores;
 
 /// A response is attributed to the nearest reference only when it lies within this Euclidean distance of it
 /// (scores are softmax probabilities; the same model on the same input differs by far less).
@@ -82,19 +84,6 @@ pub fn attribute(version_header: Option<&str>, body: Option<&[u8]>, references: 
         Some(scores) => references.nearest(&scores),
         None => Attribution::Unattributed,
     }
-}
-
-/// The first instance's scores of a TF Serving predict response: `predictions[0]` (row form) or `outputs[0]`
-/// (columnar form, also with a named output).
-pub fn first_scores(body: &[u8]) -> Option<Vec<f64>> {
-    let response: Value = serde_json::from_slice(body).ok()?;
-    let rows = match (response.get("predictions"), response.get("outputs")) {
-        (Some(predictions), _) => predictions,
-        (None, Some(Value::Object(named))) if named.len() == 1 => named.values().next()?,
-        (None, Some(outputs)) => outputs,
-        (None, None) => return None,
-    };
-    rows.get(0)?.as_array()?.iter().map(Value::as_f64).collect()
 }
 
 #[cfg(test)]

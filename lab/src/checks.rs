@@ -38,8 +38,9 @@ use crate::routing::VirtualServiceSpec;
 use crate::stages::{AssertionSpec, LabDefinition, Stage};
 use crate::stats::{self, ShareTest, ShareTestConfig};
 
-/// The path the lab's predictions go to (as in the original lab); defined with the payloads.
-pub use crate::payload::PREDICT_PATH;
+/// The path the lab's predictions go to (as in the original lab), and the predict URL for an ingress URL; defined
+/// with the TF Serving client.
+pub use crate::tf_serving::{PREDICT_PATH, predict_url};
 /// The smallest leak an exact assertion is sized to catch.
 pub const LEAK_SHARE: f64 = 0.05;
 /// The probability with which an exact assertion may miss such a leak.
@@ -112,30 +113,13 @@ impl CheckConfig {
     }
 }
 
-/// The predict URL for an ingress URL: [`PREDICT_PATH`] appended when it has no path.
-pub fn predict_url(url: &str) -> anyhow::Result<String> {
-    let parsed = reqwest::Url::parse(url)
-        .with_context(|| format!("invalid ingress URL \"{url}\"\nhelp: pass a URL like http://127.0.0.1:8080"))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        anyhow::bail!("ingress URL \"{url}\" is not http(s)\nhelp: pass a URL like http://127.0.0.1:8080");
-    }
-    match parsed.path() {
-        "" | "/" => Ok(format!("{}{PREDICT_PATH}", url.trim_end_matches('/'))),
-        _ => Ok(url.to_string()),
-    }
-}
-
 /// The request body for `image` (a JPEG or PNG file's bytes) of the kind `choice` means: a fixed kind, or for `auto`
 /// the kind the model's metadata asks for (read through the ingress, as `lab predict --payload auto` does).
 pub async fn payload_body(url: &str, choice: PayloadChoice, image: &[u8]) -> anyhow::Result<Bytes> {
     let kind = match choice {
         PayloadChoice::Fixed(kind) => kind,
-        PayloadChoice::Auto => {
-            // The metadata lives next to the predict path, at the ingress's root.
-            let predict_url = predict_url(url)?;
-            let base = predict_url.trim_end_matches(PREDICT_PATH);
-            PredictClient::new(base)?.payload_kind_from_metadata().await?
-        }
+        // The metadata of the model the predict URL names, at the same root ([`crate::tf_serving::metadata_url`]).
+        PayloadChoice::Auto => PredictClient::new(url)?.payload_kind_from_metadata().await?,
     };
     let payload = build_payload(kind, image).with_context(|| format!("building the {} payload", kind.as_str()))?;
     Ok(payload.body)
@@ -382,7 +366,7 @@ async fn check_exact(expected: &str, probe: &Probe, config: &CheckConfig) -> (Ve
                     wrong = Some(format!(
                         "response {} could not be attributed to a version (no {} header, and its predictions are not clearly one model's), but every response must come from {expected}",
                         tally.requests,
-                        crate::routing::VERSION_HEADER
+                        crate::tf_serving::VERSION_HEADER
                     ));
                     Flow::Stop
                 }
@@ -634,24 +618,6 @@ mod tests {
             assert!(budget as f64 / (required + budget) as f64 <= rate);
             assert!((budget + 1) as f64 / (required + budget + 1) as f64 > rate);
         }
-    }
-
-    #[test]
-    fn predict_url_appends_the_lab_path_to_a_bare_ingress() {
-        assert_eq!(
-            predict_url("http://127.0.0.1:8080").unwrap(),
-            "http://127.0.0.1:8080/v1/models/image_classifier/versions/1:predict"
-        );
-        assert_eq!(
-            predict_url("http://127.0.0.1:8080/").unwrap(),
-            "http://127.0.0.1:8080/v1/models/image_classifier/versions/1:predict"
-        );
-        assert_eq!(
-            predict_url("http://h/v1/models/m:predict").unwrap(),
-            "http://h/v1/models/m:predict"
-        );
-        let error = predict_url("127.0.0.1:8080").unwrap_err().to_string();
-        assert!(error.contains("\"127.0.0.1:8080\""), "{error}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Reaching the Istio ingress gateway from this machine: `minikube tunnel` (supervised, in the background), a
-//! kube-rs port-forward held while the command runs, or a URL given by hand; and the one prediction through it.
+//! kube-rs port-forward held while the command runs, or a URL given by hand; and the one prediction through it
+//! (sent and read by [`crate::tf_serving`]).
 //!
 //! `lab up` opens the ingress and records its URL and kind; later commands ([`reopen_recorded`]) make that record
 //! usable again: a port-forward died with its `lab up`, a tunnel may have died since.
@@ -18,6 +19,7 @@ use crate::cluster::wait::wait_for;
 use crate::error::LabError;
 use crate::istio::install::ISTIO_NAMESPACE;
 use crate::state;
+use crate::tf_serving;
 use crate::tool::minikube::Minikube;
 use crate::tool::{Signal, signal_process_group};
 use crate::{Settings, kube_client};
@@ -564,43 +566,34 @@ pub fn smoke_request_body() -> anyhow::Result<bytes::Bytes> {
     Ok(payload.body)
 }
 
-/// Sends one prediction through the gateway and checks it returns 1000 scores, retrying refused or 5xx answers
-/// (Envoy takes a moment to receive new routes) until `deadline`.
+/// Sends one prediction through the gateway ([`tf_serving::LATEST_PREDICT_PATH`]) and checks it returns 1000 scores
+/// (in either of TF Serving's answer forms), retrying refused, 404 or 5xx answers (Envoy takes a moment to receive
+/// new routes) until `deadline`.
 pub async fn smoke_prediction(url: &str, deadline: Duration) -> anyhow::Result<usize> {
-    let endpoint = format!("{url}/v1/models/image_classifier:predict");
+    let endpoint = format!("{url}{}", tf_serving::LATEST_PREDICT_PATH);
     let client = crate::http::client_with_total_timeout(Duration::from_secs(60))?;
     let body = smoke_request_body()?;
     let started = Instant::now();
     let mut last_problem;
     loop {
-        let attempt = client
-            .post(&endpoint)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.clone())
-            .send()
-            .await;
-        last_problem = match attempt {
-            Ok(response) if response.status().is_success() => {
-                let value: serde_json::Value = response.json().await.context("reading the prediction")?;
-                let scores = value["predictions"][0].as_array().map(Vec::len).unwrap_or(0);
-                if scores != 1000 {
-                    anyhow::bail!(
-                        "the prediction through {endpoint} returned {scores} scores, expected 1000\nhelp: check that the models are ImageNet ResNets (`cargo xtask lab up --models export`)"
-                    );
-                }
-                return Ok(scores);
+        let (status, problem) = match tf_serving::predict(&client, &endpoint, &body, &[]).await {
+            Ok(answer) if answer.status.is_success() => return smoke_scores(&endpoint, &answer),
+            Ok(answer) => {
+                let problem = answer.first_scores().err().map(|error| error.to_string());
+                (answer.status, problem.unwrap_or_default())
             }
-            Ok(response) => {
-                let status = response.status();
-                let text = response.text().await.unwrap_or_default();
-                let retry = status.is_server_error() || status == reqwest::StatusCode::NOT_FOUND;
-                if !retry {
-                    anyhow::bail!("the prediction through {endpoint} failed: {status}: {}", text.trim());
-                }
-                format!("{status}: {}", text.trim())
+            Err(tf_serving::PredictError::Body { status, error, .. }) if status.is_success() => {
+                return Err(anyhow::Error::new(error).context("reading the prediction"));
             }
-            Err(error) => error.to_string(),
+            Err(tf_serving::PredictError::Body { status, .. }) => (status, format!("HTTP {status}: (body cut off)")),
+            // No answer (refused, reset, timed out): asked again like a 5xx.
+            Err(error) => (reqwest::StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
         };
+        let retry = status.is_server_error() || status == reqwest::StatusCode::NOT_FOUND;
+        if !retry {
+            anyhow::bail!("the prediction through {endpoint} failed: {problem}");
+        }
+        last_problem = problem;
         if started.elapsed() >= deadline {
             anyhow::bail!(
                 "no prediction through {endpoint} within {}s (last answer: {last_problem})\nhelp: run `cargo xtask lab status`, then `cargo xtask lab up` again",
@@ -609,6 +602,21 @@ pub async fn smoke_prediction(url: &str, deadline: Duration) -> anyhow::Result<u
         }
         // Poll again shortly: the deadline above bounds the whole wait.
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The number of scores of a successful smoke answer: 1000, or an error that says what came instead.
+fn smoke_scores(endpoint: &str, answer: &tf_serving::PredictAnswer) -> anyhow::Result<usize> {
+    const HELP: &str = "help: check that the models are ImageNet ResNets (`cargo xtask lab up --models export`)";
+    match answer.first_scores() {
+        Ok(scores) if scores.len() == 1000 => Ok(scores.len()),
+        Ok(scores) => anyhow::bail!(
+            "the prediction through {endpoint} returned {} scores, expected 1000\n{HELP}",
+            scores.len()
+        ),
+        Err(error) => {
+            anyhow::bail!("the prediction through {endpoint} returned no scores ({error}), expected 1000\n{HELP}")
+        }
     }
 }
 
@@ -635,5 +643,30 @@ mod tests {
         assert_eq!(image[0].as_array().unwrap().len(), 224);
         assert_eq!(image[0][0].as_array().unwrap().len(), 3);
         assert!(image[0][0][0].is_f64(), "keras payloads are floats: {}", image[0][0]);
+    }
+
+    fn answer(body: String) -> tf_serving::PredictAnswer {
+        tf_serving::PredictAnswer {
+            status: reqwest::StatusCode::OK,
+            model_version: None,
+            body: bytes::Bytes::from(body),
+        }
+    }
+
+    #[test]
+    fn the_smoke_prediction_reads_both_answer_forms() {
+        // Before, the smoke prediction read only `predictions` and took a columnar answer for 0 scores.
+        let scores = vec![0.001; 1000];
+        let rows = answer(serde_json::json!({"predictions": [scores]}).to_string());
+        let columns = answer(serde_json::json!({"outputs": [scores]}).to_string());
+        assert_eq!(smoke_scores("e", &rows).unwrap(), 1000);
+        assert_eq!(smoke_scores("e", &columns).unwrap(), 1000);
+        let short = smoke_scores("e", &answer(r#"{"predictions": [[0.5, 0.5]]}"#.into())).unwrap_err();
+        assert!(
+            short.to_string().contains("returned 2 scores, expected 1000\nhelp:"),
+            "{short}"
+        );
+        let empty = smoke_scores("e", &answer("{}".into())).unwrap_err().to_string();
+        assert!(empty.contains("no `predictions` or `outputs`"), "{empty}");
     }
 }

@@ -33,6 +33,7 @@ pub mod stage_apply;
 pub mod stages;
 pub mod state;
 pub mod stats;
+pub mod tf_serving;
 pub mod tool;
 pub mod up;
 

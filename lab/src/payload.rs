@@ -20,10 +20,6 @@ use bytes::Bytes;
 
 use crate::image_decode::{RgbImage, decode_rgb, pillow_jpeg_round_trip};
 
-/// The REST path of a prediction, relative to the ingress URL.
-pub const PREDICT_PATH: &str = "/v1/models/image_classifier/versions/1:predict";
-/// The REST path of the model's metadata (signatures), relative to the ingress URL.
-pub const METADATA_PATH: &str = "/v1/models/image_classifier/metadata";
 /// The signature that takes encoded image bytes.
 pub const BYTES_SIGNATURE: &str = "serving_bytes";
 /// The side of the square input Keras' ResNet models expect.
@@ -49,15 +45,6 @@ impl PayloadKind {
             PayloadKind::Raw => "raw",
             PayloadKind::Keras => "keras",
             PayloadKind::Bytes => "bytes",
-        }
-    }
-
-    /// The kind `auto` picks from the model's metadata: `bytes` when it has a `serving_bytes` signature, else
-    /// `keras`.
-    pub fn for_metadata(metadata: &serde_json::Value) -> PayloadKind {
-        match signature_names(metadata).iter().any(|name| name == BYTES_SIGNATURE) {
-            true => PayloadKind::Bytes,
-            false => PayloadKind::Keras,
         }
     }
 }
@@ -90,15 +77,6 @@ pub fn build_payload(kind: PayloadKind, file_bytes: &[u8]) -> anyhow::Result<Pay
         kind,
         body: Bytes::from(body),
     })
-}
-
-/// The names of the signatures in a TF Serving metadata response (`metadata.signature_def.signature_def`).
-pub fn signature_names(metadata: &serde_json::Value) -> Vec<String> {
-    metadata
-        .pointer("/metadata/signature_def/signature_def")
-        .and_then(|signatures| signatures.as_object())
-        .map(|signatures| signatures.keys().cloned().collect())
-        .unwrap_or_default()
 }
 
 /// `{"instances": [H×W×3 ints]}` for the pixels as they are.
@@ -249,15 +227,5 @@ mod tests {
         assert_eq!(sample_positions(4, 2), vec![Some(1), Some(3)]);
         assert_eq!(sample_positions(3, 2), vec![Some(0), Some(2)]);
         assert_eq!(sample_positions(2, 4), vec![Some(0), Some(0), Some(1), Some(1)]);
-    }
-
-    #[test]
-    fn auto_picks_bytes_only_when_the_signature_exists() {
-        let with_bytes = serde_json::json!({"metadata": {"signature_def": {"signature_def": {
-            "serving_default": {}, "serving_bytes": {}}}}});
-        let without = serde_json::json!({"metadata": {"signature_def": {"signature_def": {"serving_default": {}}}}});
-        assert_eq!(PayloadKind::for_metadata(&with_bytes), PayloadKind::Bytes);
-        assert_eq!(PayloadKind::for_metadata(&without), PayloadKind::Keras);
-        assert_eq!(PayloadKind::for_metadata(&serde_json::json!({})), PayloadKind::Keras);
     }
 }

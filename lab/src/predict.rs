@@ -9,13 +9,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use bytes::Bytes;
 use serde::Serialize;
 
 use crate::LabError;
 use crate::error::error_chain;
 use crate::labels::{ClassScore, top_k};
-use crate::payload::{METADATA_PATH, PREDICT_PATH, Payload, PayloadKind, build_payload};
+use crate::payload::{Payload, PayloadKind, build_payload};
+use crate::tf_serving;
 
 /// The lab's Grace Hopper photo, the default image.
 pub const DEFAULT_IMAGE: &[u8] = include_bytes!("../../assets/images/grace_hopper.jpg");
@@ -134,24 +134,28 @@ pub async fn run_predictions(plan: &PredictPlan) -> anyhow::Result<PredictReport
     })
 }
 
-/// An HTTP client for one TF Serving REST endpoint (through the ingress).
+/// An HTTP client for one TF Serving REST endpoint (through the ingress), speaking through [`crate::tf_serving`].
 #[derive(Debug, Clone)]
 pub struct PredictClient {
     http: reqwest::Client,
     base_url: String,
+    predict_url: String,
 }
 
 impl PredictClient {
-    /// A client for `url` (no trailing slash needed) with connect and idle timeouts.
+    /// A client for `url` (an ingress root, no trailing slash needed, or a full predict URL, as
+    /// [`tf_serving::predict_url`] reads it) with connect and idle timeouts.
     pub fn new(url: &str) -> anyhow::Result<PredictClient> {
         let http = crate::http::client(crate::http::HttpTimeouts {
             connect: Duration::from_secs(5),
             // A cold TF Serving answers its first prediction slowly; silence longer than this is a failure.
             idle: Duration::from_secs(60),
         })?;
+        let base_url = url.trim_end_matches('/').to_string();
         Ok(PredictClient {
             http,
-            base_url: url.trim_end_matches('/').to_string(),
+            predict_url: tf_serving::predict_url(&base_url)?,
+            base_url,
         })
     }
 
@@ -162,7 +166,7 @@ impl PredictClient {
     pub async fn payload_kind_from_metadata(&self) -> anyhow::Result<PayloadKind> {
         const HELP: &str =
             "check the URL (has `cargo xtask lab up` finished?), or choose the body with `--payload keras|raw|bytes`";
-        let url = format!("{}{METADATA_PATH}", self.base_url);
+        let url = tf_serving::metadata_url(&self.base_url)?;
         let asking = "asking the model's signatures for `--payload auto`";
         let started = tokio::time::Instant::now();
         let mut attempts = 1;
@@ -201,13 +205,13 @@ impl PredictClient {
             };
             let message = format!(
                 "{asking}: GET {url} answered {status}{tries}: {}",
-                server_error_message(&text)
+                tf_serving::server_error_message(&text)
             );
             return Err(LabError::not_ready(message, HELP).into());
         }
         let metadata: serde_json::Value =
             serde_json::from_str(&text).with_context(|| format!("{asking}: GET {url} answered with malformed JSON"))?;
-        Ok(PayloadKind::for_metadata(&metadata))
+        Ok(tf_serving::payload_kind_for_metadata(&metadata))
     }
 
     /// Sends one prediction; never fails, the outcome is in the record.
@@ -218,86 +222,40 @@ impl PredictClient {
         headers: &[(String, String)],
         top: usize,
     ) -> PredictionRecord {
-        let url = format!("{}{PREDICT_PATH}", self.base_url);
-        let mut builder = self
-            .http
-            .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(Bytes::clone(&payload.body));
-        for (name, value) in headers {
-            builder = builder.header(name.as_str(), value.as_str());
-        }
         let started = Instant::now();
+        let answer = tf_serving::predict(&self.http, &self.predict_url, &payload.body, headers).await;
         let mut record = PredictionRecord {
             request,
             status: None,
             model_version: None,
-            latency_ms: 0.0,
+            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
             top: Vec::new(),
             error: None,
         };
-        let response = match builder.send().await {
-            Ok(response) => response,
+        let answer = match answer {
+            Ok(answer) => answer,
             Err(error) => {
-                record.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-                record.error = Some(format!("POST {url}: {}", error_chain(&error)));
+                if let tf_serving::PredictError::Body {
+                    status, model_version, ..
+                } = &error
+                {
+                    record.status = Some(status.as_u16());
+                    record.model_version = model_version.clone();
+                }
+                record.error = Some(error.to_string());
                 return record;
             }
         };
-        let status = response.status();
-        record.status = Some(status.as_u16());
-        record.model_version = response
-            .headers()
-            .get(crate::routing::VERSION_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_string);
-        let body = response.bytes().await;
-        record.latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let body = match body {
-            Ok(body) => body,
-            Err(error) => {
-                record.error = Some(format!("reading the response: {}", error_chain(&error)));
-                return record;
+        record.status = Some(answer.status.as_u16());
+        record.model_version = answer.model_version.clone();
+        match answer.first_scores() {
+            Ok(scores) => {
+                let scores: Vec<f32> = scores.into_iter().map(|score| score as f32).collect();
+                record.top = top_k(&scores, top);
             }
-        };
-        if !status.is_success() {
-            let text = String::from_utf8_lossy(&body);
-            record.error = Some(format!("HTTP {status}: {}", server_error_message(&text)));
-            return record;
-        }
-        match parse_predictions(&body) {
-            Ok(scores) => record.top = top_k(&scores, top),
-            Err(detail) => record.error = Some(format!("malformed prediction response: {detail}")),
+            Err(error) => record.error = Some(error.to_string()),
         }
         record
-    }
-}
-
-/// The first row of `{"predictions": [[scores…]]}`.
-fn parse_predictions(body: &[u8]) -> Result<Vec<f32>, String> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|error| format!("not JSON ({error})"))?;
-    if let Some(message) = value.get("error").and_then(|error| error.as_str()) {
-        return Err(format!("the server said \"{message}\""));
-    }
-    let row = value
-        .pointer("/predictions/0")
-        .and_then(|row| row.as_array())
-        .ok_or_else(|| "no `predictions[0]` list".to_string())?;
-    row.iter()
-        .map(|score| score.as_f64().map(|score| score as f32))
-        .collect::<Option<Vec<f32>>>()
-        .ok_or_else(|| "`predictions[0]` holds a value that is not a number".to_string())
-}
-
-/// TF Serving's `{"error": "…"}` message, else the start of the body.
-fn server_error_message(text: &str) -> String {
-    let from_json = serde_json::from_str::<serde_json::Value>(text)
-        .ok()
-        .and_then(|value| value.get("error").and_then(|error| error.as_str()).map(str::to_string));
-    match from_json {
-        Some(message) => format!("\"{message}\""),
-        None if text.trim().is_empty() => "(empty body)".to_string(),
-        None => format!("\"{}\"", text.trim().chars().take(300).collect::<String>()),
     }
 }
 
@@ -374,20 +332,16 @@ mod tests {
     }
 
     #[test]
-    fn tf_serving_errors_are_quoted() {
+    fn a_full_predict_url_is_used_as_given() {
+        // Before, `lab predict --url` appended the lab's predict path to any URL, while `lab check --url` took a URL
+        // with a path as the full predict URL; both read it through `tf_serving::predict_url` now.
+        let client = PredictClient::new("http://h/serving/v1/models/m:predict").unwrap();
+        assert_eq!(client.predict_url, "http://h/serving/v1/models/m:predict");
+        let client = PredictClient::new("http://127.0.0.1:8080/").unwrap();
+        assert_eq!(client.base_url, "http://127.0.0.1:8080");
         assert_eq!(
-            server_error_message(r#"{"error": "Servable not found"}"#),
-            "\"Servable not found\""
-        );
-        assert_eq!(server_error_message(""), "(empty body)");
-        assert_eq!(
-            parse_predictions(br#"{"predictions": [[0.5, 0.25]]}"#).unwrap(),
-            vec![0.5, 0.25]
-        );
-        assert!(
-            parse_predictions(br#"{"outputs": []}"#)
-                .unwrap_err()
-                .contains("predictions[0]")
+            client.predict_url,
+            "http://127.0.0.1:8080/v1/models/image_classifier/versions/1:predict"
         );
     }
 }

@@ -8,11 +8,11 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 
-use crate::attribution::{References, first_scores};
+use crate::attribution::References;
 use crate::cluster::{Cluster, LAB_NAMESPACE};
 use crate::ingress::port_forward_to_pod;
 use crate::manifests::Manifest;
-use crate::payload::PREDICT_PATH;
+use crate::tf_serving::{self, PREDICT_PATH};
 
 /// TF Serving's REST port in the lab's pods.
 pub const TF_SERVING_REST_PORT: u16 = 8501;
@@ -76,6 +76,20 @@ pub async fn fetch_references(cluster: &Cluster, versions: &[DeployedVersion], b
     References::new(scores)
 }
 
+/// The scores of `pod`'s reference answer, in any of TF Serving's forms, or why it has none: a TF Serving error with
+/// its status, or a body without scores.
+fn reference_scores(pod: &str, answer: &tf_serving::PredictAnswer) -> anyhow::Result<Vec<f64>> {
+    match answer.first_scores() {
+        Ok(scores) => Ok(scores),
+        Err(error @ tf_serving::ResponseError::Server { .. }) => {
+            anyhow::bail!("the reference prediction from pod \"{pod}\" failed: {error}")
+        }
+        Err(error @ tf_serving::ResponseError::Malformed(_)) => {
+            anyhow::bail!("the reference prediction from pod \"{pod}\" has no scores: {error}")
+        }
+    }
+}
+
 /// One version's reference: the pod it came from and the first instance's scores.
 async fn fetch_reference(
     cluster: &Cluster,
@@ -87,27 +101,10 @@ async fn fetch_reference(
         .with_context(|| format!("opening a port-forward to version \"{}\"", version.version))?;
     let endpoint = format!("{}{PREDICT_PATH}", forward.url);
     let client = crate::http::client_with_total_timeout(REFERENCE_TIMEOUT)?;
-    let response = client
-        .post(&endpoint)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(body.clone())
-        .send()
+    let answer = tf_serving::predict(&client, &endpoint, body, &[])
         .await
         .with_context(|| format!("sending the reference prediction to pod \"{}\"", forward.pod))?;
-    let status = response.status();
-    let text = response
-        .bytes()
-        .await
-        .with_context(|| format!("reading the reference prediction from pod \"{}\"", forward.pod))?;
-    if !status.is_success() {
-        anyhow::bail!(
-            "the reference prediction from pod \"{}\" failed: {status}: {}",
-            forward.pod,
-            String::from_utf8_lossy(&text).trim()
-        );
-    }
-    let scores = first_scores(&text)
-        .with_context(|| format!("the reference prediction from pod \"{}\" has no scores", forward.pod))?;
+    let scores = reference_scores(&forward.pod, &answer)?;
     Ok((forward.pod.clone(), scores))
 }
 
@@ -130,5 +127,22 @@ mod tests {
             .map(|version| version.version)
             .collect();
         assert_eq!(names, ["resnet50"]);
+    }
+
+    fn answer(status: reqwest::StatusCode, body: &'static str) -> tf_serving::PredictAnswer {
+        tf_serving::PredictAnswer {
+            status,
+            model_version: None,
+            body: Bytes::from_static(body.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn a_reference_is_read_in_the_columnar_form_and_an_error_keeps_its_status() {
+        let columnar = answer(reqwest::StatusCode::OK, r#"{"outputs": [[0.25, 0.75]]}"#);
+        assert_eq!(reference_scores("p", &columnar).unwrap(), vec![0.25, 0.75]);
+        let error = answer(reqwest::StatusCode::NOT_FOUND, r#"{ "error": "Servable not found" }"#);
+        let message = format!("{:#}", reference_scores("p", &error).unwrap_err());
+        assert!(message.contains("404 Not Found: \"Servable not found\""), "{message}");
     }
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::manifests::Manifest;
 
 /// The response header the lab's VirtualServices set on every destination to say which model answered.
-pub const VERSION_HEADER: &str = "x-model-version";
+pub use crate::tf_serving::VERSION_HEADER;
 
 /// `spec` of a VirtualService.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

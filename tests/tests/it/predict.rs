@@ -275,3 +275,18 @@ async fn an_unreachable_url_fails_each_request_with_the_reason() {
     );
     assert_contains!(output.stderr, "help: check the URL");
 }
+
+#[tokio::test]
+async fn a_full_predict_url_is_used_as_given_and_auto_asks_that_models_metadata() {
+    // `--url` may name the predict URL itself, as `lab check --url` allows. Before, `lab predict` appended the lab's
+    // predict path to it again, and `--payload auto` asked for the metadata at a path trimmed off the predict URL.
+    let server = TfServing::start(Scenario::WithBytesSignature).await;
+    let url = format!("{}/v1/models/image_classifier/versions/1:predict", server.url);
+    let output = Cli::new(["lab", "predict", "--url", &url, "--format", "json"])
+        .run_async()
+        .await;
+    assert_eq!(output.code, 0, "{output:#?}");
+    let report = json_of(&output);
+    assert_eq!(report["payload"], "bytes");
+    assert_eq!(report["summary"]["ok"], 1, "{report:#}");
+}

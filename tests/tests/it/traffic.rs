@@ -613,3 +613,16 @@ mod settling {
         assert_eq!(report.verdict, Verdict::Fail, "{report:#?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payload_auto_asks_the_metadata_of_the_model_a_full_predict_url_names() {
+    // Before, the metadata URL was the lab's own predict path trimmed off the URL: for the latest-version predict
+    // URL that left `…:predict/v1/models/image_classifier/metadata`, a 404, read as "no metadata: send keras".
+    let model = TfServing::start_with(TfServingConfig::new("resnet101").with_bytes_signature()).await;
+    let image = std::fs::read(tiny_image().path()).unwrap();
+    let url = format!("{}/v1/models/image_classifier:predict", model.url());
+    let body = lab::checks::payload_body(&url, lab::predict::PayloadChoice::Auto, &image)
+        .await
+        .expect("the metadata of the model the URL names");
+    assert_contains!(String::from_utf8_lossy(&body), "serving_bytes");
+}
