@@ -90,6 +90,7 @@ fn lab_up_on_a_real_minikube_asserts_every_stage_writes_nothing_twice_and_comes_
     let first_report = first.json();
     assert_eq!(first_report["active_stage"], last_stage, "{first_report:#}");
     assert_eq!(first_report["ingress_kind"], "tunnel", "{first_report:#}");
+    assert_eq!(first_report["verdict"], "pass", "{first_report:#}");
     let expected_checks: Vec<(&str, usize)> = definition
         .stages
         .iter()
@@ -118,6 +119,10 @@ fn lab_up_on_a_real_minikube_asserts_every_stage_writes_nothing_twice_and_comes_
     let second = lab.run(&up_args, minutes(10));
     assert_eq!(second.code, 0, "the second lab up failed");
     let second_report = second.json();
+    assert_eq!(
+        second_report["verdict"], "pass",
+        "the stage recorded as passed stays so: {second_report:#}"
+    );
     let changed = steps_that_changed(&second_report);
     assert!(changed.is_empty(), "the second lab up changed something: {changed:?}");
     assert_eq!(
