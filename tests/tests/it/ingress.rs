@@ -134,18 +134,24 @@ async fn run(cli: Cli) -> CliOutput {
 }
 
 /// A loopback port below the ephemeral range (Linux hands out 32768–60999 by default, macOS 49152–65535), free
-/// now. The fake tunnel binds it again when restarted; a port the kernel never gives to another socket's `bind(0)`
-/// or `connect` cannot be taken meanwhile.
+/// now, and never handed to another test of this binary. The fake tunnel binds it again when restarted; a port the
+/// kernel never gives to another socket's `bind(0)` or `connect` cannot be taken meanwhile — but two tests running
+/// at once could each find the same port free before either tunnel bound it, and a dead tunnel's address would then
+/// be answered by the other test's tunnel. So each port is handed out once per process.
 fn port_below_the_ephemeral_range() -> u16 {
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed_out = HANDED_OUT.lock().unwrap();
     let seed = u64::from(std::process::id())
         ^ std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .subsec_nanos() as u64;
-    (0..2000u64)
+    let port = (0..2000u64)
         .map(|step| 20_000 + ((seed + step * 7_919) % 12_000) as u16)
-        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
-        .expect("a free port in 20000..32000")
+        .find(|port| !handed_out.contains(port) && std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free port in 20000..32000");
+    handed_out.push(port);
+    port
 }
 
 /// True while `pid` runs (a zombie, which no parent reaped, has stopped).
