@@ -104,10 +104,13 @@ pub async fn open(
     deadline: Duration,
 ) -> anyhow::Result<Ingress> {
     let resolved = match mode {
-        IngressMode::Auto => match sudo_without_password().await {
-            true => IngressMode::Tunnel,
-            false => IngressMode::PortForward,
-        },
+        IngressMode::Auto => {
+            if sudo_without_password().await {
+                IngressMode::Tunnel
+            } else {
+                IngressMode::PortForward
+            }
+        }
         other => other.clone(),
     };
     match resolved {

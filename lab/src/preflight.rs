@@ -228,13 +228,15 @@ pub fn kubernetes_version_row(profile: &str, version: &str) -> CheckRow {
 pub fn resources_row(profile: &str, cpus: u32, memory_mib: u64, kubernetes_version: &str) -> CheckRow {
     let found = format!("{cpus} CPUs, {} MiB memory", memory_mib);
     let enough = cpus >= WANTED_CPUS && memory_mib >= WANTED_MEMORY_MIB;
-    let version = match kubernetes_version.is_empty() {
-        true => RECOMMENDED_KUBERNETES,
-        false => kubernetes_version,
+    let version = if kubernetes_version.is_empty() {
+        RECOMMENDED_KUBERNETES
+    } else {
+        kubernetes_version
     };
-    match enough {
-        true => CheckRow::ok("resources", found),
-        false => CheckRow::warn(
+    if enough {
+        CheckRow::ok("resources", found)
+    } else {
+        CheckRow::warn(
             "resources",
             format!(
                 "{found}; Istio's default profile plus two TF Serving pods want about {WANTED_CPUS} CPUs and 8 GiB"
@@ -242,7 +244,7 @@ pub fn resources_row(profile: &str, cpus: u32, memory_mib: u64, kubernetes_versi
             format!(
                 "minikube delete -p {profile} && minikube start -p {profile} --cpus={WANTED_CPUS} --memory=8g --kubernetes-version={version}"
             ),
-        ),
+        )
     }
 }
 
@@ -279,13 +281,14 @@ pub fn architecture_row(architectures: Option<Vec<String>>) -> CheckRow {
         .filter(|arch| !matches!(arch.as_str(), "amd64" | "x86_64"))
         .collect();
     let found = format!("{} ({source})", architectures.join(", "));
-    match not_amd64.is_empty() {
-        true => CheckRow::ok("architecture", found),
-        false => CheckRow::fail(
+    if not_amd64.is_empty() {
+        CheckRow::ok("architecture", found)
+    } else {
+        CheckRow::fail(
             "architecture",
             format!("{found}: Istio 1.12 published amd64-only images, so its pods fail with \"exec format error\""),
             "run the lab on an amd64 (x86_64) machine".to_string(),
-        ),
+        )
     }
 }
 

@@ -97,12 +97,13 @@ fn profile_dir(settings: &Settings) -> PathBuf {
 /// which in a container may be never); elsewhere `kill -0 PID` (macOS, which has no `/proc`: there a `/proc`
 /// check would call every process dead, so a held lock would look stale and a running tunnel would never be found).
 pub fn process_alive(pid: u32) -> bool {
-    match Path::new("/proc/self").exists() {
-        true => match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+    if Path::new("/proc/self").exists() {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
             Ok(stat) => !matches!(proc_state(&stat), Some('Z' | 'X')),
             Err(_) => false,
-        },
-        false => signal_zero_reaches(pid),
+        }
+    } else {
+        signal_zero_reaches(pid)
     }
 }
 

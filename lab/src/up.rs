@@ -298,15 +298,16 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
             let copied = tokio::task::spawn_blocking(move || models::copy_into_node(&minikube, &profile, &dir, &found))
                 .await
                 .context("copying the models into the node")??;
-            match copied.copied.is_empty() {
-                true => (
+            if copied.copied.is_empty() {
+                (
                     StepOutcome::AlreadyDone,
                     format!("{} already on the node", copied.present.join(", ")),
-                ),
-                false => (
+                )
+            } else {
+                (
                     StepOutcome::Done,
                     format!("copied {} into the node", copied.copied.join(", ")),
-                ),
+                )
             }
         }
     };
@@ -340,15 +341,16 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
         options.rollout_timeout.as_secs()
     ));
     let restarted = stage_apply::wait_for_rollout(&cluster, &rollout_set, options.rollout_timeout).await?;
-    let (outcome, detail) = match restarted.is_empty() {
-        true => (
+    let (outcome, detail) = if restarted.is_empty() {
+        (
             StepOutcome::AlreadyDone,
             "every Deployment is available with its sidecar".to_string(),
-        ),
-        false => (
+        )
+    } else {
+        (
             StepOutcome::Done,
             format!("restarted {} to inject the sidecar", restarted.join(", ")),
-        ),
+        )
     };
     steps.finish("rollout", started, outcome, detail);
 
@@ -358,9 +360,10 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
     let recorded_url = state::read_ingress_url(settings)?;
     state::write_ingress_url(settings, &opened.url)?;
     state::write_value(settings, state::INGRESS_KIND_FILE, opened.kind)?;
-    let outcome = match recorded_url.as_deref() == Some(opened.url.as_str()) {
-        true => StepOutcome::AlreadyDone,
-        false => StepOutcome::Done,
+    let outcome = if recorded_url.as_deref() == Some(opened.url.as_str()) {
+        StepOutcome::AlreadyDone
+    } else {
+        StepOutcome::Done
     };
     let held = if opened.held_by_this_process() {
         " (open while this command runs)"
@@ -408,24 +411,25 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
         }
         let asserted_before = resumed_here && recorded_verdict == Some(Verdict::Pass);
         if resumed_here && (asserted_before || options.assertions == Assertions::Skip) {
-            let detail = match asserted_before {
-                true => "applied and asserted before (pass)",
-                false => "applied before; assertions skipped (--no-assert)",
+            let detail = if asserted_before {
+                "applied and asserted before (pass)"
+            } else {
+                "applied before; assertions skipped (--no-assert)"
             };
-            active_verdict = match asserted_before {
-                true => Verdict::Pass,
-                false => Verdict::NotAsserted,
+            active_verdict = if asserted_before {
+                Verdict::Pass
+            } else {
+                Verdict::NotAsserted
             };
             steps.finish(&step, started, StepOutcome::AlreadyDone, detail.to_string());
             continue;
         }
         // Apply it, unless the cluster holds exactly it already (a resumed stage that was never asserted).
-        let (outcome, detail) = match resumed_here {
-            true => (StepOutcome::AlreadyDone, "applied before".to_string()),
-            false => {
-                let report = stage_apply::apply_stage(settings, &cluster, &lab, stage, options.rollout_timeout).await?;
-                summarize(&report.changes, "")
-            }
+        let (outcome, detail) = if resumed_here {
+            (StepOutcome::AlreadyDone, "applied before".to_string())
+        } else {
+            let report = stage_apply::apply_stage(settings, &cluster, &lab, stage, options.rollout_timeout).await?;
+            summarize(&report.changes, "")
         };
         active = stage.name.clone();
         let (verdict, detail) = match options.assertions {
@@ -481,15 +485,17 @@ fn summarize(changes: &[ObjectChange], suffix: &str) -> (StepOutcome, String) {
         .filter(|change| count(*change) > 0)
         .map(|change| format!("{} {}", change.word(), count(change)))
         .collect();
-    let outcome = match changes.iter().all(|change| change.change == Change::Unchanged) {
-        true => StepOutcome::AlreadyDone,
-        false => StepOutcome::Done,
+    let outcome = if changes.iter().all(|change| change.change == Change::Unchanged) {
+        StepOutcome::AlreadyDone
+    } else {
+        StepOutcome::Done
     };
     let mut detail = parts.join(", ");
     if !suffix.is_empty() {
-        detail = match detail.is_empty() {
-            true => suffix.to_string(),
-            false => format!("{detail}; {suffix}"),
+        detail = if detail.is_empty() {
+            suffix.to_string()
+        } else {
+            format!("{detail}; {suffix}")
         };
     }
     (outcome, detail)

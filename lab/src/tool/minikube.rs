@@ -199,13 +199,15 @@ impl Minikube {
             return Err(command.failed(&output));
         }
         let text = output.stdout.trim();
-        let nodes = match text.starts_with('[') {
-            true => command.parse_json::<Vec<NodeStatus>>(text)?,
-            false => vec![command.parse_json::<NodeStatus>(text)?],
+        let nodes = if text.starts_with('[') {
+            command.parse_json::<Vec<NodeStatus>>(text)?
+        } else {
+            vec![command.parse_json::<NodeStatus>(text)?]
         };
-        match nodes.iter().any(|node| node.host == "Nonexistent") && nodes.len() == 1 {
-            true => Ok(ProfileStatus::NotFound),
-            false => Ok(ProfileStatus::Nodes { nodes, exit_code }),
+        if nodes.iter().any(|node| node.host == "Nonexistent") && nodes.len() == 1 {
+            Ok(ProfileStatus::NotFound)
+        } else {
+            Ok(ProfileStatus::Nodes { nodes, exit_code })
         }
     }
 

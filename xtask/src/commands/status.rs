@@ -24,17 +24,15 @@ pub(crate) async fn run(settings: &Settings) -> CommandResult {
                 ],
                 vec![
                     "namespace".to_string(),
-                    match found.namespace {
-                        true => "tf-serving".to_string(),
-                        false => "missing".to_string(),
+                    if found.namespace {
+                        "tf-serving".to_string()
+                    } else {
+                        "missing".to_string()
                     },
                 ],
             ];
             for deployment in &found.deployments {
-                let state = match deployment.rolled_out {
-                    true => "ready",
-                    false => "not ready",
-                };
+                let state = if deployment.rolled_out { "ready" } else { "not ready" };
                 rows.push(vec![
                     deployment.name.clone(),
                     format!("{state} ({}/{})", deployment.ready_replicas, deployment.replicas),
@@ -58,14 +56,16 @@ pub(crate) async fn run(settings: &Settings) -> CommandResult {
                 rows.push(vec!["tunnel".to_string(), format!("pid {} {running}", tunnel.pid)]);
             }
             print!("{}", table(&["what", "state"], &rows));
-            match found.ready {
-                true => println!("the lab is ready"),
-                false => println!("the lab is not ready: run `cargo xtask lab up`"),
+            if found.ready {
+                println!("the lab is ready")
+            } else {
+                println!("the lab is not ready: run `cargo xtask lab up`")
             }
         }
     }
-    Ok(match found.ready {
-        true => CommandStatus::Ok,
-        false => CommandStatus::NotReady,
+    Ok(if found.ready {
+        CommandStatus::Ok
+    } else {
+        CommandStatus::NotReady
     })
 }
