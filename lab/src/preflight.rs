@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::Settings;
 use crate::tool::ToolError;
-use crate::tool::minikube::{self, Minikube, Profile, ProfileStatus};
+use crate::tool::minikube::{self, Driver, Minikube, Profile, ProfileStatus};
 
 /// The Kubernetes version the original lab ran and the fix lines recommend.
 pub const RECOMMENDED_KUBERNETES: &str = "v1.24.3";
@@ -52,8 +52,8 @@ pub struct CheckRow {
 /// What the preflight learnt about the cluster, for the steps after it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ClusterFacts {
-    /// The minikube driver (`docker`, `none`, …), when known.
-    pub driver: Option<String>,
+    /// The minikube driver (`docker`, `none`, …); [`Driver::Unknown`] when no profile config was read.
+    pub driver: Driver,
 }
 
 /// The full preflight report.
@@ -163,7 +163,7 @@ pub async fn run_doctor(settings: &Settings) -> DoctorReport {
             rows.push(kubernetes_version_row(profile_name, &version));
             rows.push(resources_row(profile_name, config.cpus, config.memory, &version));
             rows.push(driver_row(&config.driver));
-            facts.driver = Some(config.driver.clone());
+            facts.driver = config.driver.clone();
         }
         None => {
             for check in ["kubernetes", "resources", "driver"] {
@@ -249,20 +249,20 @@ pub fn resources_row(profile: &str, cpus: u32, memory_mib: u64, kubernetes_versi
 }
 
 /// Reports the driver and what it means for model placement.
-pub fn driver_row(driver: &str) -> CheckRow {
+pub fn driver_row(driver: &Driver) -> CheckRow {
     match driver {
-        "none" => CheckRow::ok(
+        Driver::None => CheckRow::ok(
             "driver",
             "none: hostPath volumes are this machine's own filesystem; models are used in place".to_string(),
         ),
-        "" => CheckRow::warn(
+        Driver::Unknown => CheckRow::warn(
             "driver",
             "unknown driver".to_string(),
             "check `minikube profile list` for the profile's driver".to_string(),
         ),
-        other => CheckRow::ok(
+        Driver::Other(name) => CheckRow::ok(
             "driver",
-            format!("{other}: hostPath volumes live inside the minikube node; models are exported or copied there"),
+            format!("{name}: hostPath volumes live inside the minikube node; models are exported or copied there"),
         ),
     }
 }

@@ -18,6 +18,7 @@ use crate::report::Verdict;
 use crate::stage_apply::{self, MODELS_HOST_DIR_FILE};
 use crate::stages::{DEFAULT_RESET_STAGE, LabDefinition};
 use crate::state::{self, LabLock};
+use crate::tool::minikube::Driver;
 use crate::{LabError, Settings};
 
 /// What `lab up` is asked to do.
@@ -105,8 +106,8 @@ pub struct UpReport {
     pub steps: Vec<StepRecord>,
     /// The ingress URL.
     pub ingress_url: String,
-    /// How it is reached: `tunnel`, `port-forward` or `url`.
-    pub ingress_kind: String,
+    /// How it is reached (serialised as `tunnel`, `port-forward` or `url`).
+    pub ingress_kind: crate::state::IngressKind,
     /// The stage the lab is at.
     pub active_stage: String,
     /// What is known of that stage: `pass` when its assertions passed (in this run, or in the run that recorded it
@@ -174,7 +175,6 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
         StepOutcome::Checked,
         format!("all checks pass ({warnings} warning(s))"),
     );
-    let driver = report.facts.driver.clone().unwrap_or_default();
 
     // The models' source decides the Deployments' hostPaths, so it is settled (and a host directory checked)
     // before anything is compared or applied.
@@ -185,8 +185,8 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
         }
         ModelSource::Host(dir) => {
             let found = models::check_host_layout(dir)?;
-            match driver.as_str() {
-                "none" => {
+            match report.facts.driver {
+                Driver::None => {
                     let path = dir.canonicalize().unwrap_or_else(|_| dir.clone());
                     state::write_value(settings, MODELS_HOST_DIR_FILE, &path.display().to_string())?;
                     ModelsPlan::MountAsIs(path)
@@ -359,7 +359,7 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
     let opened = ingress::open(settings, &cluster, &options.ingress, Duration::from_secs(120)).await?;
     let recorded_url = state::read_ingress_url(settings)?;
     state::write_ingress_url(settings, &opened.url)?;
-    state::write_value(settings, state::INGRESS_KIND_FILE, opened.kind)?;
+    state::write_ingress_kind(settings, opened.kind)?;
     let outcome = if recorded_url.as_deref() == Some(opened.url.as_str()) {
         StepOutcome::AlreadyDone
     } else {
@@ -460,7 +460,7 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
     Ok(UpReport {
         steps: steps.records,
         ingress_url: opened.url.clone(),
-        ingress_kind: opened.kind.to_string(),
+        ingress_kind: opened.kind,
         active_stage: active,
         verdict: active_verdict,
         checks,

@@ -2,6 +2,7 @@
 
 use lab::lifecycle::status;
 use lab::output::{table, to_json};
+use lab::state::IngressKind;
 use lab::{CommandStatus, Format, Settings};
 
 use crate::CommandResult;
@@ -38,8 +39,8 @@ pub(crate) async fn run(settings: &Settings) -> CommandResult {
                     format!("{state} ({}/{})", deployment.ready_replicas, deployment.replicas),
                 ]);
             }
-            let ingress = match (&found.ingress_url, found.ingress_kind.as_deref()) {
-                (Some(url), Some("port-forward")) => {
+            let ingress = match (&found.ingress_url, found.ingress_kind) {
+                (Some(url), Some(IngressKind::PortForward)) => {
                     format!("{url} (a port-forward: only while the `lab up` that opened it ran)")
                 }
                 (Some(url), Some(kind)) => format!("{url} (via {kind})"),
