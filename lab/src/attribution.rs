@@ -62,9 +62,10 @@ impl References {
         };
         let runner_up = distances.get(1).map(|(distance, _)| *distance).unwrap_or(f64::INFINITY);
         let clearly_nearest = nearest <= MATCH_DISTANCE && nearest < AMBIGUITY_RATIO * runner_up;
-        match clearly_nearest {
-            true => Attribution::Version(version.to_string()),
-            false => Attribution::Unattributed,
+        if clearly_nearest {
+            Attribution::Version(version.to_string())
+        } else {
+            Attribution::Unattributed
         }
     }
 }

@@ -271,13 +271,11 @@ async fn settle_exact(
         .run(u64::MAX, deadline, |observation| {
             tally.add(&observation);
             let matches = matches!(&observation.outcome, Outcome::Answered { version } if version == expected);
-            streak = match matches {
-                true => streak + 1,
-                false => 0,
-            };
-            match streak >= SETTLE_STREAK && started.elapsed() >= min_span {
-                true => Flow::Stop,
-                false => Flow::Continue,
+            streak = if matches { streak + 1 } else { 0 };
+            if streak >= SETTLE_STREAK && started.elapsed() >= min_span {
+                Flow::Stop
+            } else {
+                Flow::Continue
             }
         })
         .await;
@@ -289,9 +287,10 @@ async fn settle_exact(
         .iter()
         .map(|(label, count)| format!("{label} ×{count}"))
         .collect();
-    let seen_text = match seen_text.is_empty() {
-        true => "no complete response".to_string(),
-        false => seen_text.join(", "),
+    let seen_text = if seen_text.is_empty() {
+        "no complete response".to_string()
+    } else {
+        seen_text.join(", ")
     };
     let message = format!(
         "stage \"{stage}\": the routes did not take effect within {}s: {}every response should come from {expected}, but the gateway answered {seen_text}",
@@ -322,9 +321,10 @@ async fn settle_share(version: &str, probe: &Probe, config: &CheckConfig) {
         let pause = match &observation.outcome {
             Outcome::Answered { version: answered } => {
                 answers += 1;
-                match answered == version {
-                    true => seen_version = true,
-                    false => seen_other = true,
+                if answered == version {
+                    seen_version = true
+                } else {
+                    seen_other = true
                 }
                 // Past the count, the wait is for time (a push), not for more answers.
                 answers >= SHARE_SETTLE_RESPONSES
@@ -348,10 +348,13 @@ async fn check_exact(expected: &str, probe: &Probe, config: &CheckConfig) -> (Ve
         .run(required + error_budget, deadline, |observation| {
             tally.add(&observation);
             match &observation.outcome {
-                Outcome::Answered { version } if version == expected => match tally.answered() >= required {
-                    true => Flow::Stop,
-                    false => Flow::Continue,
-                },
+                Outcome::Answered { version } if version == expected => {
+                    if tally.answered() >= required {
+                        Flow::Stop
+                    } else {
+                        Flow::Continue
+                    }
+                }
                 Outcome::Answered { version } => {
                     wrong = Some(format!(
                         "response {} came from {version}, but every response must come from {expected}",
@@ -370,10 +373,13 @@ async fn check_exact(expected: &str, probe: &Probe, config: &CheckConfig) -> (Ve
                     ));
                     Flow::Stop
                 }
-                Outcome::Failed { .. } => match tally.errors_total > error_budget {
-                    true => Flow::Stop,
-                    false => Flow::Continue,
-                },
+                Outcome::Failed { .. } => {
+                    if tally.errors_total > error_budget {
+                        Flow::Stop
+                    } else {
+                        Flow::Continue
+                    }
+                }
             }
         })
         .await;
@@ -419,10 +425,13 @@ async fn check_share(
                     Some(_) => Flow::Stop,
                     None => Flow::Continue,
                 },
-                Outcome::Failed { .. } => match tally.errors_total > error_budget {
-                    true => Flow::Stop,
-                    false => Flow::Continue,
-                },
+                Outcome::Failed { .. } => {
+                    if tally.errors_total > error_budget {
+                        Flow::Stop
+                    } else {
+                        Flow::Continue
+                    }
+                }
             }
         })
         .await;
@@ -598,9 +607,10 @@ fn describe_headers(spec: &AssertionSpec) -> String {
 /// A share as a percentage with at most one decimal: `30%`, `27.4%`.
 fn percent(share: f64) -> String {
     let value = share * 100.0;
-    match (value - value.round()).abs() < 0.05 {
-        true => format!("{}%", value.round()),
-        false => format!("{value:.1}%"),
+    if (value - value.round()).abs() < 0.05 {
+        format!("{}%", value.round())
+    } else {
+        format!("{value:.1}%")
     }
 }
 

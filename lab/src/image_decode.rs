@@ -80,9 +80,10 @@ pub fn decode_jpeg(file_bytes: &[u8]) -> anyhow::Result<RgbImage> {
                 jpeg::jpeg_mem_src(&mut decompress, file_bytes.as_ptr(), file_bytes.len() as c_ulong);
                 jpeg::jpeg_read_header(&mut decompress, 1);
                 let grey = decompress.jpeg_color_space == jpeg::J_COLOR_SPACE::JCS_GRAYSCALE;
-                decompress.out_color_space = match grey {
-                    true => jpeg::J_COLOR_SPACE::JCS_GRAYSCALE,
-                    false => jpeg::J_COLOR_SPACE::JCS_RGB,
+                decompress.out_color_space = if grey {
+                    jpeg::J_COLOR_SPACE::JCS_GRAYSCALE
+                } else {
+                    jpeg::J_COLOR_SPACE::JCS_RGB
                 };
                 jpeg::jpeg_start_decompress(&mut decompress);
                 let width = decompress.output_width as usize;
@@ -157,9 +158,10 @@ pub fn encode_jpeg_pillow_default(image: &RgbImage) -> anyhow::Result<Vec<u8>> {
                 jpeg::jpeg_finish_compress(&mut compress);
             }));
             jpeg::jpeg_destroy_compress(&mut compress);
-            let encoded = match out_buffer.is_null() {
-                true => Vec::new(),
-                false => std::slice::from_raw_parts(out_buffer, out_size as usize).to_vec(),
+            let encoded = if out_buffer.is_null() {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts(out_buffer, out_size as usize).to_vec()
             };
             if !out_buffer.is_null() {
                 free(out_buffer.cast());

@@ -19,6 +19,7 @@ use crate::cluster::wait::wait_for;
 use crate::error::LabError;
 use crate::istio::install::ISTIO_NAMESPACE;
 use crate::state;
+use crate::state::IngressKind;
 use crate::tf_serving;
 use crate::tool::minikube::Minikube;
 use crate::tool::{Signal, signal_process_group};
@@ -68,8 +69,8 @@ impl std::str::FromStr for IngressMode {
 pub struct Ingress {
     /// e.g. `http://10.96.12.5` or `http://127.0.0.1:41234`.
     pub url: String,
-    /// `tunnel`, `port-forward` or `url`.
-    pub kind: &'static str,
+    /// How it is reached.
+    pub kind: IngressKind,
     /// What reopening a recorded ingress had to do besides using it (a tunnel restarted), for the user.
     pub note: Option<String>,
     forward: Option<PortForward>,
@@ -104,16 +105,19 @@ pub async fn open(
     deadline: Duration,
 ) -> anyhow::Result<Ingress> {
     let resolved = match mode {
-        IngressMode::Auto => match sudo_without_password().await {
-            true => IngressMode::Tunnel,
-            false => IngressMode::PortForward,
-        },
+        IngressMode::Auto => {
+            if sudo_without_password().await {
+                IngressMode::Tunnel
+            } else {
+                IngressMode::PortForward
+            }
+        }
         other => other.clone(),
     };
     match resolved {
         IngressMode::Url(url) => Ok(Ingress {
             url,
-            kind: "url",
+            kind: IngressKind::Url,
             note: None,
             forward: None,
         }),
@@ -121,7 +125,7 @@ pub async fn open(
             let url = tunnel(settings, cluster, deadline).await?;
             Ok(Ingress {
                 url,
-                kind: "tunnel",
+                kind: IngressKind::Tunnel,
                 note: None,
                 forward: None,
             })
@@ -130,7 +134,7 @@ pub async fn open(
             let forward = port_forward(cluster).await?;
             Ok(Ingress {
                 url: forward.url.clone(),
-                kind: "port-forward",
+                kind: IngressKind::PortForward,
                 note: None,
                 forward: Some(forward),
             })
@@ -145,26 +149,26 @@ pub async fn open(
 /// died and how to restart it; a `url` is used as given. Then the URL must take a connection, or the error names
 /// the kind and the fix. `None` when no ingress is recorded; `deadline` bounds waiting for a restarted tunnel.
 pub async fn reopen_recorded(settings: &Settings, deadline: Duration) -> anyhow::Result<Option<Ingress>> {
-    let kind = state::read_value(settings, state::INGRESS_KIND_FILE)?;
+    let kind = state::read_ingress_kind(settings)?;
     let recorded = state::read_ingress_url(settings)?;
-    match (kind.as_deref(), recorded) {
-        (Some("port-forward"), _) => {
+    match (kind, recorded) {
+        (Some(IngressKind::PortForward), _) => {
             let client = kube_client::client_for(settings).await?;
             let forward = gateway_port_forward(&client).await?;
             Ok(Some(Ingress {
                 url: forward.url.clone(),
-                kind: "port-forward",
+                kind: IngressKind::PortForward,
                 note: None,
                 forward: Some(forward),
             }))
         }
         (_, None) => Ok(None),
-        (Some("tunnel"), Some(url)) => recorded_tunnel(settings, url, deadline).await.map(Some),
+        (Some(IngressKind::Tunnel), Some(url)) => recorded_tunnel(settings, url, deadline).await.map(Some),
         // `url`, or a state directory written before the kind was recorded.
         (_, Some(url)) => match reachable(&url).await {
             Ok(()) => Ok(Some(Ingress {
                 url,
-                kind: "url",
+                kind: IngressKind::Url,
                 note: None,
                 forward: None,
             })),
@@ -184,7 +188,7 @@ async fn recorded_tunnel(settings: &Settings, url: String, deadline: Duration) -
     let profile = &settings.profile;
     let ingress = |url: String, note: Option<String>| Ingress {
         url,
-        kind: "tunnel",
+        kind: IngressKind::Tunnel,
         note,
         forward: None,
     };

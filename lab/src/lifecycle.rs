@@ -47,8 +47,9 @@ pub struct LabStatus {
     pub deployments: Vec<DeploymentState>,
     /// The recorded ingress URL.
     pub ingress_url: Option<String>,
-    /// How it is reached: `tunnel`, `url`, or `port-forward` (gone once the `lab up` that opened it ended).
-    pub ingress_kind: Option<String>,
+    /// How it is reached (serialised as `tunnel`, `url`, or `port-forward`: gone once the `lab up` that opened
+    /// it ended).
+    pub ingress_kind: Option<state::IngressKind>,
     /// The recorded active stage.
     pub active_stage: Option<String>,
     /// The pid of the recorded `minikube tunnel`, and whether it still runs.
@@ -108,7 +109,7 @@ pub async fn status(settings: &Settings) -> anyhow::Result<LabStatus> {
         namespace,
         deployments,
         ingress_url: state::read_ingress_url(settings)?,
-        ingress_kind: state::read_value(settings, state::INGRESS_KIND_FILE)?,
+        ingress_kind: state::read_ingress_kind(settings)?,
         active_stage: state::read_active_stage(settings)?,
         tunnel,
         ready,

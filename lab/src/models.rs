@@ -122,9 +122,10 @@ fn collect_files(root: &Path, relative: &Path, files: &mut Vec<PathBuf>) -> std:
     entries.sort_by_key(|entry| entry.file_name());
     for entry in entries {
         let path = relative.join(entry.file_name());
-        match entry.file_type()?.is_dir() {
-            true => collect_files(root, &path, files)?,
-            false => files.push(path),
+        if entry.file_type()?.is_dir() {
+            collect_files(root, &path, files)?
+        } else {
+            files.push(path)
         }
     }
     Ok(())

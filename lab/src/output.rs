@@ -21,9 +21,10 @@ pub fn to_json<T: Serialize>(value: &T) -> String {
 
 /// Wraps `text` in an ANSI colour when `colour` is on.
 pub fn paint(text: &str, ansi_code: &str, colour: bool) -> String {
-    match colour {
-        true => format!("\x1b[{ansi_code}m{text}\x1b[0m"),
-        false => text.to_string(),
+    if colour {
+        format!("\x1b[{ansi_code}m{text}\x1b[0m")
+    } else {
+        text.to_string()
     }
 }
 
@@ -43,9 +44,12 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         let line: Vec<String> = cells
             .into_iter()
             .enumerate()
-            .map(|(index, cell)| match index == last {
-                true => cell,
-                false => format!("{cell:<width$}", width = widths[index]),
+            .map(|(index, cell)| {
+                if index == last {
+                    cell
+                } else {
+                    format!("{cell:<width$}", width = widths[index])
+                }
             })
             .collect();
         text.push_str(line.join("  ").trim_end());

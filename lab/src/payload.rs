@@ -145,9 +145,10 @@ fn sample_positions(input: usize, output: usize) -> Vec<Option<usize>> {
     let mut indices = Vec::with_capacity(output);
     for _ in 0..output {
         // Pillow's COORD(): negative → -1 (outside), else truncation toward zero.
-        let index = match position < 0.0 {
-            true => None,
-            false => Some(position as usize).filter(|&index| index < input),
+        let index = if position < 0.0 {
+            None
+        } else {
+            Some(position as usize).filter(|&index| index < input)
         };
         indices.push(index);
         position += step;

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::Settings;
 use crate::tool::ToolError;
-use crate::tool::minikube::{self, Minikube, Profile, ProfileStatus};
+use crate::tool::minikube::{self, Driver, Minikube, Profile, ProfileStatus};
 
 /// The Kubernetes version the original lab ran and the fix lines recommend.
 pub const RECOMMENDED_KUBERNETES: &str = "v1.24.3";
@@ -52,8 +52,8 @@ pub struct CheckRow {
 /// What the preflight learnt about the cluster, for the steps after it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ClusterFacts {
-    /// The minikube driver (`docker`, `none`, …), when known.
-    pub driver: Option<String>,
+    /// The minikube driver (`docker`, `none`, …); [`Driver::Unknown`] when no profile config was read.
+    pub driver: Driver,
 }
 
 /// The full preflight report.
@@ -163,7 +163,7 @@ pub async fn run_doctor(settings: &Settings) -> DoctorReport {
             rows.push(kubernetes_version_row(profile_name, &version));
             rows.push(resources_row(profile_name, config.cpus, config.memory, &version));
             rows.push(driver_row(&config.driver));
-            facts.driver = Some(config.driver.clone());
+            facts.driver = config.driver.clone();
         }
         None => {
             for check in ["kubernetes", "resources", "driver"] {
@@ -228,13 +228,15 @@ pub fn kubernetes_version_row(profile: &str, version: &str) -> CheckRow {
 pub fn resources_row(profile: &str, cpus: u32, memory_mib: u64, kubernetes_version: &str) -> CheckRow {
     let found = format!("{cpus} CPUs, {} MiB memory", memory_mib);
     let enough = cpus >= WANTED_CPUS && memory_mib >= WANTED_MEMORY_MIB;
-    let version = match kubernetes_version.is_empty() {
-        true => RECOMMENDED_KUBERNETES,
-        false => kubernetes_version,
+    let version = if kubernetes_version.is_empty() {
+        RECOMMENDED_KUBERNETES
+    } else {
+        kubernetes_version
     };
-    match enough {
-        true => CheckRow::ok("resources", found),
-        false => CheckRow::warn(
+    if enough {
+        CheckRow::ok("resources", found)
+    } else {
+        CheckRow::warn(
             "resources",
             format!(
                 "{found}; Istio's default profile plus two TF Serving pods want about {WANTED_CPUS} CPUs and 8 GiB"
@@ -242,25 +244,25 @@ pub fn resources_row(profile: &str, cpus: u32, memory_mib: u64, kubernetes_versi
             format!(
                 "minikube delete -p {profile} && minikube start -p {profile} --cpus={WANTED_CPUS} --memory=8g --kubernetes-version={version}"
             ),
-        ),
+        )
     }
 }
 
 /// Reports the driver and what it means for model placement.
-pub fn driver_row(driver: &str) -> CheckRow {
+pub fn driver_row(driver: &Driver) -> CheckRow {
     match driver {
-        "none" => CheckRow::ok(
+        Driver::None => CheckRow::ok(
             "driver",
             "none: hostPath volumes are this machine's own filesystem; models are used in place".to_string(),
         ),
-        "" => CheckRow::warn(
+        Driver::Unknown => CheckRow::warn(
             "driver",
             "unknown driver".to_string(),
             "check `minikube profile list` for the profile's driver".to_string(),
         ),
-        other => CheckRow::ok(
+        Driver::Other(name) => CheckRow::ok(
             "driver",
-            format!("{other}: hostPath volumes live inside the minikube node; models are exported or copied there"),
+            format!("{name}: hostPath volumes live inside the minikube node; models are exported or copied there"),
         ),
     }
 }
@@ -279,13 +281,14 @@ pub fn architecture_row(architectures: Option<Vec<String>>) -> CheckRow {
         .filter(|arch| !matches!(arch.as_str(), "amd64" | "x86_64"))
         .collect();
     let found = format!("{} ({source})", architectures.join(", "));
-    match not_amd64.is_empty() {
-        true => CheckRow::ok("architecture", found),
-        false => CheckRow::fail(
+    if not_amd64.is_empty() {
+        CheckRow::ok("architecture", found)
+    } else {
+        CheckRow::fail(
             "architecture",
             format!("{found}: Istio 1.12 published amd64-only images, so its pods fail with \"exec format error\""),
             "run the lab on an amd64 (x86_64) machine".to_string(),
-        ),
+        )
     }
 }
 

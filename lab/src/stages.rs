@@ -241,9 +241,10 @@ fn share_problem(share: f64, tolerance: f64) -> Option<String> {
     if !(share > 0.0 && share < 1.0) {
         return Some(format!(
             "cannot be tested: the share must be strictly between 0 and 1 (for {}, write `kind = \"exact\"`)",
-            match share >= 1.0 {
-                true => "every response from the version",
-                false => "no response from the version",
+            if share >= 1.0 {
+                "every response from the version"
+            } else {
+                "no response from the version"
             }
         ));
     }

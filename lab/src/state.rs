@@ -14,8 +14,8 @@ use crate::Settings;
 
 /// `<state_dir>/ingress-url`: the URL of the Istio ingress gateway, as `lab up` resolved it.
 pub const INGRESS_URL_FILE: &str = "ingress-url";
-/// `<state_dir>/ingress-kind`: how the ingress URL is reached: `tunnel`, `url`, or `port-forward` (which only
-/// lived while the `lab up` that opened it ran).
+/// `<state_dir>/ingress-kind`: how the ingress URL is reached ([`IngressKind`]'s text: `tunnel`, `url`, or
+/// `port-forward`, which only lived while the `lab up` that opened it ran).
 pub const INGRESS_KIND_FILE: &str = "ingress-kind";
 /// `<state_dir>/active-stage`: the stage last applied.
 pub const ACTIVE_STAGE_FILE: &str = "active-stage";
@@ -41,6 +41,54 @@ pub fn read_ingress_url(settings: &Settings) -> anyhow::Result<Option<String>> {
 /// Records the ingress URL.
 pub fn write_ingress_url(settings: &Settings, url: &str) -> anyhow::Result<()> {
     write_value(settings, INGRESS_URL_FILE, url)
+}
+
+/// How the ingress URL is reached; its text (`tunnel`, `port-forward`, `url`) is what the `ingress-kind` file,
+/// `lab status` and `lab up`'s JSON hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IngressKind {
+    /// `minikube tunnel`, supervised in the background; outlives the command that started it.
+    Tunnel,
+    /// A port-forward to a gateway pod, held by the command that opened it.
+    PortForward,
+    /// A URL the user gave (`lab up --ingress http://…`).
+    Url,
+}
+
+impl IngressKind {
+    /// The text recorded in the `ingress-kind` file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngressKind::Tunnel => "tunnel",
+            IngressKind::PortForward => "port-forward",
+            IngressKind::Url => "url",
+        }
+    }
+
+    /// The kind whose text is `text`, if any.
+    pub fn parse(text: &str) -> Option<IngressKind> {
+        [IngressKind::Tunnel, IngressKind::PortForward, IngressKind::Url]
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for IngressKind {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// How the recorded ingress URL is reached, if recorded (a text that names no kind counts as none, as a state
+/// directory written before the kind was recorded).
+pub fn read_ingress_kind(settings: &Settings) -> anyhow::Result<Option<IngressKind>> {
+    Ok(read_value(settings, INGRESS_KIND_FILE)?.and_then(|text| IngressKind::parse(&text)))
+}
+
+/// Records how the ingress URL is reached.
+pub fn write_ingress_kind(settings: &Settings, kind: IngressKind) -> anyhow::Result<()> {
+    write_value(settings, INGRESS_KIND_FILE, kind.as_str())
 }
 
 /// The stage last applied, if any.
@@ -97,12 +145,13 @@ fn profile_dir(settings: &Settings) -> PathBuf {
 /// which in a container may be never); elsewhere `kill -0 PID` (macOS, which has no `/proc`: there a `/proc`
 /// check would call every process dead, so a held lock would look stale and a running tunnel would never be found).
 pub fn process_alive(pid: u32) -> bool {
-    match Path::new("/proc/self").exists() {
-        true => match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+    if Path::new("/proc/self").exists() {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
             Ok(stat) => !matches!(proc_state(&stat), Some('Z' | 'X')),
             Err(_) => false,
-        },
-        false => signal_zero_reaches(pid),
+        }
+    } else {
+        signal_zero_reaches(pid)
     }
 }
 
@@ -193,6 +242,28 @@ impl Drop for LabLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ingress_kind_reads_back_as_the_text_it_was_recorded_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = settings(dir.path());
+        assert_eq!(read_ingress_kind(&settings).unwrap(), None);
+        for (kind, text) in [
+            (IngressKind::Tunnel, "tunnel"),
+            (IngressKind::PortForward, "port-forward"),
+            (IngressKind::Url, "url"),
+        ] {
+            write_ingress_kind(&settings, kind).unwrap();
+            assert_eq!(read_value(&settings, INGRESS_KIND_FILE).unwrap().as_deref(), Some(text));
+            assert_eq!(read_ingress_kind(&settings).unwrap(), Some(kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), text);
+        }
+        // A state directory from before the enum holds the same text, written by hand here.
+        write_value(&settings, INGRESS_KIND_FILE, "port-forward").unwrap();
+        assert_eq!(read_ingress_kind(&settings).unwrap(), Some(IngressKind::PortForward));
+        write_value(&settings, INGRESS_KIND_FILE, "carrier-pigeon").unwrap();
+        assert_eq!(read_ingress_kind(&settings).unwrap(), None);
+    }
 
     fn settings(dir: &Path) -> Settings {
         let mut settings = Settings::with_defaults("p").unwrap();

@@ -81,18 +81,20 @@ fn model_of_predict_path(path: &str) -> Option<(&str, &str)> {
         Some(_) => return None,
         None => rest,
     };
-    match !model.is_empty() && !model.contains(['/', ':']) {
-        true => Some((prefix, model)),
-        false => None,
+    if !model.is_empty() && !model.contains(['/', ':']) {
+        Some((prefix, model))
+    } else {
+        None
     }
 }
 
 /// The kind `--payload auto` picks from the model's metadata answer: `bytes` when it has a `serving_bytes` signature,
 /// else `keras`.
 pub fn payload_kind_for_metadata(metadata: &Value) -> PayloadKind {
-    match signature_names(metadata).iter().any(|name| name == BYTES_SIGNATURE) {
-        true => PayloadKind::Bytes,
-        false => PayloadKind::Keras,
+    if signature_names(metadata).iter().any(|name| name == BYTES_SIGNATURE) {
+        PayloadKind::Bytes
+    } else {
+        PayloadKind::Keras
     }
 }
 

@@ -18,6 +18,7 @@ use crate::report::Verdict;
 use crate::stage_apply::{self, MODELS_HOST_DIR_FILE};
 use crate::stages::{DEFAULT_RESET_STAGE, LabDefinition};
 use crate::state::{self, LabLock};
+use crate::tool::minikube::Driver;
 use crate::{LabError, Settings};
 
 /// What `lab up` is asked to do.
@@ -105,8 +106,8 @@ pub struct UpReport {
     pub steps: Vec<StepRecord>,
     /// The ingress URL.
     pub ingress_url: String,
-    /// How it is reached: `tunnel`, `port-forward` or `url`.
-    pub ingress_kind: String,
+    /// How it is reached (serialised as `tunnel`, `port-forward` or `url`).
+    pub ingress_kind: crate::state::IngressKind,
     /// The stage the lab is at.
     pub active_stage: String,
     /// What is known of that stage: `pass` when its assertions passed (in this run, or in the run that recorded it
@@ -118,26 +119,55 @@ pub struct UpReport {
     pub checks: Vec<crate::report::StageReport>,
 }
 
+/// Runs `lab up`'s steps in order, telling [`Progress`] when each starts and ends, and keeps their records.
 struct Steps<'a> {
     progress: &'a dyn Progress,
     records: Vec<StepRecord>,
 }
 
-impl Steps<'_> {
-    fn start(&self, step: &str) -> Instant {
-        self.progress.started(step);
-        Instant::now()
+/// How a step's work ended: its outcome, one line on what it found or did, and the value later steps need.
+struct Ended<T = ()> {
+    outcome: StepOutcome,
+    detail: String,
+    value: T,
+}
+
+impl Ended {
+    /// A step that hands nothing on.
+    fn new(outcome: StepOutcome, detail: impl Into<String>) -> Ended {
+        Ended {
+            outcome,
+            detail: detail.into(),
+            value: (),
+        }
     }
 
-    fn finish(&mut self, step: &str, started: Instant, outcome: StepOutcome, detail: String) {
+    /// The same end, handing `value` on.
+    fn with<T>(self, value: T) -> Ended<T> {
+        Ended {
+            outcome: self.outcome,
+            detail: self.detail,
+            value,
+        }
+    }
+}
+
+impl Steps<'_> {
+    /// Runs one step: reports it started, awaits `work` (which starts only then), records how it ended and hands
+    /// its value on. A step whose work fails is not recorded: the error ends `lab up`.
+    async fn run<T>(&mut self, step: &str, work: impl Future<Output = anyhow::Result<Ended<T>>>) -> anyhow::Result<T> {
+        self.progress.started(step);
+        let started = Instant::now();
+        let ended = work.await?;
         let record = StepRecord {
             step: step.to_string(),
-            outcome,
-            detail,
+            outcome: ended.outcome,
+            detail: ended.detail,
             seconds: started.elapsed().as_secs_f64(),
         };
         self.progress.finished(&record);
         self.records.push(record);
+        Ok(ended.value)
     }
 }
 
@@ -152,29 +182,26 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
     };
 
     // Preflight.
-    let started = steps.start("doctor");
-    let report = run_doctor(settings).await;
-    let failed: Vec<String> = report
-        .rows
-        .iter()
-        .filter(|row| row.status == CheckStatus::Fail)
-        .map(|row| format!("{}: {}", row.check, row.found))
-        .collect();
-    if !failed.is_empty() {
-        return Err(LabError::not_ready(
-            format!("the preflight checks failed:\n  {}", failed.join("\n  ")),
-            "run `cargo xtask lab doctor` and apply the fixes it prints",
-        )
-        .into());
-    }
-    let warnings = report.rows.iter().filter(|row| row.status == CheckStatus::Warn).count();
-    steps.finish(
-        "doctor",
-        started,
-        StepOutcome::Checked,
-        format!("all checks pass ({warnings} warning(s))"),
-    );
-    let driver = report.facts.driver.clone().unwrap_or_default();
+    let report = steps
+        .run("doctor", async {
+            let report = run_doctor(settings).await;
+            let failed: Vec<String> = report
+                .rows
+                .iter()
+                .filter(|row| row.status == CheckStatus::Fail)
+                .map(|row| format!("{}: {}", row.check, row.found))
+                .collect();
+            if !failed.is_empty() {
+                return Err(LabError::not_ready(
+                    format!("the preflight checks failed:\n  {}", failed.join("\n  ")),
+                    "run `cargo xtask lab doctor` and apply the fixes it prints",
+                )
+                .into());
+            }
+            let warnings = report.rows.iter().filter(|row| row.status == CheckStatus::Warn).count();
+            Ok(Ended::new(StepOutcome::Checked, format!("all checks pass ({warnings} warning(s))")).with(report))
+        })
+        .await?;
 
     // The models' source decides the Deployments' hostPaths, so it is settled (and a host directory checked)
     // before anything is compared or applied.
@@ -185,8 +212,8 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
         }
         ModelSource::Host(dir) => {
             let found = models::check_host_layout(dir)?;
-            match driver.as_str() {
-                "none" => {
+            match report.facts.driver {
+                Driver::None => {
                     let path = dir.canonicalize().unwrap_or_else(|_| dir.clone());
                     state::write_value(settings, MODELS_HOST_DIR_FILE, &path.display().to_string())?;
                     ModelsPlan::MountAsIs(path)
@@ -200,58 +227,58 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
     };
 
     // istioctl.
-    let started = steps.start("istioctl");
-    let (istioctl, outcome, detail) = match &options.istioctl {
-        // Nothing to fetch: the user's istioctl is used as given (its version is read by the Istio step).
-        Some(path) => (
-            path.clone(),
-            StepOutcome::AlreadyDone,
-            format!("{} (given with --istioctl)", path.display()),
-        ),
-        None => {
-            let fetched = fetch_istioctl_with_origin(&FetchOptions::lab_default(settings.cache_dir.clone()))
-                .await
-                .context("getting istioctl")?;
-            let (outcome, how) = match fetched.origin {
-                FetchedFrom::Cache => (StepOutcome::AlreadyDone, "verified, in the cache"),
-                FetchedFrom::Unpacked => (StepOutcome::Done, "unpacked from the verified archive in the cache"),
-                FetchedFrom::Downloaded => (StepOutcome::Done, "downloaded, verified and unpacked"),
-            };
-            (
-                fetched.path.clone(),
-                outcome,
-                format!("{} ({how})", fetched.path.display()),
-            )
-        }
-    };
-    steps.finish("istioctl", started, outcome, detail);
+    let istioctl = steps
+        .run("istioctl", async {
+            match &options.istioctl {
+                // Nothing to fetch: the user's istioctl is used as given (its version is read by the Istio step).
+                Some(path) => Ok(Ended::new(
+                    StepOutcome::AlreadyDone,
+                    format!("{} (given with --istioctl)", path.display()),
+                )
+                .with(path.clone())),
+                None => {
+                    let fetched = fetch_istioctl_with_origin(&FetchOptions::lab_default(settings.cache_dir.clone()))
+                        .await
+                        .context("getting istioctl")?;
+                    let (outcome, how) = match fetched.origin {
+                        FetchedFrom::Cache => (StepOutcome::AlreadyDone, "verified, in the cache"),
+                        FetchedFrom::Unpacked => (StepOutcome::Done, "unpacked from the verified archive in the cache"),
+                        FetchedFrom::Downloaded => (StepOutcome::Done, "downloaded, verified and unpacked"),
+                    };
+                    Ok(Ended::new(outcome, format!("{} ({how})", fetched.path.display())).with(fetched.path))
+                }
+            }
+        })
+        .await?;
 
     let mut cluster = Cluster::connect(settings).await?;
+    let note = |text: &str| progress.note(text);
 
     // Istio.
-    let started = steps.start("istio");
-    let install = InstallOptions {
-        istioctl,
-        reinstall: options.reinstall_istio,
-        ready_timeout: options.istio_timeout,
-    };
-    let note = |text: &str| progress.note(text);
-    // Istio's install adds CRDs: `ensure_istio` waits until they are Established and refreshes the discovery
-    // taken at connection, which did not list them.
-    let (outcome, detail) = match ensure_istio(&mut cluster, &install, &note).await? {
-        InstallOutcome::AlreadyInstalled { version } => (
-            StepOutcome::AlreadyDone,
-            format!("Istio {version} is installed and available"),
-        ),
-        InstallOutcome::Installed { version, replaced } => {
-            let replaced = replaced.map(|old| format!(" (replaced {old})")).unwrap_or_default();
-            (
-                StepOutcome::Done,
-                format!("installed Istio {version}{replaced}; istiod and the ingress gateway are available"),
-            )
-        }
-    };
-    steps.finish("istio", started, outcome, detail);
+    steps
+        .run("istio", async {
+            let install = InstallOptions {
+                istioctl,
+                reinstall: options.reinstall_istio,
+                ready_timeout: options.istio_timeout,
+            };
+            // Istio's install adds CRDs: `ensure_istio` waits until they are Established and refreshes the discovery
+            // taken at connection, which did not list them.
+            Ok(match ensure_istio(&mut cluster, &install, &note).await? {
+                InstallOutcome::AlreadyInstalled { version } => Ended::new(
+                    StepOutcome::AlreadyDone,
+                    format!("Istio {version} is installed and available"),
+                ),
+                InstallOutcome::Installed { version, replaced } => {
+                    let replaced = replaced.map(|old| format!(" (replaced {old})")).unwrap_or_default();
+                    Ended::new(
+                        StepOutcome::Done,
+                        format!("installed Istio {version}{replaced}; istiod and the ingress gateway are available"),
+                    )
+                }
+            })
+        })
+        .await?;
 
     // Where to resume: the recorded stage, if the cluster still holds exactly it and it is on the way.
     let recorded = stage_apply::recorded_stage(settings)?;
@@ -264,125 +291,131 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
     };
 
     // Namespace, labelled for sidecar injection before any pod exists.
-    let started = steps.start("namespace");
-    let stable = lab.stage(DEFAULT_RESET_STAGE)?;
-    let bring_up = stage_apply::stage_manifests(settings, &lab, stable)?;
-    let namespace: Vec<_> = bring_up
-        .iter()
-        .filter(|manifest| manifest.kind() == "Namespace")
-        .cloned()
-        .collect();
-    let changes = apply_all(&cluster, &namespace).await?;
-    let (outcome, detail) = summarize(&changes, "labelled istio-injection=enabled");
-    steps.finish("namespace", started, outcome, detail);
+    let bring_up = steps
+        .run("namespace", async {
+            let stable = lab.stage(DEFAULT_RESET_STAGE)?;
+            let bring_up = stage_apply::stage_manifests(settings, &lab, stable)?;
+            let namespace: Vec<_> = bring_up
+                .iter()
+                .filter(|manifest| manifest.kind() == "Namespace")
+                .cloned()
+                .collect();
+            let changes = apply_all(&cluster, &namespace).await?;
+            Ok(summarize(&changes, "labelled istio-injection=enabled").with(bring_up))
+        })
+        .await?;
 
     // Models.
-    let started = steps.start("models");
-    let (outcome, detail) = match models_plan {
-        ModelsPlan::Export => {
-            note(&format!(
-                "exporting the models in the cluster (Job {}, at most {}s)",
-                models::EXPORT_JOB,
-                options.export_timeout.as_secs()
-            ));
-            let changes = models::export_in_cluster(&cluster, options.export_timeout).await?;
-            summarize(&changes, "exported by the Job into /data/canary-lab/models on the node")
-        }
-        ModelsPlan::MountAsIs(dir) => (
-            StepOutcome::AlreadyDone,
-            format!("mounted from {} as is (none driver)", dir.display()),
-        ),
-        ModelsPlan::CopyIntoNode(dir, found) => {
-            let minikube = crate::tool::minikube::Minikube::new(settings.minikube_program());
-            let profile = settings.profile.clone();
-            let copied = tokio::task::spawn_blocking(move || models::copy_into_node(&minikube, &profile, &dir, &found))
-                .await
-                .context("copying the models into the node")??;
-            match copied.copied.is_empty() {
-                true => (
+    steps
+        .run("models", async {
+            Ok(match models_plan {
+                ModelsPlan::Export => {
+                    note(&format!(
+                        "exporting the models in the cluster (Job {}, at most {}s)",
+                        models::EXPORT_JOB,
+                        options.export_timeout.as_secs()
+                    ));
+                    let changes = models::export_in_cluster(&cluster, options.export_timeout).await?;
+                    summarize(&changes, "exported by the Job into /data/canary-lab/models on the node")
+                }
+                ModelsPlan::MountAsIs(dir) => Ended::new(
                     StepOutcome::AlreadyDone,
-                    format!("{} already on the node", copied.present.join(", ")),
+                    format!("mounted from {} as is (none driver)", dir.display()),
                 ),
-                false => (
-                    StepOutcome::Done,
-                    format!("copied {} into the node", copied.copied.join(", ")),
-                ),
-            }
-        }
-    };
-    steps.finish("models", started, outcome, detail);
+                ModelsPlan::CopyIntoNode(dir, found) => {
+                    let minikube = crate::tool::minikube::Minikube::new(settings.minikube_program());
+                    let profile = settings.profile.clone();
+                    let copied =
+                        tokio::task::spawn_blocking(move || models::copy_into_node(&minikube, &profile, &dir, &found))
+                            .await
+                            .context("copying the models into the node")??;
+                    if copied.copied.is_empty() {
+                        Ended::new(
+                            StepOutcome::AlreadyDone,
+                            format!("{} already on the node", copied.present.join(", ")),
+                        )
+                    } else {
+                        Ended::new(
+                            StepOutcome::Done,
+                            format!("copied {} into the node", copied.copied.join(", ")),
+                        )
+                    }
+                }
+            })
+        })
+        .await?;
 
     // TF Serving and the Istio objects of the first stage (skipped when resuming at a later stage).
-    let started = steps.start("workloads");
-    let rollout_set = match resume_index {
-        Some(index) => {
-            let name = &walk[index].name;
-            steps.finish(
-                "workloads",
-                started,
-                StepOutcome::AlreadyDone,
-                format!("the lab is at stage \"{name}\""),
-            );
-            stage_apply::stage_manifests(settings, &lab, &walk[index])?
-        }
-        None => {
-            let changes = stage_apply::apply_and_prune(&cluster, &bring_up).await?;
-            let (outcome, detail) = summarize(&changes, "");
-            steps.finish("workloads", started, outcome, detail);
-            bring_up.clone()
-        }
-    };
+    let rollout_set = steps
+        .run("workloads", async {
+            match resume_index {
+                Some(index) => {
+                    let name = &walk[index].name;
+                    let manifests = stage_apply::stage_manifests(settings, &lab, &walk[index])?;
+                    Ok(Ended::new(StepOutcome::AlreadyDone, format!("the lab is at stage \"{name}\"")).with(manifests))
+                }
+                None => {
+                    let changes = stage_apply::apply_and_prune(&cluster, &bring_up).await?;
+                    Ok(summarize(&changes, "").with(bring_up.clone()))
+                }
+            }
+        })
+        .await?;
 
     // Rollout.
-    let started = steps.start("rollout");
-    note(&format!(
-        "waiting for the Deployments to roll out (at most {}s each)",
-        options.rollout_timeout.as_secs()
-    ));
-    let restarted = stage_apply::wait_for_rollout(&cluster, &rollout_set, options.rollout_timeout).await?;
-    let (outcome, detail) = match restarted.is_empty() {
-        true => (
-            StepOutcome::AlreadyDone,
-            "every Deployment is available with its sidecar".to_string(),
-        ),
-        false => (
-            StepOutcome::Done,
-            format!("restarted {} to inject the sidecar", restarted.join(", ")),
-        ),
-    };
-    steps.finish("rollout", started, outcome, detail);
+    steps
+        .run("rollout", async {
+            note(&format!(
+                "waiting for the Deployments to roll out (at most {}s each)",
+                options.rollout_timeout.as_secs()
+            ));
+            let restarted = stage_apply::wait_for_rollout(&cluster, &rollout_set, options.rollout_timeout).await?;
+            Ok(if restarted.is_empty() {
+                Ended::new(
+                    StepOutcome::AlreadyDone,
+                    "every Deployment is available with its sidecar",
+                )
+            } else {
+                Ended::new(
+                    StepOutcome::Done,
+                    format!("restarted {} to inject the sidecar", restarted.join(", ")),
+                )
+            })
+        })
+        .await?;
 
     // Ingress.
-    let started = steps.start("ingress");
-    let opened = ingress::open(settings, &cluster, &options.ingress, Duration::from_secs(120)).await?;
-    let recorded_url = state::read_ingress_url(settings)?;
-    state::write_ingress_url(settings, &opened.url)?;
-    state::write_value(settings, state::INGRESS_KIND_FILE, opened.kind)?;
-    let outcome = match recorded_url.as_deref() == Some(opened.url.as_str()) {
-        true => StepOutcome::AlreadyDone,
-        false => StepOutcome::Done,
-    };
-    let held = if opened.held_by_this_process() {
-        " (open while this command runs)"
-    } else {
-        ""
-    };
-    steps.finish(
-        "ingress",
-        started,
-        outcome,
-        format!("{} via {}{held}", opened.url, opened.kind),
-    );
+    let opened = steps
+        .run("ingress", async {
+            let opened = ingress::open(settings, &cluster, &options.ingress, Duration::from_secs(120)).await?;
+            let recorded_url = state::read_ingress_url(settings)?;
+            state::write_ingress_url(settings, &opened.url)?;
+            state::write_ingress_kind(settings, opened.kind)?;
+            let outcome = if recorded_url.as_deref() == Some(opened.url.as_str()) {
+                StepOutcome::AlreadyDone
+            } else {
+                StepOutcome::Done
+            };
+            let held = if opened.held_by_this_process() {
+                " (open while this command runs)"
+            } else {
+                ""
+            };
+            let detail = format!("{} via {}{held}", opened.url, opened.kind);
+            Ok(Ended::new(outcome, detail).with(opened))
+        })
+        .await?;
 
     // One prediction through the gateway.
-    let started = steps.start("prediction");
-    let scores = ingress::smoke_prediction(&opened.url, Duration::from_secs(120)).await?;
-    steps.finish(
-        "prediction",
-        started,
-        StepOutcome::Checked,
-        format!("{scores} scores through the gateway"),
-    );
+    steps
+        .run("prediction", async {
+            let scores = ingress::smoke_prediction(&opened.url, Duration::from_secs(120)).await?;
+            Ok(Ended::new(
+                StepOutcome::Checked,
+                format!("{scores} scores through the gateway"),
+            ))
+        })
+        .await?;
 
     // The stages. One is recorded as active only once its assertions passed, or with `--no-assert` as not asserted;
     // a resumed stage recorded as not asserted is asserted now (without applying it again) when assertions run.
@@ -393,61 +426,63 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
     let mut active_verdict = recorded_verdict.unwrap_or(Verdict::NotAsserted);
     let mut checks = Vec::new();
     for (index, stage) in walk.iter().enumerate() {
-        let step = format!("stage {}", stage.name);
-        let started = steps.start(&step);
         let resumed_here = resume_index == Some(index);
         let behind = resume_index.is_some_and(|resumed| index < resumed);
-        if behind {
-            steps.finish(
-                &step,
-                started,
-                StepOutcome::AlreadyDone,
-                "the lab is past it (not asserted in this run)".to_string(),
-            );
-            continue;
-        }
         let asserted_before = resumed_here && recorded_verdict == Some(Verdict::Pass);
-        if resumed_here && (asserted_before || options.assertions == Assertions::Skip) {
-            let detail = match asserted_before {
-                true => "applied and asserted before (pass)",
-                false => "applied before; assertions skipped (--no-assert)",
-            };
-            active_verdict = match asserted_before {
-                true => Verdict::Pass,
-                false => Verdict::NotAsserted,
-            };
-            steps.finish(&step, started, StepOutcome::AlreadyDone, detail.to_string());
-            continue;
-        }
-        // Apply it, unless the cluster holds exactly it already (a resumed stage that was never asserted).
-        let (outcome, detail) = match resumed_here {
-            true => (StepOutcome::AlreadyDone, "applied before".to_string()),
-            false => {
-                let report = stage_apply::apply_stage(settings, &cluster, &lab, stage, options.rollout_timeout).await?;
-                summarize(&report.changes, "")
-            }
-        };
-        active = stage.name.clone();
-        let (verdict, detail) = match options.assertions {
-            Assertions::Run => {
-                let check = stage_apply::assert_stage(&cluster, &lab, stage, &opened.url, &note).await?;
-                let requests: u64 = check.assertions.iter().map(|assertion| assertion.requests).sum();
-                let verdict = check.verdict;
-                checks.push(check);
-                (
-                    verdict,
-                    format!("{detail}; assertions: {} ({requests} requests)", verdict.as_str()),
-                )
-            }
-            Assertions::Skip => (
-                Verdict::NotAsserted,
-                format!("{detail}; assertions skipped (--no-assert)"),
-            ),
-        };
-        stage_apply::record_stage(settings, &stage.name, verdict)?;
-        active_verdict = verdict;
-        steps.finish(&step, started, outcome, detail);
-        let proven = matches!(verdict, Verdict::Pass | Verdict::NotAsserted);
+        // The verdict this run reached, when it applied or asserted the stage.
+        let reached = steps
+            .run(&format!("stage {}", stage.name), async {
+                if behind {
+                    return Ok(Ended::new(
+                        StepOutcome::AlreadyDone,
+                        "the lab is past it (not asserted in this run)",
+                    )
+                    .with(None));
+                }
+                if resumed_here && (asserted_before || options.assertions == Assertions::Skip) {
+                    let (verdict, detail) = if asserted_before {
+                        (Verdict::Pass, "applied and asserted before (pass)")
+                    } else {
+                        (Verdict::NotAsserted, "applied before; assertions skipped (--no-assert)")
+                    };
+                    active_verdict = verdict;
+                    return Ok(Ended::new(StepOutcome::AlreadyDone, detail).with(None));
+                }
+                // Apply it, unless the cluster holds exactly it already (a resumed stage that was never asserted).
+                let applied = if resumed_here {
+                    Ended::new(StepOutcome::AlreadyDone, "applied before")
+                } else {
+                    let report =
+                        stage_apply::apply_stage(settings, &cluster, &lab, stage, options.rollout_timeout).await?;
+                    summarize(&report.changes, "")
+                };
+                active = stage.name.clone();
+                let (verdict, detail) = match options.assertions {
+                    Assertions::Run => {
+                        let check = stage_apply::assert_stage(&cluster, &lab, stage, &opened.url, &note).await?;
+                        let requests: u64 = check.assertions.iter().map(|assertion| assertion.requests).sum();
+                        let verdict = check.verdict;
+                        checks.push(check);
+                        (
+                            verdict,
+                            format!(
+                                "{}; assertions: {} ({requests} requests)",
+                                applied.detail,
+                                verdict.as_str()
+                            ),
+                        )
+                    }
+                    Assertions::Skip => (
+                        Verdict::NotAsserted,
+                        format!("{}; assertions skipped (--no-assert)", applied.detail),
+                    ),
+                };
+                stage_apply::record_stage(settings, &stage.name, verdict)?;
+                active_verdict = verdict;
+                Ok(Ended::new(applied.outcome, detail).with(Some(verdict)))
+            })
+            .await?;
+        let proven = reached.is_none_or(|verdict| matches!(verdict, Verdict::Pass | Verdict::NotAsserted));
         if !proven {
             // Stop here: the next stage builds on this one, and the report says what went wrong.
             break;
@@ -456,7 +491,7 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
     Ok(UpReport {
         steps: steps.records,
         ingress_url: opened.url.clone(),
-        ingress_kind: opened.kind.to_string(),
+        ingress_kind: opened.kind,
         active_stage: active,
         verdict: active_verdict,
         checks,
@@ -474,23 +509,25 @@ enum ModelsPlan {
 }
 
 /// "created 2, configured 1, unchanged 4" and whether anything changed.
-fn summarize(changes: &[ObjectChange], suffix: &str) -> (StepOutcome, String) {
+fn summarize(changes: &[ObjectChange], suffix: &str) -> Ended {
     let count = |wanted: Change| changes.iter().filter(|change| change.change == wanted).count();
     let parts: Vec<String> = [Change::Created, Change::Configured, Change::Deleted, Change::Unchanged]
         .into_iter()
         .filter(|change| count(*change) > 0)
         .map(|change| format!("{} {}", change.word(), count(change)))
         .collect();
-    let outcome = match changes.iter().all(|change| change.change == Change::Unchanged) {
-        true => StepOutcome::AlreadyDone,
-        false => StepOutcome::Done,
+    let outcome = if changes.iter().all(|change| change.change == Change::Unchanged) {
+        StepOutcome::AlreadyDone
+    } else {
+        StepOutcome::Done
     };
     let mut detail = parts.join(", ");
     if !suffix.is_empty() {
-        detail = match detail.is_empty() {
-            true => suffix.to_string(),
-            false => format!("{detail}; {suffix}"),
+        detail = if detail.is_empty() {
+            suffix.to_string()
+        } else {
+            format!("{detail}; {suffix}")
         };
     }
-    (outcome, detail)
+    Ended::new(outcome, detail)
 }

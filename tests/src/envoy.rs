@@ -140,17 +140,19 @@ impl StageRouting {
         // BuildHTTPRoutesForVirtualService (pilot/pkg/networking/core/v1alpha3/route/route.go at 1.12.7): one route
         // per match condition, none after a catch-all; CombineVHostRoutes moves the catch-alls to the end.
         'http: for http in &self.virtual_service.http {
-            let conditions: Vec<Option<&HttpMatchRequest>> = match http.matches.is_empty() {
-                true => vec![None],
-                false => http.matches.iter().map(Some).collect(),
+            let conditions: Vec<Option<&HttpMatchRequest>> = if http.matches.is_empty() {
+                vec![None]
+            } else {
+                http.matches.iter().map(Some).collect()
             };
             for condition in conditions {
                 let route = self.route(http, condition, backends, &mut clusters);
                 let matcher = &route["match"];
                 let is_catch_all = matcher["prefix"] == "/" && matcher.get("headers").is_none();
-                match is_catch_all {
-                    true => catch_all.push(route),
-                    false => routes.push(route),
+                if is_catch_all {
+                    catch_all.push(route)
+                } else {
+                    routes.push(route)
                 }
                 let catch_all_condition = condition.is_none_or(|condition| {
                     condition.headers.is_empty() && condition.uri == Some(StringMatch::Prefix("/".to_string()))
@@ -250,9 +252,10 @@ impl StageRouting {
                     })
                 })
                 .collect();
-            let lb_endpoints = match endpoints.is_empty() {
-                true => json!([]),
-                false => json!([{"locality": {}, "lb_endpoints": endpoints}]),
+            let lb_endpoints = if endpoints.is_empty() {
+                json!([])
+            } else {
+                json!([{"locality": {}, "lb_endpoints": endpoints}])
             };
             load_assignments.push(json!({
                 "@type": "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",

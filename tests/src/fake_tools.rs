@@ -198,13 +198,14 @@ impl FakeTools {
 
     /// Scripts `sudo -n true` to succeed (`true`) or to want a password (`false`).
     pub fn script_sudo(&self, passwordless: bool) {
-        let rule = match passwordless {
-            true => Rule::default(),
-            false => Rule {
+        let rule = if passwordless {
+            Rule::default()
+        } else {
+            Rule {
                 stderr: "sudo: a password is required\n".into(),
                 code: 1,
                 ..Rule::default()
-            },
+            }
         };
         self.on("sudo", &["-n", "true"], rule);
     }

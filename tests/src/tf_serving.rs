@@ -484,9 +484,10 @@ async fn predict(shared: &Shared, body: &[u8]) -> Response {
         }
         predictions.push(predictions_for(&shared.config.identity, instance));
     }
-    match columnar {
-        true => axum::Json(json!({ "outputs": predictions })).into_response(),
-        false => axum::Json(json!({ "predictions": predictions })).into_response(),
+    if columnar {
+        axum::Json(json!({ "outputs": predictions })).into_response()
+    } else {
+        axum::Json(json!({ "predictions": predictions })).into_response()
     }
 }
 

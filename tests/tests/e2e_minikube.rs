@@ -474,7 +474,7 @@ fn up_report(steps: Vec<lab::up::StepRecord>) -> Value {
     let report = lab::up::UpReport {
         steps,
         ingress_url: "http://10.96.0.10".to_string(),
-        ingress_kind: "tunnel".to_string(),
+        ingress_kind: lab::state::IngressKind::Tunnel,
         active_stage: "focused".to_string(),
         verdict: lab::report::Verdict::Pass,
         checks: Vec::new(),

@@ -4,8 +4,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use lab::checks::{DEFAULT_ASSERTION_TIMEOUT, DEFAULT_MAX_ERROR_RATE, DEFAULT_SETTLE_TIMEOUT};
+use lab::istio::ISTIO_VERSION;
 use lab::payload::PayloadKind;
 use lab::predict::PayloadChoice;
+use lab::probe::{DEFAULT_CONCURRENCY, DEFAULT_REQUEST_TIMEOUT};
+use lab::stages::DEFAULT_RESET_STAGE;
 
 /// canary-lab: the TensorFlow canary-release lab on minikube + Istio 1.12.7, in one command.
 #[derive(Debug, Parser)]
@@ -152,7 +156,7 @@ pub struct StageFlags {
 #[derive(Debug, Args)]
 pub struct ResetFlags {
     /// The stage to return to.
-    #[arg(default_value = "stable")]
+    #[arg(default_value = DEFAULT_RESET_STAGE)]
     pub stage: String,
     /// `--rollout-timeout`.
     #[command(flatten)]
@@ -183,19 +187,19 @@ pub struct CheckFlags {
     #[arg(long)]
     pub url: Option<String>,
     /// Requests in flight at once.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, default_value_t = DEFAULT_CONCURRENCY as u32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub concurrency: u32,
     /// The timeout of one request, in milliseconds.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = DEFAULT_REQUEST_TIMEOUT.as_millis() as u64)]
     pub timeout_ms: u64,
     /// The largest share of failed requests that still passes (0–1).
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = DEFAULT_MAX_ERROR_RATE)]
     pub max_error_rate: f64,
     /// How long the gateway gets to route as the stage says before an exact assertion, in seconds.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = DEFAULT_SETTLE_TIMEOUT.as_secs())]
     pub settle_timeout_s: u64,
     /// The deadline of one assertion's requests, in seconds.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = DEFAULT_ASSERTION_TIMEOUT.as_secs())]
     pub deadline_s: u64,
     /// The image sent as the prediction payload (default: the lab's Grace Hopper photo).
     #[arg(long)]
@@ -306,7 +310,7 @@ pub enum IstioCommand {
 #[derive(Debug, Args)]
 pub struct FetchFlags {
     /// The Istio version.
-    #[arg(long, default_value = "1.12.7")]
+    #[arg(long, default_value = ISTIO_VERSION)]
     pub version: String,
     /// The platform whose istioctl to fetch.
     #[arg(long, value_enum, default_value_t = PlatformFlag::Auto)]

@@ -170,9 +170,10 @@ async fn plan_prepared(
             if !unchanged {
                 tracing::debug!(object = %manifest.describe(), %live, %after, "the dry run differs from the live object");
             }
-            match unchanged {
-                true => Change::Unchanged,
-                false => Change::Configured,
+            if unchanged {
+                Change::Unchanged
+            } else {
+                Change::Configured
             }
         }
     };

@@ -34,9 +34,10 @@ impl Cluster {
     pub fn resolve(&self, manifest: &Manifest) -> Result<Api<DynamicObject>, UnknownKind> {
         let Some((resource, capabilities)) = self.resource_for(manifest.api_version(), manifest.kind()) else {
             let (group, _) = group_version(manifest.api_version());
-            let help = match group.ends_with("istio.io") {
-                true => "Istio's CRDs are missing: install Istio first (`cargo xtask lab up` does)".to_string(),
-                false => "check the apiVersion and kind in the manifest".to_string(),
+            let help = if group.ends_with("istio.io") {
+                "Istio's CRDs are missing: install Istio first (`cargo xtask lab up` does)".to_string()
+            } else {
+                "check the apiVersion and kind in the manifest".to_string()
             };
             return Err(UnknownKind {
                 file: manifest.file.clone(),

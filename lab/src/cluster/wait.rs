@@ -35,9 +35,10 @@ pub struct WaitTimedOut {
 }
 
 fn diagnosis_block(diagnosis: &str) -> String {
-    match diagnosis.trim().is_empty() {
-        true => String::new(),
-        false => format!("\n{}", diagnosis.trim_end()),
+    if diagnosis.trim().is_empty() {
+        String::new()
+    } else {
+        format!("\n{}", diagnosis.trim_end())
     }
 }
 

@@ -289,9 +289,10 @@ fn check_status(url: &Url, status: reqwest::StatusCode, partial: Option<&Path>) 
 fn retry_or_final(error: &reqwest::Error) -> AttemptError {
     let transient = error.is_timeout() || error.is_connect() || error.is_request() || error.is_body();
     let described = error_chain(error);
-    match transient {
-        true => AttemptError::Retry(described),
-        false => AttemptError::Final(anyhow::anyhow!(described)),
+    if transient {
+        AttemptError::Retry(described)
+    } else {
+        AttemptError::Final(anyhow::anyhow!(described))
     }
 }
 

@@ -139,16 +139,18 @@ impl GatewayExpectation {
         // 1.12.7): one Envoy route per match condition, none after a catch-all; CombineVHostRoutes then moves
         // catch-all routes to the end.
         'http: for http in &spec.http {
-            let conditions: Vec<Option<&HttpMatchRequest>> = match http.matches.is_empty() {
-                true => vec![None],
-                false => http.matches.iter().map(Some).collect(),
+            let conditions: Vec<Option<&HttpMatchRequest>> = if http.matches.is_empty() {
+                vec![None]
+            } else {
+                http.matches.iter().map(Some).collect()
             };
             for condition in conditions {
                 let route = expected_route(http, condition, namespace, server_port, manifests);
                 let is_catch_all = route.path == r#"prefix "/""# && route.headers.is_empty();
-                match is_catch_all {
-                    true => catch_all.push(route),
-                    false => routes.push(route),
+                if is_catch_all {
+                    catch_all.push(route)
+                } else {
+                    routes.push(route)
                 }
                 if condition.is_none_or(is_catch_all_match) {
                     break 'http;
@@ -337,9 +339,10 @@ impl GatewayRoute {
 /// `outbound|PORT|SUBSET|HOST`, the host made fully qualified as `model.ResolveShortnameToFQDN` does (a name without
 /// a dot gets `.NAMESPACE.svc.cluster.local`), e.g. `outbound|8501|resnet101|image-classifier.tf-serving.svc.cluster.local`.
 pub fn cluster_name(host: &str, subset: Option<&str>, port: u32, namespace: &str) -> String {
-    let host = match host == "*" || host.contains('.') || host.parse::<std::net::IpAddr>().is_ok() {
-        true => host.to_string(),
-        false => format!("{host}.{namespace}.svc.{CLUSTER_DOMAIN}"),
+    let host = if host == "*" || host.contains('.') || host.parse::<std::net::IpAddr>().is_ok() {
+        host.to_string()
+    } else {
+        format!("{host}.{namespace}.svc.{CLUSTER_DOMAIN}")
     };
     format!("outbound|{port}|{}|{host}", subset.unwrap_or_default())
 }
@@ -433,10 +436,7 @@ fn expected_route(
                 destination_port(destination, manifests, server_port),
                 namespace,
             ),
-            weight: match single {
-                true => 100,
-                false => destination.weight.unwrap_or(0),
-            },
+            weight: if single { 100 } else { destination.weight.unwrap_or(0) },
             version: destination.version(http),
         })
         .collect::<Vec<_>>();
@@ -601,9 +601,10 @@ fn envoy_header_match_text(header: &Value) -> String {
     } else {
         format!("an unknown match {header}")
     };
-    match header["invert_match"] == true {
-        true => format!("not {text}"),
-        false => text,
+    if header["invert_match"] == true {
+        format!("not {text}")
+    } else {
+        text
     }
 }
 

@@ -352,9 +352,10 @@ async fn download_verified(
         .base_url
         .clone()
         .unwrap_or_else(|| RELEASE_BASE_URL.replace("{version}", &options.version));
-    let base_with_slash = match base_text.ends_with('/') {
-        true => base_text.clone(),
-        false => format!("{base_text}/"),
+    let base_with_slash = if base_text.ends_with('/') {
+        base_text.clone()
+    } else {
+        format!("{base_text}/")
     };
     let base = Url::parse(&base_with_slash).with_context(|| format!("reading the base URL \"{base_text}\""))?;
     let asset_url = base

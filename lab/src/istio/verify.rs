@@ -65,9 +65,10 @@ pub fn pinned_sha256(asset: &str) -> Option<String> {
 pub fn parse_sha256_hex(text: &str) -> anyhow::Result<String> {
     let trimmed = text.trim();
     let valid = trimmed.len() == 64 && trimmed.chars().all(|c| c.is_ascii_hexdigit());
-    match valid {
-        true => Ok(trimmed.to_ascii_lowercase()),
-        false => anyhow::bail!("\"{trimmed}\" is not a SHA-256 (64 hex digits)"),
+    if valid {
+        Ok(trimmed.to_ascii_lowercase())
+    } else {
+        anyhow::bail!("\"{trimmed}\" is not a SHA-256 (64 hex digits)")
     }
 }
 

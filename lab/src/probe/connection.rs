@@ -236,13 +236,13 @@ impl Connection {
         let fingerprinting = target.fingerprinting;
         let exchange = pin!(async move {
             sender.ready().await.map_err(|_| Broken::before_sending())?;
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|error| match error.is_canceled() {
-                    true => Broken::before_sending(),
-                    false => Broken::after_sending(None, None),
-                })?;
+            let response = sender.send_request(request).await.map_err(|error| {
+                if error.is_canceled() {
+                    Broken::before_sending()
+                } else {
+                    Broken::after_sending(None, None)
+                }
+            })?;
             let status = response.status();
             let version = response
                 .headers()

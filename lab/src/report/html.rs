@@ -112,9 +112,10 @@ fn write_assertion(html: &mut String, assertion: &AssertionReport) {
         html,
         "<p class=\"headers\">{} request(s){}</p>\n</div>",
         assertion.requests,
-        match headers.is_empty() {
-            true => " without extra headers".to_string(),
-            false => format!(" with {}", headers.join(" ")),
+        if headers.is_empty() {
+            " without extra headers".to_string()
+        } else {
+            format!(" with {}", headers.join(" "))
         }
     );
     html.push_str(&split_chart(assertion));

@@ -106,7 +106,7 @@ pub struct Profile {
 pub struct ClusterConfig {
     /// `docker`, `kvm2`, `none`, `hyperkit`, …
     #[serde(default)]
-    pub driver: String,
+    pub driver: Driver,
     /// CPUs given to the node.
     #[serde(rename = "CPUs", default)]
     pub cpus: u32,
@@ -119,6 +119,47 @@ pub struct ClusterConfig {
     /// The nodes.
     #[serde(default)]
     pub nodes: Option<Vec<NodeConfig>>,
+}
+
+/// A minikube driver, as the lab tells them apart: `none` runs Kubernetes on this machine itself, every other
+/// driver in a VM or container (the node), which decides where hostPath volumes live.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(from = "String")]
+pub enum Driver {
+    /// `none`: the node is this machine; hostPaths are its own filesystem.
+    None,
+    /// Any other driver (`docker`, `kvm2`, …), by name.
+    Other(String),
+    /// minikube's config named no driver.
+    #[default]
+    Unknown,
+}
+
+impl Driver {
+    /// The driver's name as minikube spells it (empty when unknown).
+    pub fn name(&self) -> &str {
+        match self {
+            Driver::None => "none",
+            Driver::Other(name) => name,
+            Driver::Unknown => "",
+        }
+    }
+}
+
+impl serde::Serialize for Driver {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl From<String> for Driver {
+    fn from(name: String) -> Driver {
+        match name.as_str() {
+            "none" => Driver::None,
+            "" => Driver::Unknown,
+            _ => Driver::Other(name),
+        }
+    }
 }
 
 /// minikube's `KubernetesConfig` (the fields canary-lab reads).
@@ -199,13 +240,15 @@ impl Minikube {
             return Err(command.failed(&output));
         }
         let text = output.stdout.trim();
-        let nodes = match text.starts_with('[') {
-            true => command.parse_json::<Vec<NodeStatus>>(text)?,
-            false => vec![command.parse_json::<NodeStatus>(text)?],
+        let nodes = if text.starts_with('[') {
+            command.parse_json::<Vec<NodeStatus>>(text)?
+        } else {
+            vec![command.parse_json::<NodeStatus>(text)?]
         };
-        match nodes.iter().any(|node| node.host == "Nonexistent") && nodes.len() == 1 {
-            true => Ok(ProfileStatus::NotFound),
-            false => Ok(ProfileStatus::Nodes { nodes, exit_code }),
+        if nodes.iter().any(|node| node.host == "Nonexistent") && nodes.len() == 1 {
+            Ok(ProfileStatus::NotFound)
+        } else {
+            Ok(ProfileStatus::Nodes { nodes, exit_code })
         }
     }
 
@@ -228,6 +271,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_driver_is_none_by_its_name_and_keeps_any_other_name() {
+        let driver = |json: &str| serde_json::from_str::<ClusterConfig>(json).unwrap().driver;
+        assert_eq!(driver(r#"{"Driver":"none"}"#), Driver::None);
+        assert_eq!(driver(r#"{"Driver":"kvm2"}"#), Driver::Other("kvm2".to_string()));
+        assert_eq!(driver(r#"{"Driver":""}"#), Driver::Unknown);
+        assert_eq!(driver("{}"), Driver::Unknown);
+        assert_eq!(Driver::Other("kvm2".to_string()).name(), "kvm2");
+        assert_eq!(Driver::None.name(), "none");
+    }
+
+    #[test]
     fn parses_a_profile_list_as_minikube_prints_it() {
         let text = r#"{"invalid":[],"valid":[{"Name":"minikube","Status":"Running","Config":{"Name":"minikube",
             "Driver":"docker","CPUs":4,"Memory":8192,"KubernetesConfig":{"KubernetesVersion":"v1.24.3",
@@ -237,8 +291,8 @@ mod tests {
         let profile = list.find("minikube").unwrap();
         let config = profile.config.as_ref().unwrap();
         assert_eq!(
-            (config.driver.as_str(), config.cpus, config.memory),
-            ("docker", 4, 8192)
+            (&config.driver, config.cpus, config.memory),
+            (&Driver::Other("docker".to_string()), 4, 8192)
         );
         assert_eq!(config.kubernetes_config.kubernetes_version, "v1.24.3");
         assert!(list.find("other").is_none());

@@ -191,9 +191,10 @@ impl ToolCommand {
     /// Runs the command and fails unless it exits 0.
     pub fn run(&self) -> Result<ToolOutput, ToolError> {
         let output = self.output()?;
-        match output.success() {
-            true => Ok(output),
-            false => Err(self.failed(&output)),
+        if output.success() {
+            Ok(output)
+        } else {
+            Err(self.failed(&output))
         }
     }
 
@@ -204,14 +205,15 @@ impl ToolCommand {
             Ok(output) => output,
             Err(error) => return Err(self.spawn_error(error)),
         };
-        match output.status.success() {
-            true => Ok(()),
-            false => Err(ToolError::Failed {
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(ToolError::Failed {
                 intent: self.intent.clone(),
                 command_line: self.command_line(),
                 status: describe_status(output.status.code()),
                 stderr_tail: String::new(),
-            }),
+            })
         }
     }
 
@@ -249,9 +251,10 @@ impl ToolCommand {
 
     /// The error for a non-zero exit, with the end of stderr (or of stdout when stderr is empty).
     pub fn failed(&self, output: &ToolOutput) -> ToolError {
-        let text = match output.stderr.trim().is_empty() {
-            true => &output.stdout,
-            false => &output.stderr,
+        let text = if output.stderr.trim().is_empty() {
+            &output.stdout
+        } else {
+            &output.stderr
         };
         ToolError::Failed {
             intent: self.intent.clone(),
@@ -285,9 +288,10 @@ impl ToolCommand {
         // duct runs a `Path` as a path ("./minikube"); a bare name must go as a string to be looked up on PATH.
         let bare_name = self.program.components().count() == 1 && !self.program.is_absolute();
         #[allow(clippy::disallowed_methods)] // The one place that may start processes.
-        let mut expression = match bare_name {
-            true => duct::cmd(self.program.as_os_str().to_os_string(), &self.args),
-            false => duct::cmd(&self.program, &self.args),
+        let mut expression = if bare_name {
+            duct::cmd(self.program.as_os_str().to_os_string(), &self.args)
+        } else {
+            duct::cmd(&self.program, &self.args)
         };
         for (name, value) in &self.env {
             expression = expression.env(name, value);
@@ -382,9 +386,10 @@ fn tail_lines(text: &str, count: usize) -> String {
 }
 
 fn stderr_block(tail: &str) -> String {
-    match tail.trim().is_empty() {
-        true => String::new(),
-        false => format!("\n{tail}"),
+    if tail.trim().is_empty() {
+        String::new()
+    } else {
+        format!("\n{tail}")
     }
 }
 
@@ -394,9 +399,10 @@ fn shell_quote(word: &str) -> String {
         && word
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c));
-    match plain {
-        true => word.to_string(),
-        false => format!("'{}'", word.replace('\'', r"'\''")),
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
     }
 }
 

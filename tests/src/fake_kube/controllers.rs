@@ -562,9 +562,10 @@ fn create_pod(shared: &mut Shared, namespace: &str, owner: &(String, String), te
         .filter(|_| scheduled)
         .map(|container| {
             let container_name = container["name"].as_str().unwrap_or_default();
-            let container_state = match container_name == main {
-                true => state.clone(),
-                false => json!({"waiting": {"reason": "PodInitializing"}}),
+            let container_state = if container_name == main {
+                state.clone()
+            } else {
+                json!({"waiting": {"reason": "PodInitializing"}})
             };
             json!({"name": container_name, "ready": false, "restartCount": 0,
                    "image": container["image"], "imageID": "", "state": container_state})

@@ -407,9 +407,9 @@ pub(super) fn group_version_resources(shared: &Shared, path: &str) -> Option<Val
     let resources: Vec<Value> = kinds
         .iter()
         .flat_map(|kind| {
-            let verbs = match kind.custom {
+            let verbs = if kind.custom {
                 // customresource_discovery_controller.go lists these verbs for a CRD's resource.
-                true => json!([
+                json!([
                     "delete",
                     "deletecollection",
                     "get",
@@ -418,8 +418,9 @@ pub(super) fn group_version_resources(shared: &Shared, path: &str) -> Option<Val
                     "create",
                     "update",
                     "watch"
-                ]),
-                false => json!([
+                ])
+            } else {
+                json!([
                     "create",
                     "delete",
                     "deletecollection",
@@ -428,7 +429,7 @@ pub(super) fn group_version_resources(shared: &Shared, path: &str) -> Option<Val
                     "patch",
                     "update",
                     "watch"
-                ]),
+                ])
             };
             let main = json!({
                 "name": kind.plural, "singularName": kind.kind.to_lowercase(), "namespaced": kind.namespaced,

@@ -755,9 +755,10 @@ async fn resources(
     let path = uri.path().to_string();
     let (discovered, resource) = {
         let locked = shared.0.lock().expect("lock");
-        let discovered = match method == Method::GET {
-            true => discovery::group_version_resources(&locked, &path).or_else(|| discovery::group_at(&locked, &path)),
-            false => None,
+        let discovered = if method == Method::GET {
+            discovery::group_version_resources(&locked, &path).or_else(|| discovery::group_at(&locked, &path))
+        } else {
+            None
         };
         (discovered, parse_resource_path(&locked, &path))
     };

@@ -29,9 +29,10 @@ const RESNET50: &str = "image-classifier-resnet50";
 async fn cluster_with_istio(labelled: bool) -> (FakeKube, Cluster) {
     let kube = FakeKube::start("v1.24.3", "amd64").await;
     kube.install_istio("1.12.7");
-    let labels = match labelled {
-        true => json!({"istio-injection": "enabled"}),
-        false => json!({}),
+    let labels = if labelled {
+        json!({"istio-injection": "enabled"})
+    } else {
+        json!({})
     };
     kube.put(
         "namespaces",

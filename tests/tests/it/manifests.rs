@@ -99,11 +99,12 @@ fn round_trip_differs<T: serde::de::DeserializeOwned + serde::Serialize>(object:
         Err(error) => return Some(error.to_string()),
     };
     let back = serde_json::to_value(&typed).unwrap();
-    match &back == object {
-        true => None,
-        false => Some(format!(
+    if &back == object {
+        None
+    } else {
+        Some(format!(
             "round trip changed the object:\nbefore {object:#}\nafter  {back:#}"
-        )),
+        ))
     }
 }
 

@@ -208,9 +208,10 @@ mod through_the_probe {
     impl SimulatedNetwork for OneSlowLeak {
         fn exchange(&self) -> SimulatedExchange {
             let due = tokio::time::Instant::now() >= self.from;
-            let (latency, version) = match due && !self.sent.swap(true, Ordering::SeqCst) {
-                true => (Duration::from_secs(5), "resnet101"),
-                false => (Duration::from_millis(10), "resnet50"),
+            let (latency, version) = if due && !self.sent.swap(true, Ordering::SeqCst) {
+                (Duration::from_secs(5), "resnet101")
+            } else {
+                (Duration::from_millis(10), "resnet50")
             };
             SimulatedExchange {
                 latency,

@@ -530,9 +530,10 @@ mod settling {
 
     impl SimulatedNetwork for Push {
         fn exchange(&self) -> SimulatedExchange {
-            let routes = match Instant::now() >= self.at {
-                true => self.after,
-                false => self.before,
+            let routes = if Instant::now() >= self.at {
+                self.after
+            } else {
+                self.before
             };
             match routes {
                 Routes::NoHealthyUpstream => SimulatedExchange {
@@ -542,9 +543,10 @@ mod settling {
                 },
                 Routes::Resnet101Percent(percent) => {
                     let draw = self.random.lock().unwrap().next_f64();
-                    let version = match draw * 100.0 < f64::from(percent) {
-                        true => "resnet101",
-                        false => "resnet50",
+                    let version = if draw * 100.0 < f64::from(percent) {
+                        "resnet101"
+                    } else {
+                        "resnet50"
                     };
                     SimulatedExchange {
                         latency: Duration::from_millis(1),

@@ -42,9 +42,10 @@ pub(crate) async fn run(settings: &Settings) -> CommandResult {
             }
         }
     }
-    Ok(match report.has_failures() {
-        true => CommandStatus::NotReady,
-        false => CommandStatus::Ok,
+    Ok(if report.has_failures() {
+        CommandStatus::NotReady
+    } else {
+        CommandStatus::Ok
     })
 }
 
@@ -53,9 +54,12 @@ fn indent_continuations(text: &str) -> String {
     let header = text.lines().next().unwrap_or_default();
     let indent = header.find("found").unwrap_or(0);
     text.lines()
-        .map(|line| match line.starts_with("  fix:") {
-            true => format!("{}{}", " ".repeat(indent), line.trim_start()),
-            false => line.to_string(),
+        .map(|line| {
+            if line.starts_with("  fix:") {
+                format!("{}{}", " ".repeat(indent), line.trim_start())
+            } else {
+                line.to_string()
+            }
         })
         .collect::<Vec<_>>()
         .join("\n")

@@ -12,11 +12,12 @@ use crate::flags::DownFlags;
 
 /// Tears the lab down and says what was removed.
 pub(crate) async fn run(settings: &Settings, flags: &DownFlags) -> CommandResult {
-    let scope = match flags.all {
-        true => DownScope::Everything {
+    let scope = if flags.all {
+        DownScope::Everything {
             tunnel_timeout: Duration::from_secs(flags.tunnel_timeout),
-        },
-        false => DownScope::Lab,
+        }
+    } else {
+        DownScope::Lab
     };
     let report = down(
         settings,
@@ -37,9 +38,10 @@ pub(crate) async fn run(settings: &Settings, flags: &DownFlags) -> CommandResult
     match settings.format {
         Format::Json => println!("{}", to_json(&report)),
         Format::Human => {
-            match report.namespace_deleted {
-                true => println!("namespace \"tf-serving\" deleted"),
-                false => println!("namespace \"tf-serving\" was not there"),
+            if report.namespace_deleted {
+                println!("namespace \"tf-serving\" deleted")
+            } else {
+                println!("namespace \"tf-serving\" was not there")
             }
             if let Some(stopped) = &report.tunnel_stopped {
                 println!("minikube tunnel (pid {}) stopped", stopped.pid);

@@ -26,9 +26,10 @@ fn fetch_options(settings: &Settings, flags: &FetchFlags) -> anyhow::Result<Fetc
         PlatformFlag::Osx => Some(Platform::Osx),
         PlatformFlag::OsxArm64 => Some(Platform::OsxArm64),
     };
-    options.flavor = match flags.full {
-        true => AssetFlavor::Full,
-        false => AssetFlavor::IstioctlOnly,
+    options.flavor = if flags.full {
+        AssetFlavor::Full
+    } else {
+        AssetFlavor::IstioctlOnly
     };
     options.base_url = flags.base_url.clone();
     options.sha256 = match &flags.sha256 {

@@ -70,9 +70,10 @@ fn render_human(report: &PredictReport) -> String {
         "{} with the {} payload{}\n",
         report.url,
         report.payload,
-        match headers.is_empty() {
-            true => String::new(),
-            false => format!(" and headers {}", headers.join(", ")),
+        if headers.is_empty() {
+            String::new()
+        } else {
+            format!(" and headers {}", headers.join(", "))
         }
     );
     for record in &report.requests {
@@ -124,10 +125,7 @@ fn render_human(report: &PredictReport) -> String {
             report.payload,
             summary.ok,
             summary.failed,
-            match versions.is_empty() {
-                true => "none".to_string(),
-                false => versions.join(", "),
-            },
+            if versions.is_empty() { "none".to_string() } else { versions.join(", ") },
             summary.latency_p50_ms,
             summary.latency_p95_ms,
             summary.latency_max_ms

@@ -19,16 +19,17 @@ pub(crate) async fn run(settings: &Settings, flags: &StageFlags) -> CommandResul
     let stage = lab.stage(&flags.name)?;
     let lock = LabLock::acquire(settings, "lab stage")?;
     // The way in first: an ingress that cannot be reached fails here, before anything is applied.
-    let ingress = match flags.no_assert {
-        true => None,
-        false => Some(
+    let ingress = if flags.no_assert {
+        None
+    } else {
+        Some(
             open_ingress(
                 settings,
                 "no ingress URL is recorded, so the stage cannot be asserted",
                 "run `cargo xtask lab up` first, or pass --no-assert",
             )
             .await?,
-        ),
+        )
     };
     let applied = apply_and_print(settings, &lab, stage, lock, &flags.rollout).await?;
     let Some(ingress) = ingress else {

@@ -2,6 +2,7 @@
 
 use lab::lifecycle::status;
 use lab::output::{table, to_json};
+use lab::state::IngressKind;
 use lab::{CommandStatus, Format, Settings};
 
 use crate::CommandResult;
@@ -24,24 +25,22 @@ pub(crate) async fn run(settings: &Settings) -> CommandResult {
                 ],
                 vec![
                     "namespace".to_string(),
-                    match found.namespace {
-                        true => "tf-serving".to_string(),
-                        false => "missing".to_string(),
+                    if found.namespace {
+                        "tf-serving".to_string()
+                    } else {
+                        "missing".to_string()
                     },
                 ],
             ];
             for deployment in &found.deployments {
-                let state = match deployment.rolled_out {
-                    true => "ready",
-                    false => "not ready",
-                };
+                let state = if deployment.rolled_out { "ready" } else { "not ready" };
                 rows.push(vec![
                     deployment.name.clone(),
                     format!("{state} ({}/{})", deployment.ready_replicas, deployment.replicas),
                 ]);
             }
-            let ingress = match (&found.ingress_url, found.ingress_kind.as_deref()) {
-                (Some(url), Some("port-forward")) => {
+            let ingress = match (&found.ingress_url, found.ingress_kind) {
+                (Some(url), Some(IngressKind::PortForward)) => {
                     format!("{url} (a port-forward: only while the `lab up` that opened it ran)")
                 }
                 (Some(url), Some(kind)) => format!("{url} (via {kind})"),
@@ -58,14 +57,16 @@ pub(crate) async fn run(settings: &Settings) -> CommandResult {
                 rows.push(vec!["tunnel".to_string(), format!("pid {} {running}", tunnel.pid)]);
             }
             print!("{}", table(&["what", "state"], &rows));
-            match found.ready {
-                true => println!("the lab is ready"),
-                false => println!("the lab is not ready: run `cargo xtask lab up`"),
+            if found.ready {
+                println!("the lab is ready")
+            } else {
+                println!("the lab is not ready: run `cargo xtask lab up`")
             }
         }
     }
-    Ok(match found.ready {
-        true => CommandStatus::Ok,
-        false => CommandStatus::NotReady,
+    Ok(if found.ready {
+        CommandStatus::Ok
+    } else {
+        CommandStatus::NotReady
     })
 }

@@ -45,9 +45,10 @@ pub(crate) async fn run(settings: &Settings, flags: &UpFlags) -> CommandResult {
             .parse()
             .map_err(|error| anyhow::anyhow!("--ingress: {error}"))?,
         last_stage: flags.stage.clone(),
-        assertions: match flags.no_assert {
-            true => Assertions::Skip,
-            false => Assertions::Run,
+        assertions: if flags.no_assert {
+            Assertions::Skip
+        } else {
+            Assertions::Run
         },
     };
     let started = std::time::SystemTime::now();
