@@ -322,10 +322,8 @@ pub async fn assert_stage(
     let asserted = async {
         // Not one request before the gateway serves the stage's routes with live endpoints (bounded; skipped with a
         // warning when its admin port cannot be read).
-        let (manifests, timeout) = (
-            lab.stage_manifests(stage)?,
-            crate::istio::gateway_config::DEFAULT_SERVE_TIMEOUT,
-        );
+        let manifests = lab.stage_manifests(stage)?;
+        let timeout = crate::istio::gateway_config::DEFAULT_SERVE_TIMEOUT;
         crate::istio::gateway_config::wait_for_stage(cluster, &stage.name, &manifests, timeout, note).await?;
         let body = crate::checks::payload_body(
             ingress_url,
@@ -333,7 +331,7 @@ pub async fn assert_stage(
             crate::predict::DEFAULT_IMAGE,
         )
         .await?;
-        let versions = crate::references::deployed_versions(&lab.stage_manifests(stage)?);
+        let versions = crate::references::deployed_versions(&manifests);
         let references = crate::references::fetch_references(cluster, &versions, &body).await;
         crate::checks::run_stage_with(lab, stage, ingress_url, body, references).await
     };

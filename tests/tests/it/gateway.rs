@@ -117,20 +117,19 @@ async fn the_wait_ends_only_once_the_gateway_serves_the_stage_and_names_what_dif
     assert!(metadata.headers().contains_key("x-model-version"), "{metadata:?}");
 }
 
+/// The wait for stage `stable`, at most 5 s.
+async fn read_stable(cluster: &lab::cluster::Cluster) -> Served {
+    wait_for_stage(cluster, "stable", &manifests("stable"), Duration::from_secs(5), &|_| {})
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_admin_port_falls_back_to_the_traffic_settle() {
     // No gateway pod at all.
     let kube = FakeKube::start("v1.24.3", "amd64").await;
     let cluster = kube.connect().await;
-    let served = wait_for_stage(
-        &cluster,
-        "stable",
-        &manifests("stable"),
-        Duration::from_secs(5),
-        &|_| {},
-    )
-    .await
-    .unwrap();
+    let served = read_stable(&cluster).await;
     let Served::Unreachable { reason } = served else {
         panic!("{served:?}")
     };
@@ -138,15 +137,7 @@ async fn an_unreadable_admin_port_falls_back_to_the_traffic_settle() {
 
     // A gateway pod whose port-forward the API server refuses.
     kube.install_istio("1.12.7");
-    let served = wait_for_stage(
-        &cluster,
-        "stable",
-        &manifests("stable"),
-        Duration::from_secs(5),
-        &|_| {},
-    )
-    .await
-    .unwrap();
+    let served = read_stable(&cluster).await;
     assert!(matches!(served, Served::Unreachable { .. }), "{served:?}");
 }
 
