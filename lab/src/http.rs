@@ -39,8 +39,14 @@ pub fn client_with_total_timeout(timeout: Duration) -> anyhow::Result<reqwest::C
 
 /// A builder with the lab's crypto provider installed, the user agent and the connect timeout.
 fn client_builder(connect_timeout: Duration) -> reqwest::ClientBuilder {
-    crate::kube_client::install_crypto_provider();
+    install_crypto_provider();
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
         .connect_timeout(connect_timeout)
+}
+
+/// Installs rustls' ring provider once per process; kube and reqwest both use it.
+pub fn install_crypto_provider() {
+    // A second install returns an error that only says a provider is already there.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

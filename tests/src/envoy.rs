@@ -25,8 +25,10 @@ use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use lab::routing::{HeaderOperations, HttpMatchRequest, HttpRoute, RouteDestination, StringMatch, VirtualServiceSpec};
-use lab::stages::LabDefinition;
+use lab::definition::routing::{
+    HeaderOperations, HttpMatchRequest, HttpRoute, RouteDestination, StringMatch, VirtualServiceSpec,
+};
+use lab::definition::stages::LabDefinition;
 use serde_json::{Value, json};
 
 /// How long Envoy gets to become ready, and to apply a push.
@@ -124,7 +126,7 @@ impl StageRouting {
 
     /// Adds Istio fault injection to every route.
     #[must_use]
-    pub fn with_fault(mut self, fault: lab::routing::HttpFault) -> StageRouting {
+    pub fn with_fault(mut self, fault: lab::definition::routing::HttpFault) -> StageRouting {
         for route in &mut self.virtual_service.http {
             route.fault = Some(fault.clone());
         }
@@ -182,10 +184,10 @@ impl StageRouting {
         for (host, port) in services {
             let subsets = std::iter::once(None).chain(self.subsets.keys().map(|subset| Some(subset.clone())));
             for subset in subsets {
-                let destination = lab::routing::Destination {
+                let destination = lab::definition::routing::Destination {
                     host: host.clone(),
                     subset,
-                    port: Some(lab::routing::PortSelector { number: port }),
+                    port: Some(lab::definition::routing::PortSelector { number: port }),
                 };
                 let destination = RouteDestination {
                     destination,
@@ -417,7 +419,7 @@ fn header_operations(operations: Option<&HeaderOperations>) -> (Vec<Value>, Vec<
 /// One Istio match condition as istiod's `translateRouteMatch` writes it (route.go at 1.12.7): a path specifier
 /// (prefix `/` by default), `case_sensitive`, and header matchers sorted by name in the fields istiod 1.12.7 uses
 /// (`exact_match`, `prefix_match`, `safe_regex_match`; regex `*` is `present_match`).
-fn route_match(condition: Option<&lab::routing::HttpMatchRequest>) -> Value {
+fn route_match(condition: Option<&lab::definition::routing::HttpMatchRequest>) -> Value {
     let mut route_match = match condition.and_then(|condition| condition.uri.as_ref()) {
         None => json!({"prefix": "/"}),
         Some(StringMatch::Exact(path)) => json!({"path": path}),
@@ -451,8 +453,8 @@ fn route_match(condition: Option<&lab::routing::HttpMatchRequest>) -> Value {
 }
 
 /// Istio's `fault` as the fault filter's per-route config (percentages in millionths).
-fn fault_config(fault: &lab::routing::HttpFault) -> Value {
-    let fraction = |percentage: &Option<lab::routing::Percent>| {
+fn fault_config(fault: &lab::definition::routing::HttpFault) -> Value {
+    let fraction = |percentage: &Option<lab::definition::routing::Percent>| {
         let value = percentage.as_ref().map(|percent| percent.value).unwrap_or(100.0);
         json!({"numerator": (value * 10_000.0).round() as u64, "denominator": "MILLION"})
     };
@@ -564,8 +566,8 @@ impl Envoy {
     /// Sends the gateway pods' ports of `kube`'s port-forwards here: 8080 to the listener, 15000 to the admin API,
     /// as on a real `istio-ingressgateway` pod.
     pub fn behind_gateway_pods_of(&self, kube: &crate::fake_kube::FakeKube) {
-        let selector = lab::istio::gateway_config::GATEWAY_SELECTOR;
-        kube.port_forward_port_to(selector, lab::ingress::GATEWAY_POD_PORT, self.listener);
+        let selector = lab::istio::install::GATEWAY_SELECTOR;
+        kube.port_forward_port_to(selector, lab::istio::install::GATEWAY_POD_PORT, self.listener);
         kube.port_forward_port_to(selector, lab::istio::gateway_config::ADMIN_PORT, self.admin);
     }
 
@@ -707,7 +709,7 @@ impl Drop for Envoy {
 }
 
 fn admin_client() -> reqwest::Client {
-    lab::kube_client::install_crypto_provider();
+    lab::http::install_crypto_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()
@@ -726,13 +728,13 @@ fn bootstrap(dir: &Path) -> Value {
         "dynamic_resources": {"cds_config": source(CDS_FILE)},
         "static_resources": {
             "listeners": [{
-                "name": format!("0.0.0.0_{}", lab::ingress::GATEWAY_POD_PORT),
+                "name": format!("0.0.0.0_{}", lab::istio::install::GATEWAY_POD_PORT),
                 "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
                 "filter_chains": [{"filters": [{
                     "name": "envoy.filters.network.http_connection_manager",
                     "typed_config": {
                         "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                        "stat_prefix": format!("outbound_0.0.0.0_{}", lab::ingress::GATEWAY_POD_PORT),
+                        "stat_prefix": format!("outbound_0.0.0.0_{}", lab::istio::install::GATEWAY_POD_PORT),
                         "rds": {"route_config_name": ROUTE_CONFIG, "config_source": source(RDS_FILE)},
                         "http_filters": [
                             {"name": "envoy.filters.http.fault", "typed_config": {

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use lab::routing::VirtualServiceSpec;
+use lab::definition::routing::VirtualServiceSpec;
 
 use crate::envoy::{Envoy, StageRouting};
 use crate::fake_kube::{FakeKube, FakeKubeView};

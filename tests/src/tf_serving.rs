@@ -11,7 +11,7 @@
 //!
 //! Each model also has a [`Latency`], the time a prediction takes (ResNet101 does about twice ResNet50's compute,
 //! so the lab's canary answers slower). The same distributions drive [`SimulatedSplit`], the two stand-ins behind a
-//! weighted route simulated in virtual time for `lab::probe::Probe::simulated`, where the simulation tests need
+//! weighted route simulated in virtual time for `lab::traffic::probe::Probe::simulated`, where the simulation tests need
 //! hundreds of thousands of requests that sockets could not serve in a test's time.
 
 use std::net::SocketAddr;
@@ -27,8 +27,8 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use lab::probe::{SimulatedExchange, SimulatedNetwork};
-use lab::stats::SplitMix64;
+use lab::traffic::probe::{SimulatedExchange, SimulatedNetwork};
+use lab::traffic::stats::SplitMix64;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};

@@ -72,7 +72,7 @@ fn lab_up_on_a_real_minikube_asserts_every_stage_writes_nothing_twice_and_comes_
         profile: profile.clone(),
         state_dir,
     };
-    let definition = lab::stages::LabDefinition::load_default().expect("assets/lab.toml");
+    let definition = lab::definition::stages::LabDefinition::load_default().expect("assets/lab.toml");
     let stage_names: Vec<&str> = definition.stages.iter().map(|stage| stage.name.as_str()).collect();
     let last_stage = *stage_names.last().expect("lab.toml has stages");
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
@@ -347,7 +347,7 @@ fn minutes(count: u64) -> Duration {
     Duration::from_secs(count * 60)
 }
 
-/// The steps of a `lab up --format json` report (`lab::up::UpReport`) that changed something: every outcome but
+/// The steps of a `lab up --format json` report (`lab::lifecycle::up::UpReport`) that changed something: every outcome but
 /// `already_done` and `checked` (the read-only steps: doctor, the smoke prediction), as "step: outcome (detail)".
 fn steps_that_changed(up_report: &Value) -> Vec<String> {
     let steps = up_report["steps"].as_array().expect("an up report has steps");
@@ -401,7 +401,7 @@ fn checks_not_passed(checks: &Value) -> Vec<String> {
     found
 }
 
-/// The (kind, name, change) of every object of a stage's apply report (`lab::stage_apply::StageReport`) that was
+/// The (kind, name, change) of every object of a stage's apply report (`lab::lifecycle::stage::StageReport`) that was
 /// not unchanged, sorted (by kind, then name).
 fn changes_other_than_unchanged(stage_report: &Value) -> Vec<(String, String, String)> {
     let mut changes: Vec<(String, String, String)> = stage_report["changes"]
@@ -421,7 +421,7 @@ fn changes_other_than_unchanged(stage_report: &Value) -> Vec<(String, String, St
 /// A client for the profile's context (minikube names the context after the profile).
 async fn client(profile: &str) -> anyhow::Result<kube::Client> {
     let settings = lab::Settings::with_defaults(profile)?;
-    lab::kube_client::client_for(&settings).await
+    lab::cluster::kube_client::client_for(&settings).await
 }
 
 /// The lab's objects as the API server holds them, `Kind/name` → what changes only when someone writes the object:
@@ -461,8 +461,8 @@ async fn namespace_exists(profile: &str) -> anyhow::Result<bool> {
 
 // The helpers above against the CLI's real JSON, made from `lab`'s own types (these run offline).
 
-fn step(name: &str, outcome: lab::up::StepOutcome) -> lab::up::StepRecord {
-    lab::up::StepRecord {
+fn step(name: &str, outcome: lab::lifecycle::up::StepOutcome) -> lab::lifecycle::up::StepRecord {
+    lab::lifecycle::up::StepRecord {
         step: name.to_string(),
         outcome,
         detail: "detail".to_string(),
@@ -470,11 +470,11 @@ fn step(name: &str, outcome: lab::up::StepOutcome) -> lab::up::StepRecord {
     }
 }
 
-fn up_report(steps: Vec<lab::up::StepRecord>) -> Value {
-    let report = lab::up::UpReport {
+fn up_report(steps: Vec<lab::lifecycle::up::StepRecord>) -> Value {
+    let report = lab::lifecycle::up::UpReport {
         steps,
         ingress_url: "http://10.96.0.10".to_string(),
-        ingress_kind: lab::state::IngressKind::Tunnel,
+        ingress_kind: lab::lifecycle::state::IngressKind::Tunnel,
         active_stage: "focused".to_string(),
         verdict: lab::report::Verdict::Pass,
         checks: Vec::new(),
@@ -484,7 +484,7 @@ fn up_report(steps: Vec<lab::up::StepRecord>) -> Value {
 
 #[test]
 fn a_step_that_changed_something_is_named_and_already_done_steps_are_not() {
-    use lab::up::StepOutcome::{AlreadyDone, Checked, Done};
+    use lab::lifecycle::up::StepOutcome::{AlreadyDone, Checked, Done};
     let warm = up_report(vec![
         step("doctor", Checked),
         step("istio", AlreadyDone),
@@ -505,7 +505,7 @@ fn the_changes_of_a_stage_report_are_read_without_the_unchanged_objects() {
         namespace: Some(NAMESPACE.to_string()),
         change,
     };
-    let report = lab::stage_apply::StageReport {
+    let report = lab::lifecycle::stage::StageReport {
         stage: "stable".to_string(),
         changes: vec![
             change("VirtualService", "image-classifier", Change::Configured),

@@ -4,12 +4,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use lab::checks::{DEFAULT_ASSERTION_TIMEOUT, DEFAULT_MAX_ERROR_RATE, DEFAULT_SETTLE_TIMEOUT};
+use lab::definition::stages::DEFAULT_RESET_STAGE;
 use lab::istio::ISTIO_VERSION;
-use lab::payload::PayloadKind;
-use lab::predict::PayloadChoice;
-use lab::probe::{DEFAULT_CONCURRENCY, DEFAULT_REQUEST_TIMEOUT};
-use lab::stages::DEFAULT_RESET_STAGE;
+use lab::traffic::checks::{DEFAULT_ASSERTION_TIMEOUT, DEFAULT_MAX_ERROR_RATE, DEFAULT_SETTLE_TIMEOUT};
+use lab::traffic::payload::PayloadChoice;
+use lab::traffic::payload::PayloadKind;
+use lab::traffic::probe::{DEFAULT_CONCURRENCY, DEFAULT_REQUEST_TIMEOUT};
 
 /// canary-lab: the TensorFlow canary-release lab on minikube + Istio 1.12.7, in one command.
 #[derive(Debug, Parser)]

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::discovery::UnknownKind;
 use super::{Cluster, FIELD_MANAGER, MANAGED_BY_LABEL};
-use crate::manifests::Manifest;
+use crate::definition::manifests::Manifest;
 
 /// What applying (or pruning) did to one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

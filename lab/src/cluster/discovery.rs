@@ -10,7 +10,7 @@ use kube::discovery::{ApiCapabilities, ApiResource, Scope};
 use kube::runtime::wait::conditions::is_crd_established;
 
 use super::Cluster;
-use crate::manifests::Manifest;
+use crate::definition::manifests::Manifest;
 
 /// The API server does not serve a manifest's kind: named with the file, document and kind.
 #[derive(Debug, thiserror::Error)]

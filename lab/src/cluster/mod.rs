@@ -7,6 +7,8 @@
 pub mod apply;
 pub mod diagnose;
 pub mod discovery;
+pub mod kube_client;
+pub mod port_forward;
 pub mod prune;
 pub mod wait;
 
@@ -37,7 +39,7 @@ pub struct Cluster {
 impl Cluster {
     /// Connects with the settings' kubeconfig context and runs discovery once.
     pub async fn connect(settings: &Settings) -> anyhow::Result<Cluster> {
-        let client = crate::kube_client::client_for(settings).await?;
+        let client = crate::cluster::kube_client::client_for(settings).await?;
         Cluster::from_client(client, settings.kube_context()).await
     }
 

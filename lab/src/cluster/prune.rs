@@ -5,7 +5,7 @@ use kube::api::{DeleteParams, DynamicObject, ListParams};
 
 use super::apply::{Change, ObjectChange};
 use super::{Cluster, FIELD_MANAGER, LAB_NAMESPACE, MANAGED_BY_LABEL};
-use crate::manifests::Manifest;
+use crate::definition::manifests::Manifest;
 
 /// The namespaced kinds the lab creates, as (apiVersion, kind): the ones pruning looks at.
 pub const LAB_KINDS: &[(&str, &str)] = &[

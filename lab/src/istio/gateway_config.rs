@@ -21,16 +21,16 @@ use anyhow::Context;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use crate::cluster::port_forward::port_forward_to_pod;
 use crate::cluster::{Cluster, LAB_NAMESPACE};
-use crate::ingress::port_forward_to_pod;
-use crate::istio::install::ISTIO_NAMESPACE;
-use crate::manifests::Manifest;
-use crate::routing::{HttpMatchRequest, HttpRoute, RouteDestination, StringMatch, VERSION_HEADER, VirtualServiceSpec};
+use crate::definition::manifests::Manifest;
+use crate::definition::routing::{
+    HttpMatchRequest, HttpRoute, RouteDestination, StringMatch, VERSION_HEADER, VirtualServiceSpec,
+};
+use crate::istio::install::{GATEWAY_SELECTOR, ISTIO_NAMESPACE};
 
 /// The gateway pods' Envoy admin port (`proxyAdminPort` in Istio's mesh config; `istioctl proxy-config` reads it).
 pub const ADMIN_PORT: u16 = 15000;
-/// The label selector of the ingress gateway's pods (Istio's default profile labels them `istio: ingressgateway`).
-pub const GATEWAY_SELECTOR: &str = "istio=ingressgateway";
 /// The default time the gateway gets to serve a stage after it is applied.
 pub const DEFAULT_SERVE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The pause between two reads of the gateway's configuration: two small admin requests a second.
@@ -353,7 +353,7 @@ pub fn cluster_name(host: &str, subset: Option<&str>, port: u32, namespace: &str
 /// `istio-ingressgateway` Service sends 80 to 8080 and 443 to 8443 (manifests/charts/gateways/istio-ingress/values.yaml).
 pub fn gateway_route_config_name(server_port: u32) -> String {
     let pod_port = match server_port {
-        80 => u32::from(crate::ingress::GATEWAY_POD_PORT),
+        80 => u32::from(crate::istio::install::GATEWAY_POD_PORT),
         443 => 8443,
         other => other,
     };
@@ -709,7 +709,7 @@ pub async fn wait_until_served(
         );
         Ok(Served::Unreachable { reason })
     };
-    let forward = match port_forward_to_pod(cluster, ISTIO_NAMESPACE, GATEWAY_SELECTOR, ADMIN_PORT).await {
+    let forward = match port_forward_to_pod(&cluster.client, ISTIO_NAMESPACE, GATEWAY_SELECTOR, ADMIN_PORT).await {
         Ok(forward) => forward,
         Err(error) => return unreachable(format!("{error:#}")),
     };

@@ -16,6 +16,13 @@ use crate::tool::istioctl::Istioctl;
 /// Istio's namespace.
 pub const ISTIO_NAMESPACE: &str = "istio-system";
 
+/// The ingress gateway's Service (and the label value of its pods).
+pub const GATEWAY_SERVICE: &str = "istio-ingressgateway";
+/// The port the gateway's pods listen on for plain HTTP (the Service maps 80 to it).
+pub const GATEWAY_POD_PORT: u16 = 8080;
+/// The label selector of the ingress gateway's pods (Istio's default profile labels them `istio: ingressgateway`).
+pub const GATEWAY_SELECTOR: &str = "istio=ingressgateway";
+
 /// The Deployments the lab needs from Istio, in the order they are waited for.
 pub const ISTIO_DEPLOYMENTS: &[&str] = &["istiod", "istio-ingressgateway"];
 

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use kube::api::{Patch, PatchParams};
 use lab::cluster::Cluster;
 use lab::cluster::apply::with_managed_by_label;
-use lab::manifests::Manifest;
-use lab::stage_apply::apply_stage;
-use lab::stages::LabDefinition;
+use lab::definition::manifests::Manifest;
+use lab::definition::stages::LabDefinition;
+use lab::lifecycle::stage::apply_stage;
 
 use super::{BenchContext, BenchResult};
 use crate::fake_kube::FakeKube;

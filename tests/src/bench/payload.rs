@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
-use lab::payload::{PayloadKind, build_payload};
+use lab::traffic::payload::{PayloadKind, build_payload};
 
 use super::{BenchContext, BenchResult, median};
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bytes::Bytes;
-use lab::attribution::References;
-use lab::probe::{Flow, Outcome, Probe, ProbeConfig};
+use lab::traffic::attribution::References;
+use lab::traffic::probe::{Flow, Outcome, Probe, ProbeConfig};
 
 use super::{BenchContext, BenchResult, median};
 use crate::envoy::{Envoy, StageRouting};
@@ -61,7 +61,7 @@ fn throughput(servers: &tokio::runtime::Runtime, probing: &tokio::runtime::Runti
         let envoy = Envoy::start(&StageRouting::of_stage("split-70-30"), &backends).await;
         ((resnet50, resnet101), envoy)
     });
-    let url = format!("{}{}", envoy.url(), lab::checks::PREDICT_PATH);
+    let url = format!("{}{}", envoy.url(), lab::traffic::checks::PREDICT_PATH);
     let probe = Probe::new(ProbeConfig {
         url: url.clone(),
         body: Bytes::from_static(BODY.as_bytes()),
@@ -215,7 +215,10 @@ pub fn child_main() -> Option<ExitCode> {
         };
         let requests: u64 = requests.parse()?;
         // The lab's real raw payload, built once and shared by every request.
-        let payload = lab::payload::build_payload(lab::payload::PayloadKind::Raw, lab::predict::DEFAULT_IMAGE)?;
+        let payload = lab::traffic::payload::build_payload(
+            lab::traffic::payload::PayloadKind::Raw,
+            lab::traffic::payload::DEFAULT_IMAGE,
+        )?;
         let body_bytes = payload.body.len();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

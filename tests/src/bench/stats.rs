@@ -1,7 +1,7 @@
 //! Requests the sequential share test needs for a correct 70/30 split, against a fixed-size test at the same
 //! error rates (10⁻⁶ both ways, ±15 points). The unit is requests, not seconds: the ratio is exact and repeatable.
 
-use lab::stats::{ShareTestConfig, SplitMix64, fixed_sample_size, simulate_share_test};
+use lab::traffic::stats::{ShareTestConfig, SplitMix64, fixed_sample_size, simulate_share_test};
 
 use super::{BenchContext, BenchResult};
 

@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use canary_lab_tests::assert_contains;
 use canary_lab_tests::fake_kube::{FakeKube, RecordedRequest, Scenario};
+use lab::Settings;
 use lab::cluster::Cluster;
 use lab::cluster::apply::{ApplyRejected, Change, apply_all};
 use lab::cluster::discovery::UnknownKind;
 use lab::cluster::wait::WaitTimedOut;
-use lab::manifests::{Manifest, parse_documents};
-use lab::stage_apply::{apply_stage, wait_for_rollout};
-use lab::stages::LabDefinition;
-use lab::{Settings, stage_apply};
+use lab::definition::manifests::{Manifest, parse_documents};
+use lab::definition::stages::LabDefinition;
+use lab::lifecycle::stage as stage_apply;
+use lab::lifecycle::stage::{apply_stage, wait_for_rollout};
 
 /// A fake API and a connected cluster, plus settings whose state dir is a temp dir.
 struct Env {
@@ -179,7 +180,7 @@ async fn stages_apply_what_they_name_and_prune_the_rest_and_reset_says_what_chan
         ]
     );
     assert_eq!(
-        lab::state::read_active_stage(&env.settings).unwrap(),
+        lab::lifecycle::state::read_active_stage(&env.settings).unwrap(),
         None,
         "applying records nothing: the caller records the stage once its assertions passed (or were skipped)"
     );

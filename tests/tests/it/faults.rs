@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use canary_lab_tests::assert_contains;
 use canary_lab_tests::envoy::{Envoy, StageRouting};
+use lab::definition::routing::{FaultAbort, FaultDelay, HttpFault, Percent};
 use lab::report::{StageReport, Verdict};
-use lab::routing::{FaultAbort, FaultDelay, HttpFault, Percent};
 
 use crate::traffic::{Models, check, failing_config, show, test_config};
 

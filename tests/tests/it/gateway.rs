@@ -9,9 +9,9 @@ use std::time::Duration;
 use canary_lab_tests::assert_contains;
 use canary_lab_tests::envoy::{Envoy, StageRouting};
 use canary_lab_tests::fake_kube::FakeKube;
+use lab::definition::stages::LabDefinition;
 use lab::istio::gateway_config::{GatewayNotServing, Served, wait_for_stage};
 use lab::report::Verdict;
-use lab::stages::LabDefinition;
 
 use crate::traffic::{Models, show};
 
@@ -22,7 +22,7 @@ async fn kube_with_istio() -> FakeKube {
     kube
 }
 
-fn manifests(stage: &str) -> Vec<lab::manifests::Manifest> {
+fn manifests(stage: &str) -> Vec<lab::definition::manifests::Manifest> {
     let lab = LabDefinition::load_default().unwrap();
     lab.stage_manifests(lab.stage(stage).unwrap()).unwrap()
 }
@@ -109,8 +109,8 @@ async fn the_wait_ends_only_once_the_gateway_serves_the_stage_and_names_what_dif
     );
 
     // The same pod's 8080 still leads to the gateway's listener, not to its admin API.
-    let forward = lab::ingress::port_forward(&cluster).await.unwrap();
-    lab::kube_client::install_crypto_provider();
+    let forward = lab::lifecycle::ingress::port_forward(&cluster).await.unwrap();
+    lab::http::install_crypto_provider();
     let metadata = reqwest::get(format!("{}/v1/models/image_classifier/metadata", forward.url))
         .await
         .unwrap();
@@ -150,7 +150,7 @@ async fn a_stage_is_asserted_only_once_the_gateway_has_the_new_pods_endpoint() {
     let cluster = kube.connect().await;
     let lab = LabDefinition::load_default().unwrap();
     let stage = lab.stage("split-70-30").unwrap();
-    lab::stage_apply::apply_and_prune(&cluster, &lab.stage_manifests(stage).unwrap())
+    lab::lifecycle::stage::apply_and_prune(&cluster, &lab.stage_manifests(stage).unwrap())
         .await
         .unwrap();
     // The routes are pushed; ResNet101's endpoint is not (yet).
@@ -158,7 +158,7 @@ async fn a_stage_is_asserted_only_once_the_gateway_has_the_new_pods_endpoint() {
     envoy.behind_gateway_pods_of(&kube);
 
     let url = envoy.url();
-    let asserted = lab::stage_apply::assert_stage(&cluster, &lab, stage, &url, &|_| {});
+    let asserted = lab::lifecycle::stage::assert_stage(&cluster, &lab, stage, &url, &|_| {});
     tokio::pin!(asserted);
     // The endpoint arrives once the lab has read the gateway more than once (so it saw the endpoint missing), and
     // never if it does not read it: then the assertions meet the gateway's 503s.

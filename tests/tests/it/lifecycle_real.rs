@@ -16,8 +16,8 @@ use kube::api::{DeleteParams, Patch, PatchParams, WatchEvent, WatchParams};
 use lab::cluster::Cluster;
 use lab::cluster::apply::apply_all;
 use lab::cluster::wait::{wait_deployment_rolled_out, wait_for};
-use lab::manifests::Manifest;
-use lab::stage_apply::wait_for_rollout;
+use lab::definition::manifests::Manifest;
+use lab::lifecycle::stage::wait_for_rollout;
 use serde_json::json;
 
 use crate::up::Lab;
@@ -63,7 +63,7 @@ async fn roll_out(cluster: &Cluster, manifest: &Manifest, timeout: Duration) -> 
 
 /// The `stable` stage's ResNet50 Deployment manifest.
 fn resnet50() -> Manifest {
-    let lab = lab::stages::LabDefinition::load_default().unwrap();
+    let lab = lab::definition::stages::LabDefinition::load_default().unwrap();
     let manifests = lab.stage_manifests(lab.stage("stable").unwrap()).unwrap();
     manifests
         .into_iter()
@@ -181,9 +181,12 @@ async fn a_deployment_without_a_live_pod_is_not_taken_for_one_with_the_sidecar()
 #[tokio::test]
 async fn the_export_job_runs_a_pod_without_a_sidecar_and_completes() {
     let (kube, cluster) = cluster_with_istio(true).await;
-    within(lab::models::export_in_cluster(&cluster, Duration::from_secs(10)))
-        .await
-        .unwrap();
+    within(lab::lifecycle::models::export_in_cluster(
+        &cluster,
+        Duration::from_secs(10),
+    ))
+    .await
+    .unwrap();
     let job = kube.object("jobs", NAMESPACE, "export-models").unwrap();
     assert_eq!(job["status"]["succeeded"], 1);
     assert_eq!(job["status"]["conditions"][0]["type"], "Complete");
@@ -209,7 +212,7 @@ async fn the_export_job_runs_a_pod_without_a_sidecar_and_completes() {
 #[tokio::test]
 async fn a_job_pod_with_an_injected_sidecar_keeps_running_and_its_job_never_completes() {
     let (kube, cluster) = cluster_with_istio(true).await;
-    let mut manifests = lab::models::export_manifests().unwrap();
+    let mut manifests = lab::lifecycle::models::export_manifests().unwrap();
     for manifest in &mut manifests {
         // The same Job without `sidecar.istio.io/inject: "false"`.
         if let Some(annotations) = manifest.object["spec"]["template"]["metadata"]["annotations"].as_object_mut() {
@@ -298,9 +301,12 @@ async fn a_job_pod_with_an_injected_sidecar_keeps_running_and_its_job_never_comp
 async fn a_failing_export_job_fails_after_its_backoff_limit_with_the_log() {
     let (kube, cluster) = cluster_with_istio(true).await;
     kube.scenario("export-models", Scenario::Failing);
-    let error = within(lab::models::export_in_cluster(&cluster, Duration::from_secs(10)))
-        .await
-        .expect_err("the Job fails");
+    let error = within(lab::lifecycle::models::export_in_cluster(
+        &cluster,
+        Duration::from_secs(10),
+    ))
+    .await
+    .expect_err("the Job fails");
     let message = error.to_string();
     assert_contains!(message, "Job/export-models in namespace \"tf-serving\" failed");
     assert_contains!(message, "No space left on device");

@@ -9,19 +9,19 @@ use canary_lab_tests::cli::Cli;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
-use lab::manifests::{Manifest, parse_documents};
+use lab::definition::manifests::{Manifest, parse_documents};
 use serde_json::Value;
 
 /// Every document of every file in `assets/manifests/`.
 fn all_manifests() -> Vec<Manifest> {
-    let dir = lab::assets::manifests_dir();
+    let dir = lab::definition::assets::manifests_dir();
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|name| name.ends_with(".yaml"))
         .collect();
     files.sort();
-    lab::manifests::load_files(&dir, &files).unwrap()
+    lab::definition::manifests::load_files(&dir, &files).unwrap()
 }
 
 /// Istio 1.12.7's CRD schemas by (apiVersion, kind), made strict: an object schema with `properties` accepts no

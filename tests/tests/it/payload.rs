@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use lab::payload::{PayloadKind, build_payload};
+use lab::traffic::payload::{PayloadKind, build_payload};
 use serde_json::Value;
 
 /// The lab's images: two JPEGs and a PNG.

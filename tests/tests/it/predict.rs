@@ -12,8 +12,8 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use canary_lab_tests::assert_contains;
 use canary_lab_tests::cli::{Cli, CliOutput};
-use lab::payload::{PayloadKind, build_payload};
-use lab::predict::DEFAULT_IMAGE;
+use lab::traffic::payload::DEFAULT_IMAGE;
+use lab::traffic::payload::{PayloadKind, build_payload};
 use serde_json::{Value, json};
 
 /// How the stand-in behaves.

@@ -16,8 +16,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::ApiResource;
 use lab::cluster::apply::{ApplyRejected, Change, apply_all, plan_one};
-use lab::manifests::Manifest;
-use lab::stages::LabDefinition;
+use lab::definition::manifests::Manifest;
+use lab::definition::stages::LabDefinition;
 use serde_json::{Value, json};
 
 /// Runs `future`, failing the test after 20 seconds.
@@ -350,7 +350,7 @@ async fn dry_run_applies_return_the_servers_defaults_and_store_nothing() {
         assert_eq!(port["targetPort"], port["port"], "{port}");
     }
 
-    let export = lab::manifests::load_files(&lab.manifests_dir, &["export-models.yaml".into()]).unwrap();
+    let export = lab::definition::manifests::load_files(&lab.manifests_dir, &["export-models.yaml".into()]).unwrap();
     let job = dry_run(manifest(&export, "Job")).await;
     let spec = &job["spec"];
     assert_eq!(spec["backoffLimit"], 2, "the manifest's value stays");
@@ -391,7 +391,7 @@ async fn a_jobs_pod_template_is_immutable() {
     apply_all(&cluster, std::slice::from_ref(manifest(&stable, "Namespace")))
         .await
         .unwrap();
-    let export = lab::manifests::load_files(&lab.manifests_dir, &["export-models.yaml".into()]).unwrap();
+    let export = lab::definition::manifests::load_files(&lab.manifests_dir, &["export-models.yaml".into()]).unwrap();
     let changes = apply_all(&cluster, &export).await.unwrap();
     assert!(changes.iter().all(|change| change.change == Change::Created));
     let again = apply_all(&cluster, &export).await.unwrap();
@@ -421,17 +421,17 @@ async fn a_virtual_service_changed_behind_the_labs_back_is_configured_and_the_re
     settings.state_dir = state.path().to_path_buf();
     let split = lab.stage("split-70-30").unwrap();
     let manifests = stage(&lab, "split-70-30");
-    within_seconds(lab::stage_apply::apply_and_prune(&cluster, &manifests))
+    within_seconds(lab::lifecycle::stage::apply_and_prune(&cluster, &manifests))
         .await
         .unwrap();
     assert!(
-        lab::stage_apply::cluster_matches_stage(&settings, &cluster, &lab, split)
+        lab::lifecycle::stage::cluster_matches_stage(&settings, &cluster, &lab, split)
             .await
             .unwrap(),
         "listed objects (no apiVersion/kind) match their dry runs"
     );
     kube.clear_requests();
-    let again = within_seconds(lab::stage_apply::apply_and_prune(&cluster, &manifests))
+    let again = within_seconds(lab::lifecycle::stage::apply_and_prune(&cluster, &manifests))
         .await
         .unwrap();
     assert!(
@@ -454,13 +454,15 @@ async fn a_virtual_service_changed_behind_the_labs_back_is_configured_and_the_re
     .await
     .unwrap();
     assert!(
-        !lab::stage_apply::cluster_matches_stage(&settings, &cluster, &lab, split)
+        !lab::lifecycle::stage::cluster_matches_stage(&settings, &cluster, &lab, split)
             .await
             .unwrap()
     );
     let planned = plan_one(&cluster, virtual_service).await.unwrap();
     assert_eq!(planned.change, Change::Configured);
-    let applied = lab::stage_apply::apply_and_prune(&cluster, &manifests).await.unwrap();
+    let applied = lab::lifecycle::stage::apply_and_prune(&cluster, &manifests)
+        .await
+        .unwrap();
     let configured: Vec<String> = applied
         .iter()
         .filter(|change| change.change != Change::Unchanged)

@@ -2,11 +2,11 @@
 //! probe with a slower canary.
 //!
 //! 10⁻⁶ cannot be observed in 10⁵ runs, so the bounds are tested at relaxed error rates (10⁻²) where they are
-//! observable; the code path is the one the lab uses (`lab::stats::simulate_share_test` builds a `ShareTest` from a
+//! observable; the code path is the one the lab uses (`lab::traffic::stats::simulate_share_test` builds a `ShareTest` from a
 //! `ShareTestConfig` exactly as the probe does and feeds it one response at a time). Seeds are fixed so the test is
 //! reproducible; the margins are several standard deviations wide, so no seed was chosen to make it pass.
 //!
-//! The second part (`through_the_probe`) runs `lab::checks::check_assertion` itself on a `Probe::simulated`: the
+//! The second part (`through_the_probe`) runs `lab::traffic::checks::check_assertion` itself on a `Probe::simulated`: the
 //! probe's workers, timeouts, launch window, reorder buffer and stopping are the lab's code; only the network is a
 //! `SimulatedSplit` (the two stand-in models behind a weighted route, each with its own latency distribution), and
 //! time is tokio's paused clock, which jumps to the next timer whenever every task waits, so a run of a few hundred
@@ -20,7 +20,7 @@
 //! assertion's first 270) are sure to fail when observations are handed over in arrival order.
 
 use lab::report::Verdict;
-use lab::stats::{ShareTestConfig, SplitMix64, fixed_sample_size, simulate_share_test};
+use lab::traffic::stats::{ShareTestConfig, SplitMix64, fixed_sample_size, simulate_share_test};
 
 const RUNS: u64 = 100_000;
 
@@ -93,7 +93,7 @@ fn the_sequential_test_needs_less_than_half_the_fixed_size_for_a_correct_70_30_s
     assert!(p99 < config.max_requests, "p99 {p99} reaches the cap");
 }
 
-// The same bounds through the probe: share assertions run by `lab::checks::check_assertion` on a
+// The same bounds through the probe: share assertions run by `lab::traffic::checks::check_assertion` on a
 // `Probe::simulated` whose requests go to `SimulatedSplit` (resnet50 and resnet101 behind a weighted route, the
 // canary slower), 8 in flight, in tokio's paused clock. Everything but the bytes on the wire is the lab's code:
 // settling, the workers, request timeouts, the order in which observations reach the share test, stopping.
@@ -105,10 +105,10 @@ mod through_the_probe {
     use std::time::Duration;
 
     use canary_lab_tests::tf_serving::{Latency, SimulatedSplit};
-    use lab::checks::{CheckConfig, check_assertion};
-    use lab::probe::{DEFAULT_CONCURRENCY, Flow, Outcome, Probe, RunEnd, SimulatedExchange, SimulatedNetwork};
+    use lab::definition::stages::AssertionSpec;
     use lab::report::Verdict;
-    use lab::stages::AssertionSpec;
+    use lab::traffic::checks::{CheckConfig, check_assertion};
+    use lab::traffic::probe::{DEFAULT_CONCURRENCY, Flow, Outcome, Probe, RunEnd, SimulatedExchange, SimulatedNetwork};
 
     /// Simulated share assertions per case: enough that 1% is 200 events (σ ≈ 14).
     const RUNS: u64 = 2_000;
@@ -273,7 +273,7 @@ mod through_the_probe {
         // assertion's 270 requests then take about 0.35 s. The first request sent 2.1 s in is among them; its answer
         // comes from resnet101 long after 270 later-launched answers from resnet50: counted by arrival, the
         // assertion would pass on those.
-        assert_eq!(lab::checks::SETTLE_MIN_SPAN, Duration::from_secs(2));
+        assert_eq!(lab::traffic::checks::SETTLE_MIN_SPAN, Duration::from_secs(2));
         let config = config();
         let leak = OneSlowLeak::from(tokio::time::Instant::now() + Duration::from_millis(2100));
         let probe = Probe::simulated(DEFAULT_CONCURRENCY, config.request_timeout, leak);

@@ -4,7 +4,7 @@ use canary_lab_tests::tf_serving::{TfServing, TfServingConfig, top1};
 use serde_json::{Value, json};
 
 fn client() -> reqwest::Client {
-    lab::kube_client::install_crypto_provider();
+    lab::http::install_crypto_provider();
     reqwest::Client::new()
 }
 

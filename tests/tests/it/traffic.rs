@@ -9,9 +9,9 @@ use canary_lab_tests::assert_contains;
 use canary_lab_tests::cli::Cli;
 use canary_lab_tests::envoy::{Envoy, StageRouting};
 use canary_lab_tests::tf_serving::{TfServing, TfServingConfig};
-use lab::checks::{CheckConfig, check_stage};
+use lab::definition::stages::LabDefinition;
 use lab::report::{StageReport, Verdict};
-use lab::stages::LabDefinition;
+use lab::traffic::checks::{CheckConfig, check_stage};
 
 /// Two stand-ins, as the lab's two Deployments.
 pub struct Models {
@@ -137,7 +137,7 @@ async fn without_version_headers_responses_are_attributed_by_fingerprint() {
     // With each version's reference prediction for the payload (fetched from each version directly), it passes.
     let mut references = BTreeMap::new();
     for model in [&models.resnet50, &models.resnet101] {
-        let url = format!("{}{}", model.url(), lab::checks::PREDICT_PATH);
+        let url = format!("{}{}", model.url(), lab::traffic::checks::PREDICT_PATH);
         let body = reqwest::Client::new()
             .post(url)
             .body(BODY)
@@ -147,10 +147,10 @@ async fn without_version_headers_responses_are_attributed_by_fingerprint() {
             .bytes()
             .await
             .unwrap();
-        let scores = lab::attribution::first_scores(&body).expect("predictions");
+        let scores = lab::traffic::attribution::first_scores(&body).expect("predictions");
         references.insert(model.identity().to_string(), scores);
     }
-    config.references = lab::attribution::References::new(references);
+    config.references = lab::traffic::attribution::References::new(references);
     let report = check("split-70-30", &config).await;
     assert_eq!(report.verdict, Verdict::Pass, "{}", show(&report));
     assert!(report.assertions[0].errors.is_empty(), "{}", show(&report));
@@ -163,7 +163,7 @@ async fn without_version_headers_responses_are_attributed_by_fingerprint() {
     )
     .await;
     config.url = envoy.url();
-    config.references = lab::attribution::References::new(BTreeMap::from([
+    config.references = lab::traffic::attribution::References::new(BTreeMap::from([
         ("resnet50".to_string(), vec![0.001; 1000]),
         ("resnet101".to_string(), vec![0.001; 1000]),
     ]));
@@ -303,20 +303,20 @@ pub async fn lab_check(args: &[&str], image: &tempfile::NamedTempFile) -> canary
     Cli::new(&all).run_async().await
 }
 
-fn probe_config(url: &str, concurrency: usize, request_timeout: Duration) -> lab::probe::ProbeConfig {
-    lab::probe::ProbeConfig {
-        url: format!("{url}{}", lab::checks::PREDICT_PATH),
+fn probe_config(url: &str, concurrency: usize, request_timeout: Duration) -> lab::traffic::probe::ProbeConfig {
+    lab::traffic::probe::ProbeConfig {
+        url: format!("{url}{}", lab::traffic::checks::PREDICT_PATH),
         body: bytes::Bytes::from_static(BODY.as_bytes()),
         headers: BTreeMap::new(),
         concurrency,
         request_timeout,
-        references: lab::attribution::References::default(),
+        references: lab::traffic::attribution::References::default(),
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_probe_stops_launching_once_told_and_keeps_its_deadline() {
-    use lab::probe::{Flow, Probe, RunEnd};
+    use lab::traffic::probe::{Flow, Probe, RunEnd};
     let model = TfServing::start("resnet50").await;
     let probe = Probe::new(probe_config(&model.url(), 8, Duration::from_secs(5))).unwrap();
     let far = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -362,9 +362,9 @@ async fn the_probe_stops_launching_once_told_and_keeps_its_deadline() {
     assert_eq!(observation.status, None);
     assert_eq!(
         observation.outcome,
-        lab::probe::Outcome::Failed {
+        lab::traffic::probe::Outcome::Failed {
             version: None,
-            kind: lab::probe::ErrorKind::Timeout
+            kind: lab::traffic::probe::ErrorKind::Timeout
         }
     );
 }
@@ -466,7 +466,7 @@ async fn run_stage_picks_the_payload_from_the_metadata_as_lab_up_does() {
     let models = Models::start_with_bytes_signature().await;
     let envoy = Envoy::start(&StageRouting::of_stage("focused"), &models.both()).await;
     let lab = LabDefinition::load_default().unwrap();
-    let report = lab::checks::run_stage(&lab, lab.stage("focused").unwrap(), &envoy.url())
+    let report = lab::traffic::checks::run_stage(&lab, lab.stage("focused").unwrap(), &envoy.url())
         .await
         .unwrap();
     assert_eq!(report.verdict, Verdict::Pass, "{}", show(&report));
@@ -479,7 +479,7 @@ async fn payload_auto_asks_the_metadata_again_while_the_gateway_answers_503() {
     let model = TfServing::start_with(TfServingConfig::new("resnet101").with_bytes_signature()).await;
     model.answer_no_healthy_upstream(3);
     let image = std::fs::read(tiny_image().path()).unwrap();
-    let body = lab::checks::payload_body(&model.url(), lab::predict::PayloadChoice::Auto, &image)
+    let body = lab::traffic::checks::payload_body(&model.url(), lab::traffic::payload::PayloadChoice::Auto, &image)
         .await
         .expect("the metadata once the endpoint is there");
     assert_contains!(String::from_utf8_lossy(&body), "serving_bytes");
@@ -493,11 +493,11 @@ mod settling {
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
-    use lab::checks::{CheckConfig, check_assertion};
-    use lab::probe::{DEFAULT_CONCURRENCY, Probe, SimulatedExchange, SimulatedNetwork};
+    use lab::definition::stages::AssertionSpec;
     use lab::report::Verdict;
-    use lab::stages::AssertionSpec;
-    use lab::stats::SplitMix64;
+    use lab::traffic::checks::{CheckConfig, check_assertion};
+    use lab::traffic::probe::{DEFAULT_CONCURRENCY, Probe, SimulatedExchange, SimulatedNetwork};
+    use lab::traffic::stats::SplitMix64;
     use tokio::time::Instant;
 
     /// What the gateway does with a request.
@@ -623,7 +623,7 @@ async fn payload_auto_asks_the_metadata_of_the_model_a_full_predict_url_names() 
     let model = TfServing::start_with(TfServingConfig::new("resnet101").with_bytes_signature()).await;
     let image = std::fs::read(tiny_image().path()).unwrap();
     let url = format!("{}/v1/models/image_classifier:predict", model.url());
-    let body = lab::checks::payload_body(&url, lab::predict::PayloadChoice::Auto, &image)
+    let body = lab::traffic::checks::payload_body(&url, lab::traffic::payload::PayloadChoice::Auto, &image)
         .await
         .expect("the metadata of the model the URL names");
     assert_contains!(String::from_utf8_lossy(&body), "serving_bytes");

@@ -755,20 +755,21 @@ async fn references_come_from_each_versions_own_pod_and_a_missing_one_is_left_ou
     kube.port_forward_selected_to("version=resnet50", models.resnet50.addr());
     kube.port_forward_selected_to("version=resnet101", models.resnet101.addr());
     let cluster = kube.connect().await;
-    let lab = lab::stages::LabDefinition::load_default().unwrap();
-    let versions = lab::references::deployed_versions(&lab.stage_manifests(lab.stage("split-70-30").unwrap()).unwrap());
+    let lab = lab::definition::stages::LabDefinition::load_default().unwrap();
+    let versions =
+        lab::traffic::references::deployed_versions(&lab.stage_manifests(lab.stage("split-70-30").unwrap()).unwrap());
     let body = bytes::Bytes::from_static(crate::traffic::BODY.as_bytes());
     let instance = &serde_json::from_str::<serde_json::Value>(crate::traffic::BODY).unwrap()["instances"][0];
 
     // Only ResNet50 has a pod: its reference is fetched, ResNet101's is left out (a warning, not an error).
     kube.put("pods", model_pod("resnet50"));
-    let references = lab::references::fetch_references(&cluster, &versions, &body).await;
+    let references = lab::traffic::references::fetch_references(&cluster, &versions, &body).await;
     assert_eq!(references.scores.keys().collect::<Vec<_>>(), ["resnet50"]);
     assert_eq!((models.resnet50.predictions(), models.resnet101.predictions()), (1, 0));
 
     kube.put("pods", model_pod("resnet101"));
     kube.clear_requests();
-    let references = lab::references::fetch_references(&cluster, &versions, &body).await;
+    let references = lab::traffic::references::fetch_references(&cluster, &versions, &body).await;
     assert_eq!((models.resnet50.predictions(), models.resnet101.predictions()), (2, 1));
     for identity in ["resnet50", "resnet101"] {
         assert_eq!(

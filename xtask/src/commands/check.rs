@@ -5,9 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use lab::Settings;
-use lab::checks::{self, CheckConfig};
+use lab::definition::stages::LabDefinition;
 use lab::report::RunReport;
-use lab::stages::LabDefinition;
+use lab::traffic::checks::{self, CheckConfig};
 
 use crate::CommandResult;
 use crate::flags::CheckFlags;

@@ -1,7 +1,7 @@
 //! `lab doctor`: print the preflight rows as a table or JSON.
 
+use lab::lifecycle::preflight::{CheckStatus, run_doctor};
 use lab::output::{paint, table, to_json, use_colour};
-use lab::preflight::{CheckStatus, run_doctor};
 use lab::{CommandStatus, Format, Settings};
 
 use crate::CommandResult;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use lab::lifecycle::{DownScope, down};
+use lab::lifecycle::down::{DownScope, down};
 use lab::output::to_json;
 use lab::{CommandStatus, Format, Settings};
 

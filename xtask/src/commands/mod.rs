@@ -18,7 +18,7 @@ mod up;
 use std::path::Path;
 
 use anyhow::Context;
-use lab::predict::DEFAULT_IMAGE;
+use lab::traffic::payload::DEFAULT_IMAGE;
 use lab::{Format, Settings};
 
 use crate::CommandResult;

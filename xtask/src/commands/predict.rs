@@ -1,8 +1,8 @@
 //! `lab predict`: send predictions through the ingress and print the top classes, the model that served, latency.
-//! Without `--url`, the ingress `lab up` recorded is reopened for this command (`lab::ingress::reopen_recorded`).
+//! Without `--url`, the ingress `lab up` recorded is reopened for this command (`lab::lifecycle::ingress::reopen_recorded`).
 
 use lab::output::{paint, table, to_json, use_colour};
-use lab::predict::{PredictPlan, PredictReport, parse_header, run_predictions};
+use lab::traffic::predict::{PredictPlan, PredictReport, parse_header, run_predictions};
 use lab::{CommandStatus, Format, Settings};
 
 use crate::CommandResult;

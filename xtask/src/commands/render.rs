@@ -1,7 +1,7 @@
 //! `lab render [--stage NAME]`: print, as multi-document YAML, exactly what `lab up` (or a stage) applies.
 
-use lab::stage_apply::render_set;
-use lab::stages::LabDefinition;
+use lab::definition::stages::LabDefinition;
+use lab::lifecycle::stage::render_set;
 use lab::{CommandStatus, Settings};
 
 use crate::CommandResult;
@@ -11,6 +11,6 @@ use crate::flags::RenderFlags;
 pub(crate) fn run(settings: &Settings, flags: &RenderFlags) -> CommandResult {
     let lab = LabDefinition::load_default()?;
     let manifests = render_set(settings, &lab, flags.stage.as_deref())?;
-    print!("{}", lab::manifests::render(&manifests));
+    print!("{}", lab::definition::manifests::render(&manifests));
     Ok(CommandStatus::Ok)
 }

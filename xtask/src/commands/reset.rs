@@ -1,7 +1,7 @@
 //! `lab reset [STAGE]`: return to a stage fast, reusing running pods, and say what changed.
 
-use lab::stages::LabDefinition;
-use lab::state::LabLock;
+use lab::definition::stages::LabDefinition;
+use lab::lifecycle::state::LabLock;
 use lab::{CommandStatus, Settings};
 
 use crate::CommandResult;
@@ -14,6 +14,6 @@ pub(crate) async fn run(settings: &Settings, flags: &ResetFlags) -> CommandResul
     let lock = LabLock::acquire(settings, "lab reset")?;
     let _applied = super::stage::apply_and_print(settings, &lab, stage, lock, &flags.rollout).await?;
     // A reset asserts nothing: the stage is recorded as not asserted, so a later `lab up` asserts it.
-    lab::stage_apply::record_stage(settings, &stage.name, lab::report::Verdict::NotAsserted)?;
+    lab::lifecycle::stage::record_stage(settings, &stage.name, lab::report::Verdict::NotAsserted)?;
     Ok(CommandStatus::Ok)
 }

@@ -1,13 +1,13 @@
 //! `lab stage NAME`: apply a stage (apply, prune, roll out), then assert it unless `--no-assert`, through the
-//! ingress `lab up` recorded, reopened for this command (`lab::ingress::reopen_recorded`).
+//! ingress `lab up` recorded, reopened for this command (`lab::lifecycle::ingress::reopen_recorded`).
 
 use lab::cluster::Cluster;
-use lab::ingress::{self, Ingress};
+use lab::definition::stages::{LabDefinition, Stage};
+use lab::lifecycle::ingress::{self, Ingress};
+use lab::lifecycle::stage::{StageReport, apply_stage, assert_stage, record_stage};
+use lab::lifecycle::state::LabLock;
 use lab::output::to_json;
 use lab::report::{RunReport, Verdict};
-use lab::stage_apply::{StageReport, apply_stage, assert_stage, record_stage};
-use lab::stages::{LabDefinition, Stage};
-use lab::state::LabLock;
 use lab::{CommandStatus, Format, LabError, Settings};
 
 use crate::CommandResult;

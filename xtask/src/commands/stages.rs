@@ -1,7 +1,7 @@
 //! `lab stages`: list the stages of `assets/lab.toml`, one line each.
 
+use lab::definition::stages::LabDefinition;
 use lab::output::{table, to_json};
-use lab::stages::LabDefinition;
 use lab::{CommandStatus, Format, Settings};
 use serde::Serialize;
 

@@ -1,8 +1,8 @@
 //! `lab status`: what is deployed and ready, the ingress URL and the active stage; exit 1 when not ready.
 
-use lab::lifecycle::status;
+use lab::lifecycle::state::IngressKind;
+use lab::lifecycle::status::status;
 use lab::output::{table, to_json};
-use lab::state::IngressKind;
 use lab::{CommandStatus, Format, Settings};
 
 use crate::CommandResult;

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use lab::lifecycle::up::{Assertions, Progress, StepOutcome, StepRecord, UpOptions, up};
 use lab::output::to_json;
 use lab::report::{RunReport, Verdict, render_human};
-use lab::up::{Assertions, Progress, StepOutcome, StepRecord, UpOptions, up};
 use lab::{Format, LabError, Settings};
 
 use crate::CommandResult;

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::*;
-use crate::stages::LabDefinition;
+use crate::definition::stages::LabDefinition;
 
 const VS_PATH: &str = "/apis/networking.istio.io/v1alpha3/namespaces/tf-serving/virtual-service/image-classifier";
 const R50: &str = "outbound|8501|resnet50|image-classifier.tf-serving.svc.cluster.local";

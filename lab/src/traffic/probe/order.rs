@@ -66,7 +66,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::probe::Outcome;
+    use crate::traffic::probe::Outcome;
 
     fn answered(version: &str, latency_ms: u64) -> Observation {
         Observation {

@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::manifests::Manifest;
+use crate::definition::manifests::Manifest;
 
 /// The response header the lab's VirtualServices set on every destination to say which model answered.
-pub use crate::tf_serving::VERSION_HEADER;
+pub const VERSION_HEADER: &str = "x-model-version";
 
 /// `spec` of a VirtualService.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -286,7 +286,7 @@ impl RouteDestination {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stages::LabDefinition;
+    use crate::definition::stages::LabDefinition;
 
     fn stage_routing(name: &str) -> VirtualServiceSpec {
         let lab = LabDefinition::load_default().unwrap();

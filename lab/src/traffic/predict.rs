@@ -1,6 +1,6 @@
 //! `lab predict`: send predictions through the ingress and report the top classes, the serving model and latency.
 //!
-//! The body is built once ([`crate::payload`]) and reused for every request. Each request's outcome is a value
+//! The body is built once ([`crate::traffic::payload`]) and reused for every request. Each request's outcome is a value
 //! ([`PredictionRecord`]): a TF Serving error (`{"error": "…"}` with its HTTP status), a transport failure or a
 //! malformed answer is recorded with the version that answered, when the response said, and does not stop the
 //! run; the report says how many failed.
@@ -13,27 +13,15 @@ use serde::Serialize;
 
 use crate::LabError;
 use crate::error::error_chain;
-use crate::labels::{ClassScore, top_k};
-use crate::payload::{Payload, PayloadKind, build_payload};
-use crate::tf_serving;
-
-/// The lab's Grace Hopper photo, the default image.
-pub const DEFAULT_IMAGE: &[u8] = include_bytes!("../../assets/images/grace_hopper.jpg");
+use crate::traffic::labels::{ClassScore, top_k};
+use crate::traffic::payload::{Payload, PayloadChoice, PayloadKind, build_payload};
+use crate::traffic::tf_serving;
 
 /// How long `--payload auto` keeps asking for the metadata while the gateway answers 503: the settle timeout's
 /// order of magnitude, well past istiod's longest push debounce (`PILOT_DEBOUNCE_MAX`, 10 s).
 pub const METADATA_RETRY_WINDOW: Duration = Duration::from_secs(30);
 /// The pause between those attempts.
 pub const METADATA_RETRY_INTERVAL: Duration = Duration::from_millis(250);
-
-/// Which body to send: a fixed kind, or `auto` (ask the model's metadata).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PayloadChoice {
-    /// `bytes` when the model has a `serving_bytes` signature, else `keras`.
-    Auto,
-    /// This kind.
-    Fixed(PayloadKind),
-}
 
 /// Everything `lab predict` needs, resolved from flags.
 #[derive(Debug, Clone)]
@@ -134,7 +122,7 @@ pub async fn run_predictions(plan: &PredictPlan) -> anyhow::Result<PredictReport
     })
 }
 
-/// An HTTP client for one TF Serving REST endpoint (through the ingress), speaking through [`crate::tf_serving`].
+/// An HTTP client for one TF Serving REST endpoint (through the ingress), speaking through [`crate::traffic::tf_serving`].
 #[derive(Debug, Clone)]
 pub struct PredictClient {
     http: reqwest::Client,
@@ -259,7 +247,7 @@ impl PredictClient {
     }
 }
 
-/// Counts by outcome and version, and latency percentiles (as [`crate::stats::percentile`]) over every request.
+/// Counts by outcome and version, and latency percentiles (as [`crate::traffic::stats::percentile`]) over every request.
 fn summarise(requests: &[PredictionRecord]) -> PredictSummary {
     let ok = requests.iter().filter(|record| record.error.is_none()).count();
     let mut by_version = BTreeMap::new();
@@ -274,8 +262,8 @@ fn summarise(requests: &[PredictionRecord]) -> PredictSummary {
         ok,
         failed: requests.len() - ok,
         by_version,
-        latency_p50_ms: crate::stats::percentile(&latencies, 50.0),
-        latency_p95_ms: crate::stats::percentile(&latencies, 95.0),
+        latency_p50_ms: crate::traffic::stats::percentile(&latencies, 50.0),
+        latency_p95_ms: crate::traffic::stats::percentile(&latencies, 95.0),
         latency_max_ms: latencies.last().copied().unwrap_or(0.0),
     }
 }

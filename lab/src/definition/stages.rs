@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::manifests::{self, Manifest};
+use crate::definition::manifests::{self, Manifest};
 
 /// The stage `lab reset` returns to by default.
 pub const DEFAULT_RESET_STAGE: &str = "stable";
@@ -113,7 +113,7 @@ struct StageEntry {
 impl LabDefinition {
     /// Loads `assets/lab.toml` (or `$CANARY_LAB_ASSETS/lab.toml`).
     pub fn load_default() -> anyhow::Result<LabDefinition> {
-        let assets = crate::assets::assets_dir();
+        let assets = crate::definition::assets::assets_dir();
         LabDefinition::load(&assets.join("lab.toml"), &assets.join("manifests"))
     }
 
@@ -233,7 +233,7 @@ impl LabDefinition {
     }
 }
 
-/// What makes a share assertion untestable, if anything. The share test ([`crate::stats::ShareTest`]) weighs the
+/// What makes a share assertion untestable, if anything. The share test ([`crate::traffic::stats::ShareTest`]) weighs the
 /// configured share against the shares `tolerance` above and below it, so it needs a share strictly between 0 and 1
 /// (0 and 1 are what `kind = "exact"` checks, and the likelihood ratio divides by both `share` and `1 − share`) and at
 /// least one of those alternatives strictly between 0 and 1 (with neither, nothing could ever fail the test).
@@ -275,7 +275,7 @@ mod tests {
     use super::*;
 
     fn manifests_dir() -> PathBuf {
-        crate::assets::manifests_dir()
+        crate::definition::assets::manifests_dir()
     }
 
     #[test]

@@ -12,7 +12,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A kube client for the settings' context, read from `KUBECONFIG` (or `~/.kube/config`).
 pub async fn client_for(settings: &Settings) -> anyhow::Result<kube::Client> {
-    install_crypto_provider();
+    crate::http::install_crypto_provider();
     let context = settings.kube_context();
     let kubeconfig = Kubeconfig::read().context(
         "reading kubeconfig (KUBECONFIG or ~/.kube/config)\nhelp: start the cluster with `minikube start`, which writes it",
@@ -40,10 +40,4 @@ pub async fn client_for(settings: &Settings) -> anyhow::Result<kube::Client> {
     config.connect_timeout = Some(CONNECT_TIMEOUT);
     config.read_timeout = Some(Duration::from_secs(60));
     kube::Client::try_from(config).with_context(|| format!("building a Kubernetes client for context \"{context}\""))
-}
-
-/// Installs rustls' ring provider once per process; kube and reqwest both use it.
-pub fn install_crypto_provider() {
-    // A second install returns an error that only says a provider is already there.
-    let _ = rustls::crypto::ring::default_provider().install_default();
 }

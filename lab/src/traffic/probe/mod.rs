@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 
-use crate::attribution::{self, Attribution, References};
+use crate::traffic::attribution::{self, Attribution, References};
 use connection::{Answer, Connection, Target};
 use hyper::StatusCode;
 use order::{ReorderBuffer, launch_window};

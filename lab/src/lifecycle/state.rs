@@ -14,6 +14,8 @@ use crate::Settings;
 
 /// `<state_dir>/ingress-url`: the URL of the Istio ingress gateway, as `lab up` resolved it.
 pub const INGRESS_URL_FILE: &str = "ingress-url";
+/// `<state_dir>/models-host-dir`: with the `none` driver, the host directory the Deployments mount.
+pub const MODELS_HOST_DIR_FILE: &str = "models-host-dir";
 /// `<state_dir>/ingress-kind`: how the ingress URL is reached ([`IngressKind`]'s text: `tunnel`, `url`, or
 /// `port-forward`, which only lived while the `lab up` that opened it ran).
 pub const INGRESS_KIND_FILE: &str = "ingress-kind";

@@ -1,6 +1,6 @@
 //! Reaching the Istio ingress gateway from this machine: `minikube tunnel` (supervised, in the background), a
 //! kube-rs port-forward held while the command runs, or a URL given by hand; and the one prediction through it
-//! (sent and read by [`crate::tf_serving`]).
+//! (sent and read by [`crate::traffic::tf_serving`]).
 //!
 //! `lab up` opens the ingress and records its URL and kind; later commands ([`reopen_recorded`]) make that record
 //! usable again: a port-forward died with its `lab up`, a tunnel may have died since.
@@ -8,27 +8,21 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::Api;
-use kube::api::ListParams;
 use kube::runtime::wait::conditions::is_service_loadbalancer_provisioned;
 
+use crate::Settings;
 use crate::cluster::Cluster;
-use crate::cluster::diagnose::pod_ready;
+use crate::cluster::kube_client;
+use crate::cluster::port_forward::{PortForward, port_forward_to_pod};
 use crate::cluster::wait::wait_for;
 use crate::error::LabError;
-use crate::istio::install::ISTIO_NAMESPACE;
-use crate::state;
-use crate::state::IngressKind;
-use crate::tf_serving;
+use crate::istio::install::{GATEWAY_POD_PORT, GATEWAY_SELECTOR, GATEWAY_SERVICE, ISTIO_NAMESPACE};
+use crate::lifecycle::state;
+use crate::lifecycle::state::IngressKind;
 use crate::tool::minikube::Minikube;
 use crate::tool::{Signal, signal_process_group};
-use crate::{Settings, kube_client};
-
-/// The ingress gateway's Service (and the label value of its pods).
-pub const GATEWAY_SERVICE: &str = "istio-ingressgateway";
-/// The port the gateway's pods listen on for plain HTTP (the Service maps 80 to it).
-pub const GATEWAY_POD_PORT: u16 = 8080;
 
 /// How long a later command may wait for a tunnel it restarted ([`reopen_recorded`]): as long as `lab up` waits.
 pub const REOPEN_DEADLINE: Duration = Duration::from_secs(120);
@@ -465,163 +459,15 @@ async fn until_stopped(pid: u32, deadline: Duration) -> bool {
     }
 }
 
-/// A local port forwarded to one pod's port; each connection gets its own forward. Stops when dropped.
-#[derive(Debug)]
-pub struct PortForward {
-    /// `http://127.0.0.1:PORT`.
-    pub url: String,
-    /// The pod the port leads to.
-    pub pod: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for PortForward {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
 /// Forwards a free local port to a ready ingress-gateway pod's port 8080.
 pub async fn port_forward(cluster: &Cluster) -> anyhow::Result<PortForward> {
     gateway_port_forward(&cluster.client).await
 }
 
 async fn gateway_port_forward(client: &kube::Client) -> anyhow::Result<PortForward> {
-    forward_to_pod(client, ISTIO_NAMESPACE, "istio=ingressgateway", GATEWAY_POD_PORT)
+    port_forward_to_pod(client, ISTIO_NAMESPACE, GATEWAY_SELECTOR, GATEWAY_POD_PORT)
         .await
         .context("opening a port-forward to the ingress gateway")
-}
-
-/// Forwards a free local port to `pod_port` of a Running, ready pod in `namespace` matching the label `selector`
-/// (`k=v,k2=v2`), as `kubectl port-forward` does: each local connection opens its own forward.
-pub async fn port_forward_to_pod(
-    cluster: &Cluster,
-    namespace: &str,
-    selector: &str,
-    pod_port: u16,
-) -> anyhow::Result<PortForward> {
-    forward_to_pod(&cluster.client, namespace, selector, pod_port).await
-}
-
-async fn forward_to_pod(
-    client: &kube::Client,
-    namespace: &str,
-    selector: &str,
-    pod_port: u16,
-) -> anyhow::Result<PortForward> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let listed = pods
-        .list(&ListParams::default().labels(selector))
-        .await
-        .with_context(|| format!("listing the pods matching \"{selector}\" in namespace \"{namespace}\""))?;
-    let running = |pod: &Pod| {
-        let phase = pod.status.as_ref().and_then(|status| status.phase.as_deref());
-        phase == Some("Running") && pod_ready(pod) && pod.metadata.deletion_timestamp.is_none()
-    };
-    let pod = listed
-        .items
-        .iter()
-        .find(|pod| running(pod))
-        .and_then(|pod| pod.metadata.name.clone())
-        .with_context(|| {
-            format!(
-                "no Running, ready pod matches \"{selector}\" in namespace \"{namespace}\"\nhelp: run `kubectl get pods -n {namespace} -l {selector}`"
-            )
-        })?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .context("opening a local port for the port-forward")?;
-    let port = listener.local_addr()?.port();
-    let forwarded_pod = pod.clone();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((mut connection, _)) = listener.accept().await else {
-                return;
-            };
-            let pods = pods.clone();
-            let pod = forwarded_pod.clone();
-            tokio::spawn(async move {
-                let forwarded = async {
-                    let mut forwarder = pods.portforward(&pod, &[pod_port]).await?;
-                    let mut upstream = forwarder
-                        .take_stream(pod_port)
-                        .context("the port-forward gave no stream")?;
-                    tokio::io::copy_bidirectional(&mut connection, &mut upstream).await?;
-                    anyhow::Ok(())
-                };
-                if let Err(error) = forwarded.await {
-                    tracing::warn!(%error, pod, "port-forward connection failed");
-                }
-            });
-        }
-    });
-    Ok(PortForward {
-        url: format!("http://127.0.0.1:{port}"),
-        pod,
-        task,
-    })
-}
-
-/// The body of the smoke prediction: the lab's Grace Hopper photo as the `keras` payload (224×224×3, 'caffe'
-/// preprocessing), which `serving_default` of both exported models takes.
-pub fn smoke_request_body() -> anyhow::Result<bytes::Bytes> {
-    let payload = crate::payload::build_payload(crate::payload::PayloadKind::Keras, crate::predict::DEFAULT_IMAGE)
-        .context("building the smoke prediction's payload")?;
-    Ok(payload.body)
-}
-
-/// Sends one prediction through the gateway ([`tf_serving::LATEST_PREDICT_PATH`]) and checks it returns 1000 scores
-/// (in either of TF Serving's answer forms), retrying refused, 404 or 5xx answers (Envoy takes a moment to receive
-/// new routes) until `deadline`.
-pub async fn smoke_prediction(url: &str, deadline: Duration) -> anyhow::Result<usize> {
-    let endpoint = format!("{url}{}", tf_serving::LATEST_PREDICT_PATH);
-    let client = crate::http::client_with_total_timeout(Duration::from_secs(60))?;
-    let body = smoke_request_body()?;
-    let started = Instant::now();
-    let mut last_problem;
-    loop {
-        let (status, problem) = match tf_serving::predict(&client, &endpoint, &body, &[]).await {
-            Ok(answer) if answer.status.is_success() => return smoke_scores(&endpoint, &answer),
-            Ok(answer) => {
-                let problem = answer.first_scores().err().map(|error| error.to_string());
-                (answer.status, problem.unwrap_or_default())
-            }
-            Err(tf_serving::PredictError::Body { status, error, .. }) if status.is_success() => {
-                return Err(anyhow::Error::new(error).context("reading the prediction"));
-            }
-            Err(tf_serving::PredictError::Body { status, .. }) => (status, format!("HTTP {status}: (body cut off)")),
-            // No answer (refused, reset, timed out): asked again like a 5xx.
-            Err(error) => (reqwest::StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
-        };
-        let retry = status.is_server_error() || status == reqwest::StatusCode::NOT_FOUND;
-        if !retry {
-            anyhow::bail!("the prediction through {endpoint} failed: {problem}");
-        }
-        last_problem = problem;
-        if started.elapsed() >= deadline {
-            anyhow::bail!(
-                "no prediction through {endpoint} within {}s (last answer: {last_problem})\nhelp: run `cargo xtask lab status`, then `cargo xtask lab up` again",
-                deadline.as_secs()
-            );
-        }
-        // Poll again shortly: the deadline above bounds the whole wait.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// The number of scores of a successful smoke answer: 1000, or an error that says what came instead.
-fn smoke_scores(endpoint: &str, answer: &tf_serving::PredictAnswer) -> anyhow::Result<usize> {
-    const HELP: &str = "help: check that the models are ImageNet ResNets (`cargo xtask lab up --models export`)";
-    match answer.first_scores() {
-        Ok(scores) if scores.len() == 1000 => Ok(scores.len()),
-        Ok(scores) => anyhow::bail!(
-            "the prediction through {endpoint} returned {} scores, expected 1000\n{HELP}",
-            scores.len()
-        ),
-        Err(error) => {
-            anyhow::bail!("the prediction through {endpoint} returned no scores ({error}), expected 1000\n{HELP}")
-        }
-    }
 }
 
 #[cfg(test)]
@@ -637,40 +483,5 @@ mod tests {
             Ok(IngressMode::Url("http://127.0.0.1:8080".to_string()))
         );
         assert!("ftp://x".parse::<IngressMode>().is_err());
-    }
-
-    #[test]
-    fn the_smoke_body_is_one_224_by_224_rgb_image() {
-        let body: serde_json::Value = serde_json::from_slice(&smoke_request_body().unwrap()).unwrap();
-        let image = &body["instances"][0];
-        assert_eq!(image.as_array().unwrap().len(), 224);
-        assert_eq!(image[0].as_array().unwrap().len(), 224);
-        assert_eq!(image[0][0].as_array().unwrap().len(), 3);
-        assert!(image[0][0][0].is_f64(), "keras payloads are floats: {}", image[0][0]);
-    }
-
-    fn answer(body: String) -> tf_serving::PredictAnswer {
-        tf_serving::PredictAnswer {
-            status: reqwest::StatusCode::OK,
-            model_version: None,
-            body: bytes::Bytes::from(body),
-        }
-    }
-
-    #[test]
-    fn the_smoke_prediction_reads_both_answer_forms() {
-        // Before, the smoke prediction read only `predictions` and took a columnar answer for 0 scores.
-        let scores = vec![0.001; 1000];
-        let rows = answer(serde_json::json!({"predictions": [scores]}).to_string());
-        let columns = answer(serde_json::json!({"outputs": [scores]}).to_string());
-        assert_eq!(smoke_scores("e", &rows).unwrap(), 1000);
-        assert_eq!(smoke_scores("e", &columns).unwrap(), 1000);
-        let short = smoke_scores("e", &answer(r#"{"predictions": [[0.5, 0.5]]}"#.into())).unwrap_err();
-        assert!(
-            short.to_string().contains("returned 2 scores, expected 1000\nhelp:"),
-            "{short}"
-        );
-        let empty = smoke_scores("e", &answer("{}".into())).unwrap_err().to_string();
-        assert!(empty.contains("no `predictions` or `outputs`"), "{empty}");
     }
 }

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use serde::Serialize;
 
 /// The class list as shipped.
-const CLASSES_TSV: &str = include_str!("../../assets/imagenet_classes.tsv");
+const CLASSES_TSV: &str = include_str!("../../../assets/imagenet_classes.tsv");
 
 /// One ImageNet class.
 #[derive(Debug, Clone, PartialEq, Eq)]

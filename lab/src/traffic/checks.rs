@@ -27,20 +27,21 @@ use anyhow::Context;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use crate::attribution::References;
-use crate::payload::build_payload;
-use crate::predict::{DEFAULT_IMAGE, PayloadChoice, PredictClient};
-use crate::probe::{ErrorKind, Flow, Observation, Outcome, Probe, ProbeConfig, RunEnd};
+use crate::definition::routing::VirtualServiceSpec;
+use crate::definition::stages::{AssertionSpec, LabDefinition, Stage};
 use crate::report::{
     AssertionReport, ErrorCount, Expectation, LatencySummary, StageReport, Verdict, VersionStats, error_label,
 };
-use crate::routing::VirtualServiceSpec;
-use crate::stages::{AssertionSpec, LabDefinition, Stage};
-use crate::stats::{self, ShareTest, ShareTestConfig};
+use crate::traffic::attribution::References;
+use crate::traffic::payload::build_payload;
+use crate::traffic::payload::{DEFAULT_IMAGE, PayloadChoice};
+use crate::traffic::predict::PredictClient;
+use crate::traffic::probe::{ErrorKind, Flow, Observation, Outcome, Probe, ProbeConfig, RunEnd};
+use crate::traffic::stats::{self, ShareTest, ShareTestConfig};
 
 /// The path the lab's predictions go to (as in the original lab), and the predict URL for an ingress URL; defined
 /// with the TF Serving client.
-pub use crate::tf_serving::{PREDICT_PATH, predict_url};
+pub use crate::traffic::tf_serving::{PREDICT_PATH, predict_url};
 /// The smallest leak an exact assertion is sized to catch.
 pub const LEAK_SHARE: f64 = 0.05;
 /// The probability with which an exact assertion may miss such a leak.
@@ -102,8 +103,8 @@ impl CheckConfig {
         CheckConfig {
             url: url.to_string(),
             body,
-            concurrency: crate::probe::DEFAULT_CONCURRENCY,
-            request_timeout: crate::probe::DEFAULT_REQUEST_TIMEOUT,
+            concurrency: crate::traffic::probe::DEFAULT_CONCURRENCY,
+            request_timeout: crate::traffic::probe::DEFAULT_REQUEST_TIMEOUT,
             max_error_rate: DEFAULT_MAX_ERROR_RATE,
             settle_timeout: DEFAULT_SETTLE_TIMEOUT,
             assertion_timeout: DEFAULT_ASSERTION_TIMEOUT,
@@ -118,7 +119,7 @@ impl CheckConfig {
 pub async fn payload_body(url: &str, choice: PayloadChoice, image: &[u8]) -> anyhow::Result<Bytes> {
     let kind = match choice {
         PayloadChoice::Fixed(kind) => kind,
-        // The metadata of the model the predict URL names, at the same root ([`crate::tf_serving::metadata_url`]).
+        // The metadata of the model the predict URL names, at the same root ([`crate::traffic::tf_serving::metadata_url`]).
         PayloadChoice::Auto => PredictClient::new(url)?.payload_kind_from_metadata().await?,
     };
     let payload = build_payload(kind, image).with_context(|| format!("building the {} payload", kind.as_str()))?;
@@ -369,7 +370,7 @@ async fn check_exact(expected: &str, probe: &Probe, config: &CheckConfig) -> (Ve
                     wrong = Some(format!(
                         "response {} could not be attributed to a version (no {} header, and its predictions are not clearly one model's), but every response must come from {expected}",
                         tally.requests,
-                        crate::tf_serving::VERSION_HEADER
+                        crate::traffic::tf_serving::VERSION_HEADER
                     ));
                     Flow::Stop
                 }

@@ -1,6 +1,6 @@
 //! Each model version's reference prediction, fetched from one of the version's own pods (a port-forward to its
 //! TF Serving REST port), so that responses through the gateway without an `x-model-version` header can still be
-//! attributed by their fingerprint ([`crate::attribution`]).
+//! attributed by their fingerprint ([`crate::traffic::attribution`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,11 +8,11 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 
-use crate::attribution::References;
+use crate::cluster::port_forward::port_forward_to_pod;
 use crate::cluster::{Cluster, LAB_NAMESPACE};
-use crate::ingress::port_forward_to_pod;
-use crate::manifests::Manifest;
-use crate::tf_serving::{self, PREDICT_PATH};
+use crate::definition::manifests::Manifest;
+use crate::traffic::attribution::References;
+use crate::traffic::tf_serving::{self, PREDICT_PATH};
 
 /// TF Serving's REST port in the lab's pods.
 pub const TF_SERVING_REST_PORT: u16 = 8501;
@@ -96,9 +96,14 @@ async fn fetch_reference(
     version: &DeployedVersion,
     body: &Bytes,
 ) -> anyhow::Result<(String, Vec<f64>)> {
-    let forward = port_forward_to_pod(cluster, &version.namespace, &version.selector, TF_SERVING_REST_PORT)
-        .await
-        .with_context(|| format!("opening a port-forward to version \"{}\"", version.version))?;
+    let forward = port_forward_to_pod(
+        &cluster.client,
+        &version.namespace,
+        &version.selector,
+        TF_SERVING_REST_PORT,
+    )
+    .await
+    .with_context(|| format!("opening a port-forward to version \"{}\"", version.version))?;
     let endpoint = format!("{}{PREDICT_PATH}", forward.url);
     let client = crate::http::client_with_total_timeout(REFERENCE_TIMEOUT)?;
     let answer = tf_serving::predict(&client, &endpoint, body, &[])
@@ -114,7 +119,7 @@ mod tests {
 
     #[test]
     fn the_stages_deployments_name_their_versions_and_selectors() {
-        let lab = crate::stages::LabDefinition::load_default().unwrap();
+        let lab = crate::definition::stages::LabDefinition::load_default().unwrap();
         let split = lab.stage_manifests(lab.stage("split-70-30").unwrap()).unwrap();
         let versions = deployed_versions(&split);
         let names: Vec<&str> = versions.iter().map(|version| version.version.as_str()).collect();

@@ -14,7 +14,7 @@ use crate::cluster::apply::{ObjectChange, apply_all};
 use crate::cluster::diagnose::diagnose_pods;
 use crate::cluster::wait::{diagnose_timeout, wait_for};
 use crate::cluster::{Cluster, LAB_NAMESPACE};
-use crate::manifests::{self, Manifest};
+use crate::definition::manifests::{self, Manifest};
 use crate::tool::minikube::Minikube;
 
 /// The models the lab serves, by directory name.
@@ -134,8 +134,11 @@ fn collect_files(root: &Path, relative: &Path, files: &mut Vec<PathBuf>) -> std:
 /// The export objects (script ConfigMap and Job) from `assets/manifests/export-models.yaml`, with the script's
 /// text from `scripts/export_models.py` filled in.
 pub fn export_manifests() -> anyhow::Result<Vec<Manifest>> {
-    let mut loaded = manifests::load_files(&crate::assets::manifests_dir(), &[EXPORT_MANIFEST.to_string()])?;
-    let script_path = crate::assets::assets_dir().join("../scripts/export_models.py");
+    let mut loaded = manifests::load_files(
+        &crate::definition::assets::manifests_dir(),
+        &[EXPORT_MANIFEST.to_string()],
+    )?;
+    let script_path = crate::definition::assets::assets_dir().join("../scripts/export_models.py");
     let script = std::fs::read_to_string(&script_path)
         .with_context(|| format!("reading the export script {}", script_path.display()))?;
     for manifest in &mut loaded {
@@ -311,7 +314,7 @@ mod tests {
         let export = export_manifests().unwrap();
         let script = export[0].object["data"]["export_models.py"].as_str().unwrap();
         assert!(script.contains("def plan("), "the ConfigMap carries the script");
-        let lab = crate::stages::LabDefinition::load_default().unwrap();
+        let lab = crate::definition::stages::LabDefinition::load_default().unwrap();
         let mut stable = lab.stage_manifests(lab.stage("stable").unwrap()).unwrap();
         mount_host_dir(&mut stable, Path::new("/home/me/models"));
         let deployment = stable.iter().find(|manifest| manifest.kind() == "Deployment").unwrap();

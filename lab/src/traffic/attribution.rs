@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 /// The first instance's scores of a successful predict answer, in any of TF Serving's forms (the one parser,
-/// [`crate::tf_serving::parse_predict_response`]).
-pub use crate::tf_serving::first_scores;
+/// [`crate::traffic::tf_serving::parse_predict_response`]).
+pub use crate::traffic::tf_serving::first_scores;
 
 /// A response is attributed to the nearest reference only when it lies within this Euclidean distance of it
 /// (scores are softmax probabilities; the same model on the same input differs by far less).

@@ -17,7 +17,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::payload::{BYTES_SIGNATURE, PayloadKind};
+use crate::traffic::payload::{BYTES_SIGNATURE, PayloadKind};
 
 /// The model name the lab's TF Serving pods serve (`--model_name`).
 pub const MODEL_NAME: &str = "image_classifier";
@@ -27,8 +27,8 @@ pub const PREDICT_PATH: &str = "/v1/models/image_classifier/versions/1:predict";
 pub const LATEST_PREDICT_PATH: &str = "/v1/models/image_classifier:predict";
 /// The REST path of the model's metadata (signatures), relative to the ingress URL.
 pub const METADATA_PATH: &str = "/v1/models/image_classifier/metadata";
-/// The response header the lab's VirtualServices set on every destination to say which model answered.
-pub const VERSION_HEADER: &str = "x-model-version";
+
+pub use crate::definition::routing::VERSION_HEADER;
 
 /// The `help:` line of an ingress URL that is not one.
 const URL_HELP: &str = "help: pass a URL like http://127.0.0.1:8080";

@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::ProbeConfig;
-use crate::routing::VERSION_HEADER;
+use crate::definition::routing::VERSION_HEADER;
 
 /// Where the probe's requests go and what each carries, parsed once per probe.
 pub(super) struct Target {
@@ -116,7 +116,7 @@ impl Target {
 /// A TLS connector that trusts what reqwest trusts (the platform's verifier) and offers HTTP/1.1 only.
 fn tls_connector(host: &str) -> anyhow::Result<(tokio_rustls::TlsConnector, ServerName<'static>)> {
     use rustls_platform_verifier::BuilderVerifierExt;
-    crate::kube_client::install_crypto_provider();
+    crate::http::install_crypto_provider();
     let mut config = rustls::ClientConfig::builder()
         .with_platform_verifier()
         .context("loading the platform's TLS roots")?
@@ -253,7 +253,7 @@ impl Connection {
             // and dropped frame by frame (the connection stays reusable and nothing accumulates).
             let needs_body = status.is_success()
                 && fingerprinting
-                && crate::attribution::header_version(version.as_deref()).is_none();
+                && crate::traffic::attribution::header_version(version.as_deref()).is_none();
             let mut kept = Vec::new();
             let mut body = response.into_body();
             while let Some(frame) = body.frame().await {

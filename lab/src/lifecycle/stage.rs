@@ -15,18 +15,16 @@ use kube::api::{Patch, PatchParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use serde::Serialize;
 
+use crate::Settings;
 use crate::cluster::apply::{Change, ObjectChange, apply_against, apply_one, plan_against, plan_one};
 use crate::cluster::prune::{delete_all, list_lab_objects};
 use crate::cluster::wait::wait_deployment_rolled_out;
 use crate::cluster::{Cluster, LAB_NAMESPACE};
-use crate::manifests::Manifest;
-use crate::models::{EXPORT_JOB, EXPORT_SCRIPT_CONFIGMAP, mount_host_dir};
+use crate::definition::manifests::Manifest;
+use crate::definition::stages::{LabDefinition, Stage};
+use crate::lifecycle::models::{EXPORT_JOB, EXPORT_SCRIPT_CONFIGMAP, mount_host_dir};
+use crate::lifecycle::state;
 use crate::report::Verdict;
-use crate::stages::{LabDefinition, Stage};
-use crate::{Settings, state};
-
-/// `<state_dir>/models-host-dir`: with the `none` driver, the host directory the Deployments mount.
-pub const MODELS_HOST_DIR_FILE: &str = "models-host-dir";
 
 /// Objects a stage never prunes: the model export, which no stage names.
 pub const PROTECTED: &[&str] = &[EXPORT_JOB, EXPORT_SCRIPT_CONFIGMAP];
@@ -98,7 +96,7 @@ impl StageReport {
 /// a host directory under the `none` driver.
 pub fn stage_manifests(settings: &Settings, lab: &LabDefinition, stage: &Stage) -> anyhow::Result<Vec<Manifest>> {
     let mut manifests = lab.stage_manifests(stage)?;
-    if let Some(dir) = state::read_value(settings, MODELS_HOST_DIR_FILE)? {
+    if let Some(dir) = state::read_value(settings, state::MODELS_HOST_DIR_FILE)? {
         mount_host_dir(&mut manifests, std::path::Path::new(&dir));
     }
     Ok(manifests)
@@ -300,7 +298,7 @@ async fn restart(cluster: &Cluster, namespace: &str, name: &str) -> anyhow::Resu
 }
 
 /// THE place where a stage's assertions run, after the stage is applied and rolled out: send traffic through
-/// `ingress_url` and judge where it went (`lab::checks`, the same code as `lab check`). The caller decides what a
+/// `ingress_url` and judge where it went (`lab::traffic::checks`, the same code as `lab check`). The caller decides what a
 /// verdict other than pass means; `--no-assert` skips this call.
 ///
 /// First it waits until the ingress gateway serves the stage's routes with live endpoints
@@ -325,15 +323,15 @@ pub async fn assert_stage(
         let manifests = lab.stage_manifests(stage)?;
         let timeout = crate::istio::gateway_config::DEFAULT_SERVE_TIMEOUT;
         crate::istio::gateway_config::wait_for_stage(cluster, &stage.name, &manifests, timeout, note).await?;
-        let body = crate::checks::payload_body(
+        let body = crate::traffic::checks::payload_body(
             ingress_url,
-            crate::predict::PayloadChoice::Auto,
-            crate::predict::DEFAULT_IMAGE,
+            crate::traffic::payload::PayloadChoice::Auto,
+            crate::traffic::payload::DEFAULT_IMAGE,
         )
         .await?;
-        let versions = crate::references::deployed_versions(&manifests);
-        let references = crate::references::fetch_references(cluster, &versions, &body).await;
-        crate::checks::run_stage_with(lab, stage, ingress_url, body, references).await
+        let versions = crate::traffic::references::deployed_versions(&manifests);
+        let references = crate::traffic::references::fetch_references(cluster, &versions, &body).await;
+        crate::traffic::checks::run_stage_with(lab, stage, ingress_url, body, references).await
     };
     asserted
         .await
@@ -347,11 +345,15 @@ pub fn render_set(settings: &Settings, lab: &LabDefinition, stage: Option<&str>)
     let mut manifests = match stage {
         Some(name) => stage_manifests(settings, lab, lab.stage(name)?)?,
         None => {
-            let stable = stage_manifests(settings, lab, lab.stage(crate::stages::DEFAULT_RESET_STAGE)?)?;
+            let stable = stage_manifests(
+                settings,
+                lab,
+                lab.stage(crate::definition::stages::DEFAULT_RESET_STAGE)?,
+            )?;
             let (namespace, rest): (Vec<Manifest>, Vec<Manifest>) =
                 stable.into_iter().partition(|manifest| manifest.kind() == "Namespace");
             let mut all = namespace;
-            all.extend(crate::models::export_manifests()?);
+            all.extend(crate::lifecycle::models::export_manifests()?);
             all.extend(rest);
             all
         }

@@ -9,15 +9,16 @@ use serde::Serialize;
 
 use crate::cluster::Cluster;
 use crate::cluster::apply::{Change, ObjectChange, apply_all};
-use crate::ingress::{self, IngressMode};
+use crate::definition::stages::{DEFAULT_RESET_STAGE, LabDefinition};
 use crate::istio::install::{InstallOptions, InstallOutcome, ensure_istio};
 use crate::istio::{FetchOptions, FetchedFrom, fetch_istioctl_with_origin};
-use crate::models::{self, ModelSource};
-use crate::preflight::{CheckStatus, run_doctor};
+use crate::lifecycle::ingress::{self, IngressMode};
+use crate::lifecycle::models::{self, ModelSource};
+use crate::lifecycle::preflight::{CheckStatus, run_doctor};
+use crate::lifecycle::stage as stage_apply;
+use crate::lifecycle::state::MODELS_HOST_DIR_FILE;
+use crate::lifecycle::state::{self, LabLock};
 use crate::report::Verdict;
-use crate::stage_apply::{self, MODELS_HOST_DIR_FILE};
-use crate::stages::{DEFAULT_RESET_STAGE, LabDefinition};
-use crate::state::{self, LabLock};
 use crate::tool::minikube::Driver;
 use crate::{LabError, Settings};
 
@@ -107,7 +108,7 @@ pub struct UpReport {
     /// The ingress URL.
     pub ingress_url: String,
     /// How it is reached (serialised as `tunnel`, `port-forward` or `url`).
-    pub ingress_kind: crate::state::IngressKind,
+    pub ingress_kind: crate::lifecycle::state::IngressKind,
     /// The stage the lab is at.
     pub active_stage: String,
     /// What is known of that stage: `pass` when its assertions passed (in this run, or in the run that recorded it
@@ -409,7 +410,7 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn Progres
     // One prediction through the gateway.
     steps
         .run("prediction", async {
-            let scores = ingress::smoke_prediction(&opened.url, Duration::from_secs(120)).await?;
+            let scores = crate::traffic::smoke::smoke_prediction(&opened.url, Duration::from_secs(120)).await?;
             Ok(Ended::new(
                 StepOutcome::Checked,
                 format!("{scores} scores through the gateway"),

@@ -7,18 +7,30 @@
 //!   resized to 224×224 by Pillow's NEAREST sampling, RGB→BGR, minus the ImageNet means, as float32 values.
 //! - `bytes` sends the image file itself, base64-encoded, to the `serving_bytes` signature.
 //!
-//! Pixels come from [`crate::image_decode`], which decodes and re-encodes with libjpeg as Pillow does; the tests
+//! Pixels come from [`crate::traffic::image_decode`], which decodes and re-encodes with libjpeg as Pillow does; the tests
 //! compare both pixel payloads element-wise with the Python reference. A body is built once per run and its
 //! [`Bytes`] are shared by every request, so the JSON is written by hand into a pre-sized buffer with lookup
 //! tables for the numbers (a pixel has only 256 values per channel) rather than through `serde_json` values.
 
 use std::fmt::Write as _;
 
+/// The lab's Grace Hopper photo, the default image.
+pub const DEFAULT_IMAGE: &[u8] = include_bytes!("../../../assets/images/grace_hopper.jpg");
+
+/// Which body to send: a fixed kind, or `auto` (ask the model's metadata).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadChoice {
+    /// `bytes` when the model has a `serving_bytes` signature, else `keras`.
+    Auto,
+    /// This kind.
+    Fixed(PayloadKind),
+}
+
 use anyhow::Context;
 use base64::Engine as _;
 use bytes::Bytes;
 
-use crate::image_decode::{RgbImage, decode_rgb, pillow_jpeg_round_trip};
+use crate::traffic::image_decode::{RgbImage, decode_rgb, pillow_jpeg_round_trip};
 
 /// The signature that takes encoded image bytes.
 pub const BYTES_SIGNATURE: &str = "serving_bytes";

@@ -1,0 +1,7 @@
+//! The lab as data: its stages (`assets/lab.toml`), their manifests and what their routes do. Nothing here talks to
+//! a cluster, a network or a process; the only IO is reading the lab's own assets.
+
+pub mod assets;
+pub mod manifests;
+pub mod routing;
+pub mod stages;
