@@ -6,6 +6,7 @@
 //! (`verify`), unpacks it safely into a staging directory (`extract`), asks the unpacked istioctl for its version
 //! and only then renames the directory into place (`cache`).
 
+pub mod asset;
 pub mod cache;
 pub mod download;
 pub mod error;
@@ -15,13 +16,12 @@ pub mod install;
 pub mod progress;
 pub mod verify;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use anyhow::Context;
 use reqwest::Url;
 
+pub use asset::{AssetFlavor, Platform};
 pub use download::NetworkPolicy;
 pub use error::{FetchError, PartialFile};
 pub use progress::ProgressBarMode;
@@ -77,94 +77,6 @@ impl FetchOptions {
     }
 }
 
-/// The platforms Istio publishes istioctl for, named as in the asset names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Platform {
-    /// `linux-amd64`.
-    LinuxAmd64,
-    /// `linux-arm64`.
-    LinuxArm64,
-    /// `osx` (Intel).
-    Osx,
-    /// `osx-arm64` (Apple silicon).
-    OsxArm64,
-}
-
-impl Platform {
-    /// This machine's platform.
-    pub fn current() -> Result<Platform, FetchError> {
-        match (std::env::consts::OS, std::env::consts::ARCH) {
-            ("linux", "x86_64") => Ok(Platform::LinuxAmd64),
-            ("linux", "aarch64") => Ok(Platform::LinuxArm64),
-            ("macos", "x86_64") => Ok(Platform::Osx),
-            ("macos", "aarch64") => Ok(Platform::OsxArm64),
-            (os, arch) => Err(FetchError::UnsupportedPlatform {
-                os: os.to_string(),
-                arch: arch.to_string(),
-            }),
-        }
-    }
-
-    /// The name used in asset names.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::LinuxAmd64 => "linux-amd64",
-            Platform::LinuxArm64 => "linux-arm64",
-            Platform::Osx => "osx",
-            Platform::OsxArm64 => "osx-arm64",
-        }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Platform {
-    type Err = anyhow::Error;
-
-    fn from_str(text: &str) -> anyhow::Result<Platform> {
-        [
-            Platform::LinuxAmd64,
-            Platform::LinuxArm64,
-            Platform::Osx,
-            Platform::OsxArm64,
-        ]
-        .into_iter()
-        .find(|platform| platform.as_str() == text)
-        .with_context(|| format!("unknown platform \"{text}\" (linux-amd64, linux-arm64, osx, osx-arm64)"))
-    }
-}
-
-/// Which release asset to take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AssetFlavor {
-    /// `istioctl-<v>-<platform>.tar.gz`: just `istioctl` (1.12's istioctl embeds its charts).
-    IstioctlOnly,
-    /// `istio-<v>-<platform>.tar.gz`: `istio-<v>/` with `bin/istioctl`, samples and manifests.
-    Full,
-}
-
-impl AssetFlavor {
-    /// The asset's file name.
-    pub fn asset_name(self, version: &str, platform: Platform) -> String {
-        match self {
-            AssetFlavor::IstioctlOnly => format!("istioctl-{version}-{platform}.tar.gz"),
-            AssetFlavor::Full => format!("istio-{version}-{platform}.tar.gz"),
-        }
-    }
-
-    /// Where the asset keeps istioctl.
-    pub fn istioctl_in_archive(self, version: &str) -> PathBuf {
-        match self {
-            AssetFlavor::IstioctlOnly => PathBuf::from("istioctl"),
-            AssetFlavor::Full => PathBuf::from(format!("istio-{version}/bin/istioctl")),
-        }
-    }
-}
-
 /// Returns the path of a verified `istioctl`, downloading and verifying it when the cache has none.
 pub async fn fetch_istioctl(options: &FetchOptions) -> anyhow::Result<PathBuf> {
     Ok(fetch_istioctl_with_origin(options).await?.path)
@@ -196,19 +108,7 @@ pub async fn fetch_istioctl_with_origin(options: &FetchOptions) -> anyhow::Resul
         Some(platform) => platform,
         None => Platform::current()?,
     };
-    // The version becomes a directory and part of a URL: nothing but the characters of a release tag.
-    let plain_version = !options.version.is_empty()
-        && options
-            .version
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c))
-        && !options.version.starts_with('.');
-    if !plain_version {
-        anyhow::bail!(
-            "\"{}\" is not an Istio release version\nhelp: pass a version such as `--version {ISTIO_VERSION}`",
-            options.version
-        );
-    }
+    check_release_version(&options.version)?;
     let asset = options.flavor.asset_name(&options.version, platform);
     let layout = CacheLayout::new(
         &options.cache_dir,
@@ -230,22 +130,7 @@ pub async fn fetch_istioctl_with_origin(options: &FetchOptions) -> anyhow::Resul
         );
     }
 
-    // The sums known without asking anyone: the flag, else the pin, else what was trusted on first use.
-    let offline_expectation: Option<Expected> = match (&options.sha256, &pinned, trust.get(&asset)) {
-        (Some(flag), _, _) => Some(Expected {
-            sha256: verify::parse_sha256_hex(flag)?,
-            origin: Origin::Flag,
-        }),
-        (None, Some(pin), _) => Some(Expected {
-            sha256: pin.clone(),
-            origin: Origin::Pinned,
-        }),
-        (None, None, Some(recorded)) => Some(Expected {
-            sha256: recorded.to_string(),
-            origin: Origin::TrustedOnFirstUse(trust.path().to_path_buf()),
-        }),
-        (None, None, None) => None,
-    };
+    let offline_expectation = offline_expectation(options, &asset, pinned.as_ref(), &trust)?;
 
     // A cache verified against the same sum answers without a single request.
     let istioctl = layout.istioctl_path();
@@ -266,37 +151,7 @@ pub async fn fetch_istioctl_with_origin(options: &FetchOptions) -> anyhow::Resul
         );
     }
 
-    let mut origin = FetchedFrom::Unpacked;
-    let (archive, archive_sum) = match &options.archive {
-        Some(archive) => {
-            let sum = verify_local_archive(archive, &asset, offline_expectation.as_ref()).await?;
-            (archive.clone(), sum)
-        }
-        None => {
-            // An archive verified by an earlier run (its unpacked copy is gone) is reused when a sum known
-            // offline still vouches for it; otherwise it is downloaded again.
-            let cached_archive = layout.archive_path();
-            let cached_sum = match (&offline_expectation, cached_archive.is_file()) {
-                (Some(expected), true) => {
-                    let reading = format!("reading \"{}\"", cached_archive.display());
-                    let actual = sha256_off_runtime(&cached_archive, "hashing the cached archive", reading).await?;
-                    (actual == expected.sha256).then_some(actual)
-                }
-                _ => None,
-            };
-            let sum = match cached_sum {
-                Some(sum) => {
-                    tracing::info!(asset, "reusing the verified archive in the cache");
-                    sum
-                }
-                None => {
-                    origin = FetchedFrom::Downloaded;
-                    download_verified(options, &layout, &asset, offline_expectation.as_ref()).await?
-                }
-            };
-            (cached_archive, sum)
-        }
-    };
+    let (archive, archive_sum, origin) = obtain_archive(options, &layout, &asset, offline_expectation.as_ref()).await?;
     if pinned.is_none() && options.sha256.is_none() {
         tracing::warn!(asset, lock_file = %trust.path().display(), "this asset has no pinned sum; it is trusted on first use");
         if trust.get(&asset).is_none() {
@@ -309,6 +164,76 @@ pub async fn fetch_istioctl_with_origin(options: &FetchOptions) -> anyhow::Resul
         path: absolute(&istioctl)?,
         origin,
     })
+}
+
+/// Refuses a version that is not a release tag: it becomes a directory and part of a URL.
+fn check_release_version(version: &str) -> anyhow::Result<()> {
+    let plain_version = !version.is_empty()
+        && version.chars().all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c))
+        && !version.starts_with('.');
+    if !plain_version {
+        anyhow::bail!(
+            "\"{version}\" is not an Istio release version\nhelp: pass a version such as `--version {ISTIO_VERSION}`"
+        );
+    }
+    Ok(())
+}
+
+/// The sum of `asset` known without asking anyone: the flag, else the pin, else what was trusted on first use.
+fn offline_expectation(
+    options: &FetchOptions,
+    asset: &str,
+    pinned: Option<&String>,
+    trust: &TrustStore,
+) -> anyhow::Result<Option<Expected>> {
+    Ok(match (&options.sha256, pinned, trust.get(asset)) {
+        (Some(flag), _, _) => Some(Expected {
+            sha256: verify::parse_sha256_hex(flag)?,
+            origin: Origin::Flag,
+        }),
+        (None, Some(pin), _) => Some(Expected {
+            sha256: pin.clone(),
+            origin: Origin::Pinned,
+        }),
+        (None, None, Some(recorded)) => Some(Expected {
+            sha256: recorded.to_string(),
+            origin: Origin::TrustedOnFirstUse(trust.path().to_path_buf()),
+        }),
+        (None, None, None) => None,
+    })
+}
+
+/// The verified archive to unpack, its sum and where it came from: `--archive`, an archive an earlier run verified
+/// (its unpacked copy is gone) when a sum known offline still vouches for it, or a fresh download.
+async fn obtain_archive(
+    options: &FetchOptions,
+    layout: &CacheLayout,
+    asset: &str,
+    offline_expectation: Option<&Expected>,
+) -> anyhow::Result<(PathBuf, String, FetchedFrom)> {
+    if let Some(archive) = &options.archive {
+        let sum = verify_local_archive(archive, asset, offline_expectation).await?;
+        return Ok((archive.clone(), sum, FetchedFrom::Unpacked));
+    }
+    let cached_archive = layout.archive_path();
+    let cached_sum = match (offline_expectation, cached_archive.is_file()) {
+        (Some(expected), true) => {
+            let reading = format!("reading \"{}\"", cached_archive.display());
+            let actual = sha256_off_runtime(&cached_archive, "hashing the cached archive", reading).await?;
+            (actual == expected.sha256).then_some(actual)
+        }
+        _ => None,
+    };
+    match cached_sum {
+        Some(sum) => {
+            tracing::info!(asset, "reusing the verified archive in the cache");
+            Ok((cached_archive, sum, FetchedFrom::Unpacked))
+        }
+        None => {
+            let sum = download_verified(options, layout, asset, offline_expectation).await?;
+            Ok((cached_archive, sum, FetchedFrom::Downloaded))
+        }
+    }
 }
 
 /// Checks `archive` against the offline expectation or, failing that, a `.sha256` file beside it.

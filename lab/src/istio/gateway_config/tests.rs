@@ -4,6 +4,8 @@
 
 use serde_json::{Value, json};
 
+use super::envoy_dump::*;
+use super::expected::*;
 use super::*;
 use crate::definition::stages::LabDefinition;
 

@@ -1,0 +1,267 @@
+//! A stage's assertions, run against an ingress URL: wait until the routes are in effect, send predictions, and
+//! decide from the responses where traffic went (a [`StageReport`]).
+//!
+//! - `exact`: every response must come from one version. One response from another version (or one that cannot be
+//!   attributed) fails at once; otherwise enough requests are sent that a leak of 5% or more would be seen with
+//!   probability at least 1 − 10⁻⁶ ([`stats::exact_sample_size`]).
+//! - `share`: the sequential [`ShareTest`] (false failure and miss both ≤ 10⁻⁶), fed in launch order (the probe
+//!   holds an early arrival until the requests launched before it are in: its bounds need an order that does not
+//!   depend on the outcomes, and a slower version's answers arrive late); no more requests are launched once it
+//!   decides; at the cap it is inconclusive, never a pass.
+//! - Both kinds count in launch order: an exact assertion judges the first 270 requests launched, not the first 270
+//!   answers to arrive.
+//! - Failed requests are counted by version and kind; an error rate above the maximum fails the assertion with
+//!   the errors summarised.
+//!
+//! Before an assertion the gateway is probed until it routes as the stage says (a bounded poll, never a fixed
+//! sleep), so a stage that was just applied is not judged on the previous stage's routes: for an exact assertion 50
+//! answers in a row from the version over at least [`SETTLE_MIN_SPAN`], for a share assertion an answer from each
+//! side. Failed requests in that window (Envoy's `503 no healthy upstream` while a new pod's endpoint is on its
+//! way, EDS lagging readiness) are propagation, not a verdict.
+
+mod exact;
+mod settle;
+mod share;
+mod tally;
+
+use exact::check_exact;
+use settle::{settle_exact, settle_share};
+use share::check_share;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use crate::definition::routing::VirtualServiceSpec;
+use crate::definition::stages::{AssertionSpec, LabDefinition, Stage};
+use crate::report::{AssertionReport, Expectation, StageReport, Verdict};
+use crate::traffic::attribution::References;
+use crate::traffic::payload::build_payload;
+use crate::traffic::payload::{DEFAULT_IMAGE, PayloadChoice};
+use crate::traffic::predict::PredictClient;
+use crate::traffic::probe::{Probe, ProbeConfig};
+use crate::traffic::stats::ShareTestConfig;
+
+/// The path the lab's predictions go to (as in the original lab), and the predict URL for an ingress URL; defined
+/// with the TF Serving client.
+pub use crate::traffic::tf_serving::{PREDICT_PATH, predict_url};
+/// The smallest leak an exact assertion is sized to catch.
+pub const LEAK_SHARE: f64 = 0.05;
+/// The probability with which an exact assertion may miss such a leak.
+pub const MISS_PROBABILITY: f64 = 1e-6;
+/// The false-failure and miss probability of a share assertion.
+pub const SHARE_ERROR_RATE: f64 = 1e-6;
+/// The default maximum share of failed requests.
+pub const DEFAULT_MAX_ERROR_RATE: f64 = 0.01;
+/// The default time the routes get to take effect.
+pub const DEFAULT_SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default deadline of one assertion.
+pub const DEFAULT_ASSERTION_TIMEOUT: Duration = Duration::from_secs(600);
+/// Consecutive responses from the expected version that show an exact stage's routes are in effect. Long enough
+/// that the previous stage's routes cannot fake it: from a 70/30 split, 50 in a row from the 70% side happen with
+/// probability 0.7⁵⁰ ≈ 2·10⁻⁸ at any point.
+pub const SETTLE_STREAK: u32 = 50;
+/// The least time a settle phase lasts. A count alone is no evidence of time: a fast model answers 50 requests in
+/// a few milliseconds, before istiod has pushed the new routes to the gateway, which it does only after the
+/// changes have been quiet for `PILOT_DEBOUNCE_AFTER` (100 ms; istio/istio 1.12 `pilot/pkg/features/pilot.go`) and
+/// then takes its own time to send and for Envoy to apply. Routes still in effect after this span are what a
+/// one-off apply leaves (the gateway's own config dump, read before the assertions, is the stronger evidence).
+pub const SETTLE_MIN_SPAN: Duration = Duration::from_secs(2);
+/// How to run the assertions.
+#[derive(Debug, Clone)]
+pub struct CheckConfig {
+    /// The ingress URL: a base (`http://127.0.0.1:8080`, [`PREDICT_PATH`] is appended) or a full predict URL.
+    pub url: String,
+    /// The prediction request body, sent with every request.
+    pub body: Bytes,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// The timeout of one request.
+    pub request_timeout: Duration,
+    /// The largest share of failed requests that still passes (0–1).
+    pub max_error_rate: f64,
+    /// How long the routes get to take effect before an exact assertion.
+    pub settle_timeout: Duration,
+    /// The deadline of one assertion's requests (after settling).
+    pub assertion_timeout: Duration,
+    /// Reference predictions per version, to attribute responses without a version header.
+    pub references: References,
+    /// The probability of failing a correct split, and of passing one a tolerance off, of a share assertion
+    /// ([`SHARE_ERROR_RATE`]; the simulation tests relax it to where the rates are observable).
+    pub share_error_rate: f64,
+}
+
+impl CheckConfig {
+    /// The defaults for `url` and `body`.
+    pub fn new(url: &str, body: Bytes) -> CheckConfig {
+        CheckConfig {
+            url: url.to_string(),
+            body,
+            concurrency: crate::traffic::probe::DEFAULT_CONCURRENCY,
+            request_timeout: crate::traffic::probe::DEFAULT_REQUEST_TIMEOUT,
+            max_error_rate: DEFAULT_MAX_ERROR_RATE,
+            settle_timeout: DEFAULT_SETTLE_TIMEOUT,
+            assertion_timeout: DEFAULT_ASSERTION_TIMEOUT,
+            references: References::default(),
+            share_error_rate: SHARE_ERROR_RATE,
+        }
+    }
+}
+
+/// The request body for `image` (a JPEG or PNG file's bytes) of the kind `choice` means: a fixed kind, or for `auto`
+/// the kind the model's metadata asks for (read through the ingress, as `lab predict --payload auto` does).
+pub async fn payload_body(url: &str, choice: PayloadChoice, image: &[u8]) -> anyhow::Result<Bytes> {
+    let kind = match choice {
+        PayloadChoice::Fixed(kind) => kind,
+        // The metadata of the model the predict URL names, at the same root ([`crate::traffic::tf_serving::metadata_url`]).
+        PayloadChoice::Auto => PredictClient::new(url)?.payload_kind_from_metadata().await?,
+    };
+    let payload = build_payload(kind, image).with_context(|| format!("building the {} payload", kind.as_str()))?;
+    Ok(payload.body)
+}
+
+/// A stage's assertions as `lab up` and `lab stage` run them against `ingress_url`: the lab's Grace Hopper image with
+/// the payload the model's metadata asks for, and the default concurrency, timeouts and error rate.
+pub async fn run_stage(lab: &LabDefinition, stage: &Stage, ingress_url: &str) -> anyhow::Result<StageReport> {
+    let body = payload_body(ingress_url, PayloadChoice::Auto, DEFAULT_IMAGE).await?;
+    run_stage_with(lab, stage, ingress_url, body, References::default()).await
+}
+
+/// [`run_stage`] with a prepared request `body` and the versions' `references` for that same body (so responses
+/// without a version header are attributed by their fingerprint).
+pub async fn run_stage_with(
+    lab: &LabDefinition,
+    stage: &Stage,
+    ingress_url: &str,
+    body: Bytes,
+    references: References,
+) -> anyhow::Result<StageReport> {
+    let mut config = CheckConfig::new(ingress_url, body);
+    config.references = references;
+    check_stage(lab, stage, &config).await
+}
+
+/// Runs every assertion of `stage` against `config.url`.
+pub async fn check_stage(lab: &LabDefinition, stage: &Stage, config: &CheckConfig) -> anyhow::Result<StageReport> {
+    let started = Instant::now();
+    let url = predict_url(&config.url)?;
+    let path = reqwest::Url::parse(&url)?.path().to_string();
+    let manifests = lab.stage_manifests(stage)?;
+    let routing = VirtualServiceSpec::from_manifests(&manifests)
+        .with_context(|| format!("reading the routing of stage \"{}\"", stage.name))?;
+    let mut assertions = Vec::new();
+    for spec in &stage.assertions {
+        let configured_weights = routing
+            .route_for(&path, spec.headers())?
+            .map(|route| route.weights())
+            .unwrap_or_default();
+        let probe = Probe::new(ProbeConfig {
+            url: url.clone(),
+            body: config.body.clone(),
+            headers: spec.headers().clone(),
+            concurrency: config.concurrency,
+            request_timeout: config.request_timeout,
+            references: config.references.clone(),
+        })?;
+        assertions.push(check_assertion(&stage.name, spec, &probe, config, configured_weights).await);
+    }
+    Ok(StageReport {
+        stage: stage.name.clone(),
+        verdict: Verdict::combine(assertions.iter().map(|assertion| assertion.verdict)),
+        duration_seconds: started.elapsed().as_secs_f64(),
+        assertions,
+    })
+}
+
+/// Runs one assertion of stage `stage` with `probe` (whose headers must be the assertion's); `configured_weights`
+/// is the route's split, for the report. [`check_stage`] runs this for each assertion; the simulation tests run it
+/// with a [`Probe::simulated`].
+pub async fn check_assertion(
+    stage: &str,
+    spec: &AssertionSpec,
+    probe: &Probe,
+    config: &CheckConfig,
+    configured_weights: BTreeMap<String, u32>,
+) -> AssertionReport {
+    let (expectation, name, (verdict, message, tally)) = match spec {
+        AssertionSpec::Exact { version, .. } => {
+            let expectation = Expectation::Exact {
+                version: version.clone(),
+                leak_share: LEAK_SHARE,
+                miss_probability: MISS_PROBABILITY,
+            };
+            let name = format!("{}every response from {version}", describe_headers(spec));
+            let outcome = match settle_exact(stage, spec, version, probe, config).await {
+                Ok(()) => check_exact(version, probe, config).await,
+                Err((message, settle_tally)) => (Verdict::Fail, message, settle_tally),
+            };
+            (expectation, name, outcome)
+        }
+        AssertionSpec::Share {
+            version,
+            share,
+            tolerance,
+            ..
+        } => {
+            let test_config = ShareTestConfig {
+                false_failure: config.share_error_rate,
+                miss: config.share_error_rate,
+                ..ShareTestConfig::lab_default(*share, *tolerance)
+            };
+            let expectation = Expectation::Share {
+                version: version.clone(),
+                share: *share,
+                tolerance: *tolerance,
+                false_failure: test_config.false_failure,
+                miss: test_config.miss,
+                max_requests: test_config.max_requests,
+            };
+            let name = format!(
+                "{}share of {version} is {} ± {}",
+                describe_headers(spec),
+                percent(*share),
+                percent(*tolerance)
+            );
+            settle_share(version, probe, config).await;
+            (
+                expectation,
+                name,
+                check_share(version, test_config, probe, config).await,
+            )
+        }
+    };
+    AssertionReport {
+        name,
+        expectation,
+        verdict,
+        message,
+        request_headers: spec.headers().clone(),
+        requests: tally.requests,
+        versions: tally.version_stats(),
+        errors: tally.error_counts(),
+        configured_weights,
+    }
+}
+
+/// `with user-group: canary: ` or `` for an assertion without headers.
+fn describe_headers(spec: &AssertionSpec) -> String {
+    let headers = spec.headers();
+    if headers.is_empty() {
+        return String::new();
+    }
+    let pairs: Vec<String> = headers.iter().map(|(name, value)| format!("{name}: {value}")).collect();
+    format!("with {}: ", pairs.join(", "))
+}
+
+/// A share as a percentage with at most one decimal: `30%`, `27.4%`.
+fn percent(share: f64) -> String {
+    let value = share * 100.0;
+    if (value - value.round()).abs() < 0.05 {
+        format!("{}%", value.round())
+    } else {
+        format!("{value:.1}%")
+    }
+}
