@@ -46,13 +46,7 @@ pub(super) async fn check_exact(expected: &str, probe: &Probe, config: &CheckCon
                     ));
                     Flow::Stop
                 }
-                Outcome::Failed { .. } => {
-                    if tally.errors_total > error_budget {
-                        Flow::Stop
-                    } else {
-                        Flow::Continue
-                    }
-                }
+                Outcome::Failed { .. } => tally.flow_within(error_budget),
             }
         })
         .await;

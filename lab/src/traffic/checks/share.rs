@@ -28,13 +28,7 @@ pub(super) async fn check_share(
                     Some(_) => Flow::Stop,
                     None => Flow::Continue,
                 },
-                Outcome::Failed { .. } => {
-                    if tally.errors_total > error_budget {
-                        Flow::Stop
-                    } else {
-                        Flow::Continue
-                    }
-                }
+                Outcome::Failed { .. } => tally.flow_within(error_budget),
             }
         })
         .await;

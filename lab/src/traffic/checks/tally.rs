@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::percent;
 use crate::report::{ErrorCount, LatencySummary, VersionStats, error_label};
-use crate::traffic::probe::{ErrorKind, Observation, Outcome};
+use crate::traffic::probe::{ErrorKind, Flow, Observation, Outcome};
 use crate::traffic::stats;
 
 /// The failures allowed among `required + budget` requests: the largest `budget` with
@@ -42,6 +42,16 @@ impl Tally {
                 *self.errors.entry(key).or_insert(0) += 1;
                 self.errors_total += 1;
             }
+        }
+    }
+
+    /// After a failed request: go on while the failures are within `error_budget`, else stop (the error rate has
+    /// failed the assertion already).
+    pub(super) fn flow_within(&self, error_budget: u64) -> Flow {
+        if self.errors_total > error_budget {
+            Flow::Stop
+        } else {
+            Flow::Continue
         }
     }
 
