@@ -28,14 +28,28 @@ pub fn paint(text: &str, ansi_code: &str, colour: bool) -> String {
     }
 }
 
-/// Renders rows as a left-aligned table with a header; the last column is not padded.
+/// `1 warning`, `2 warnings`, `0 warnings`: a count with its noun, plural when the count is not one (for the
+/// lab's regular nouns).
+pub fn plural(count: impl Into<u64>, noun: &str) -> String {
+    match count.into() {
+        1 => format!("1 {noun}"),
+        count => format!("{count} {noun}s"),
+    }
+}
+
+/// The columns a cell takes on a terminal: its widest line, colour codes not counted.
+fn display_width(cell: &str) -> usize {
+    cell.lines().map(console::measure_text_width).max().unwrap_or(0)
+}
+
+/// Renders rows as a left-aligned table with a header; the last column is not padded. Cells may be coloured
+/// ([`paint`]): widths count what a terminal shows, not the escape codes.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let columns = header.len();
-    let mut widths: Vec<usize> = header.iter().map(|title| title.chars().count()).collect();
+    let mut widths: Vec<usize> = header.iter().map(|title| display_width(title)).collect();
     for row in rows {
         for (index, cell) in row.iter().enumerate().take(columns) {
-            let width = cell.lines().map(|line| line.chars().count()).max().unwrap_or(0);
-            widths[index] = widths[index].max(width);
+            widths[index] = widths[index].max(display_width(cell));
         }
     }
     let mut text = String::new();
@@ -48,7 +62,8 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
                 if index == last {
                     cell
                 } else {
-                    format!("{cell:<width$}", width = widths[index])
+                    let padding = widths[index].saturating_sub(display_width(&cell));
+                    format!("{cell}{}", " ".repeat(padding))
                 }
             })
             .collect();
@@ -71,5 +86,27 @@ mod tests {
         let rows = vec![vec!["ok".to_string(), "minikube".to_string(), "v1.30.1".to_string()]];
         let text = table(&["status", "check", "found"], &rows);
         assert_eq!(text, "status  check     found\nok      minikube  v1.30.1\n");
+    }
+
+    #[test]
+    fn counts_read_as_words() {
+        assert_eq!(plural(1u64, "warning"), "1 warning");
+        assert_eq!(plural(0u64, "warning"), "0 warnings");
+        assert_eq!(plural(3u32, "stage"), "3 stages");
+    }
+
+    #[test]
+    fn colour_codes_take_no_column() {
+        // Before, the escape codes counted as width: a painted "ok" pushed every other row's columns right.
+        let rows = vec![
+            vec![paint("ok", "32", true), "minikube".to_string(), "v1.30.1".to_string()],
+            vec!["skip".to_string(), "api".to_string(), "not checked".to_string()],
+        ];
+        let text = table(&["status", "check", "found"], &rows);
+        let shown = console::strip_ansi_codes(&text).to_string();
+        assert_eq!(
+            shown,
+            "status  check     found\nok      minikube  v1.30.1\nskip    api       not checked\n"
+        );
     }
 }

@@ -156,7 +156,7 @@ pub fn pod_ready(pod: &Pod) -> bool {
 fn describe_state(status: &ContainerStatus) -> String {
     let restarts = match status.restart_count {
         0 => String::new(),
-        count => format!(", {count} restart(s)"),
+        count => format!(", {}", crate::output::plural(count.unsigned_abs(), "restart")),
     };
     let Some(state) = &status.state else {
         return format!("unknown state{restarts}");

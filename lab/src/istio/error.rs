@@ -69,7 +69,8 @@ pub enum FetchError {
     },
     /// Retries (5xx, timeouts, resets) ran out of attempts or time.
     #[error(
-        "downloading \"{url}\" failed after {attempts} attempt(s): {last_error}; {partial}\nhelp: rerun `cargo xtask istio fetch` later, or download the file by hand and pass --archive PATH"
+        "downloading \"{url}\" failed after {}: {last_error}; {partial}\nhelp: rerun `cargo xtask istio fetch` later, or download the file by hand and pass --archive PATH",
+        crate::output::plural(*.attempts, "attempt")
     )]
     GaveUp {
         /// The URL asked for.

@@ -34,14 +34,14 @@ pub fn render_html(report: &RunReport) -> String {
 <body>
 <header>
 <h1>canary-lab report {badge}</h1>
-<p class="meta">{url} · started {started} · {stages} stage(s)</p>
+<p class="meta">{url} · started {started} · {stages}</p>
 </header>
 "#,
         verdict = report.verdict.as_str(),
         badge = badge(report.verdict),
         url = escape(&report.url),
         started = escape(&report.started_at),
-        stages = report.stages.len(),
+        stages = crate::output::plural(report.stages.len() as u64, "stage"),
     );
     for stage in &report.stages {
         write_stage(&mut html, stage);
@@ -110,8 +110,8 @@ fn write_assertion(html: &mut String, assertion: &AssertionReport) {
         .collect();
     let _ = writeln!(
         html,
-        "<p class=\"headers\">{} request(s){}</p>\n</div>",
-        assertion.requests,
+        "<p class=\"headers\">{}{}</p>\n</div>",
+        crate::output::plural(assertion.requests, "request"),
         if headers.is_empty() {
             " without extra headers".to_string()
         } else {

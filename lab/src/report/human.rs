@@ -1,6 +1,6 @@
 //! The report as people read it on stdout: a table per stage and a one-line summary of the run.
 
-use crate::output::{paint, table, use_colour};
+use crate::output::{paint, plural, table, use_colour};
 
 use super::{AssertionReport, RunReport, Verdict};
 
@@ -127,16 +127,16 @@ fn summary_line(report: &RunReport, colour: bool) -> String {
         .map(|error| error.count)
         .sum();
     format!(
-        "run against {}: {} — {} stage(s): {} pass, {} fail, {} inconclusive; {} assertion(s), {} request(s), {} error(s)",
+        "run against {}: {} — {}: {} pass, {} fail, {} inconclusive; {}, {}, {}",
         report.url,
         verdict_word(report.verdict, colour),
-        report.stages.len(),
+        plural(report.stages.len() as u64, "stage"),
         count(Verdict::Pass),
         count(Verdict::Fail),
         count(Verdict::Inconclusive),
-        assertions.len(),
-        requests,
-        errors
+        plural(assertions.len() as u64, "assertion"),
+        plural(requests, "request"),
+        plural(errors, "error")
     )
 }
 
@@ -247,7 +247,7 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with(
-            "run against http://127.0.0.1:31380: fail — 2 stage(s): 1 pass, 1 fail, 0 inconclusive; 2 assertion(s), 1303 request(s), 3 error(s)\n"
+            "run against http://127.0.0.1:31380: fail — 2 stages: 1 pass, 1 fail, 0 inconclusive; 2 assertions, 1303 requests, 3 errors\n"
         ));
         assert!(!text.contains('\x1b'), "no colour when colour is off");
     }

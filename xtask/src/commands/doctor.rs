@@ -1,7 +1,7 @@
 //! `lab doctor`: print the preflight rows as a table or JSON.
 
 use lab::lifecycle::preflight::{CheckStatus, run_doctor};
-use lab::output::{paint, table, to_json, use_colour};
+use lab::output::{paint, plural, table, to_json, use_colour};
 use lab::{CommandStatus, Format, Settings};
 
 use crate::CommandResult;
@@ -37,8 +37,15 @@ pub(crate) async fn run(settings: &Settings) -> CommandResult {
             let failures = report.rows.iter().filter(|row| row.status == CheckStatus::Fail).count();
             let warnings = report.rows.iter().filter(|row| row.status == CheckStatus::Warn).count();
             match failures {
-                0 => println!("\nready for `cargo xtask lab up` ({warnings} warning(s))"),
-                _ => println!("\n{failures} check(s) failed, {warnings} warning(s): fix the rows marked fail"),
+                0 => println!(
+                    "\nready for `cargo xtask lab up` ({})",
+                    plural(warnings as u64, "warning")
+                ),
+                _ => println!(
+                    "\n{} failed, {}: fix the rows marked fail",
+                    plural(failures as u64, "check"),
+                    plural(warnings as u64, "warning")
+                ),
             }
         }
     }

@@ -118,8 +118,8 @@ impl GatewayExpectation {
             }
             if actual.len() != self.routes.len() {
                 differences.push(format!(
-                    "the gateway has {} route(s) from VirtualService {}, the stage has {}: the gateway {}",
-                    actual.len(),
+                    "the gateway has {} from VirtualService {}, the stage has {}: the gateway {}",
+                    crate::output::plural(actual.len() as u64, "route"),
                     self.virtual_service,
                     self.routes.len(),
                     actual

@@ -233,7 +233,7 @@ fn a_different_number_of_routes_is_named_with_what_the_gateway_has() {
     assert_eq!(
         differences,
         [
-            "the gateway has 1 route(s) from VirtualService tf-serving/image-classifier, the stage has 2: the gateway matches prefix \"/\" → resnet50 70, resnet101 30"
+            "the gateway has 1 route from VirtualService tf-serving/image-classifier, the stage has 2: the gateway matches prefix \"/\" → resnet50 70, resnet101 30"
         ]
     );
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 mod rows;
 
-pub use rows::{architecture_row, driver_row, kubernetes_version_row, parse_major_minor, resources_row};
+pub use rows::{ProfileShape, architecture_row, driver_row, kubernetes_version_row, parse_major_minor, resources_row};
 
 use crate::Settings;
 use crate::tool::ToolError;
@@ -163,9 +163,14 @@ pub async fn run_doctor(settings: &Settings) -> DoctorReport {
     // 3–5. Kubernetes version, resources, driver: from the profile's config.
     match profile_config.as_ref().and_then(|profile| profile.config.as_ref()) {
         Some(config) => {
-            let version = config.kubernetes_config.kubernetes_version.clone();
-            rows.push(kubernetes_version_row(profile_name, &version));
-            rows.push(resources_row(profile_name, config.cpus, config.memory, &version));
+            let shape = ProfileShape {
+                profile: profile_name,
+                kubernetes_version: &config.kubernetes_config.kubernetes_version,
+                cpus: config.cpus,
+                memory_mib: config.memory,
+            };
+            rows.push(kubernetes_version_row(&shape));
+            rows.push(resources_row(&shape));
             rows.push(driver_row(&config.driver));
             facts.driver = config.driver.clone();
         }
@@ -227,7 +232,10 @@ fn check_profile(
                     *profile_running = true;
                     CheckRow::ok(
                         "profile",
-                        format!("\"{profile_name}\" is Running ({} node(s))", nodes.len()),
+                        format!(
+                            "\"{profile_name}\" is Running ({})",
+                            crate::output::plural(nodes.len() as u64, "node")
+                        ),
                     )
                 }
                 _ => CheckRow::fail(
@@ -295,8 +303,8 @@ async fn check_api(settings: &Settings) -> ApiCheck {
 }
 
 fn sudo_row() -> CheckRow {
-    let fix =
-        "run `sudo -v` before `lab up` so `minikube tunnel` can start, or use `--ingress port-forward`".to_string();
+    const PORT_FORWARD: &str = "`--ingress port-forward` needs no sudo";
+    let fix = format!("run `sudo -v` before `lab up` so `minikube tunnel` can start, or use {PORT_FORWARD}");
     match crate::tool::sudo_without_password() {
         Ok(output) if output.success() => CheckRow::ok("sudo", "sudo works without a password prompt".to_string()),
         Ok(_) => CheckRow::warn(
@@ -304,7 +312,11 @@ fn sudo_row() -> CheckRow {
             "sudo needs a password; `minikube tunnel` would prompt".to_string(),
             fix,
         ),
-        Err(ToolError::NotFound { .. }) => CheckRow::warn("sudo", "sudo is not installed".to_string(), fix),
+        Err(ToolError::NotFound { .. }) => CheckRow::warn(
+            "sudo",
+            "sudo is not installed; `minikube tunnel` needs it for ports 80 and 443".to_string(),
+            format!("install sudo (e.g. `apt-get install sudo`, as root), or use {PORT_FORWARD}"),
+        ),
         Err(error) => CheckRow::warn("sudo", one_line(&error.to_string()), fix),
     }
 }
