@@ -54,22 +54,18 @@ impl LabError {
     }
 }
 
-/// The exit code `main` uses for an error: 1 when the cluster is not in the required state, 2 otherwise.
-pub fn exit_code_for(error: &anyhow::Error) -> u8 {
-    let not_ready = error
-        .chain()
-        .any(|cause| matches!(cause.downcast_ref::<LabError>(), Some(LabError::NotReady { .. })));
-    if not_ready { 1 } else { 2 }
-}
-
 /// An error and its sources on one line, joined by `: ` (reqwest hides the useful part, e.g. "connection
-/// refused", in its sources).
+/// refused", in its sources). A source whose text the line already holds (many errors print their source in their
+/// own message) is not repeated.
 pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
         source = cause.source();
     }
     text
@@ -92,29 +88,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn not_ready_maps_to_exit_1_even_under_context() {
-        let error = anyhow::Error::new(LabError::not_ready("istiod is not running", "run `cargo xtask lab up`"))
-            .context("checking istio");
-        assert_eq!(exit_code_for(&error), 1);
-        let rendered = format!("{:#}", error);
-        assert!(rendered.contains("help: run `cargo xtask lab up`"), "{rendered}");
-    }
-
-    #[test]
     fn an_error_chain_is_one_line_of_every_source() {
         #[derive(Debug, thiserror::Error)]
         #[error("error sending request")]
         struct Outer(#[source] std::io::Error);
         let error = Outer(std::io::Error::other("connection refused"));
         assert_eq!(error_chain(&error), "error sending request: connection refused");
-    }
-
-    #[test]
-    fn other_errors_map_to_exit_2() {
-        let error = anyhow::Error::new(LabError::NotImplemented {
-            command: "lab predict".into(),
-        });
-        assert_eq!(exit_code_for(&error), 2);
-        assert_eq!(error.to_string(), "`lab predict` is not implemented yet");
+        // hyper's "client error (Connect)" repeats itself down the chain; each link is shown once.
+        #[derive(Debug, thiserror::Error)]
+        #[error("client error (Connect): {0}")]
+        struct Repeating(#[source] std::io::Error);
+        let error = Repeating(std::io::Error::other("tcp connect error"));
+        assert_eq!(error_chain(&error), "client error (Connect): tcp connect error");
     }
 }

@@ -33,7 +33,7 @@ pub fn main() -> ExitCode {
         Ok(status) => ExitCode::from(status.exit_code()),
         Err(error) => {
             eprintln!("{}", render_error(&error));
-            ExitCode::from(lab::error::exit_code_for(&error))
+            ExitCode::from(lab::lifecycle::exit_code::exit_code_for(&error))
         }
     }
 }
@@ -70,7 +70,8 @@ fn render_error(error: &anyhow::Error) -> String {
 fn init_logging(global: &flags::GlobalFlags) {
     let default_level = match (global.quiet, global.verbose) {
         (true, _) => "error",
-        (false, 0) => "warn",
+        // The libraries' own error logs (kube's "failed with error …") repeat what the error says; they show from -v.
+        (false, 0) => "warn,kube_client=off,kube_runtime=off,hyper=off",
         (false, 1) => "info,lab=info",
         (false, _) => "debug,hyper=info,rustls=info,tower=info",
     };
@@ -78,12 +79,18 @@ fn init_logging(global: &flags::GlobalFlags) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
     let ansi = !no_color && std::io::stderr().is_terminal();
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    // At the default verbosity a warning reads like cargo's (`WARN message`), without a timestamp; -v and
+    // RUST_LOG are for diagnosing, where the time matters.
+    let _ = if global.verbose == 0 && std::env::var_os("RUST_LOG").is_none() {
+        builder.without_time().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// Keeps the status type in one place for the command modules.

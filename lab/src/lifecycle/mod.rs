@@ -3,6 +3,7 @@
 //! between runs. The only area that touches the state directory; it calls into every other area.
 
 pub mod down;
+pub mod exit_code;
 pub mod ingress;
 pub mod models;
 pub mod preflight;

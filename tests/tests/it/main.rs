@@ -3,6 +3,7 @@
 mod cli_surface;
 mod cluster;
 mod doctor;
+mod exit_codes;
 mod faults;
 mod gateway;
 mod ingress;

@@ -321,11 +321,11 @@ fn sudo_row() -> CheckRow {
     }
 }
 
-/// Joins a multi-line message into one line for a table cell.
+/// Joins a multi-line message into one line for a table cell, without its `help:` lines (the row has its own fix).
 fn one_line(text: &str) -> String {
     text.lines()
         .map(str::trim)
-        .filter(|line| !line.is_empty())
+        .filter(|line| !line.is_empty() && !line.starts_with("help:"))
         .collect::<Vec<_>>()
         .join(" | ")
 }
