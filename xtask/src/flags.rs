@@ -13,7 +13,7 @@ use lab::traffic::probe::{DEFAULT_CONCURRENCY, DEFAULT_REQUEST_TIMEOUT};
 
 /// canary-lab: the TensorFlow canary-release lab on minikube + Istio 1.12.7, in one command.
 #[derive(Debug, Parser)]
-#[command(name = "cargo xtask", version)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version)]
 pub struct Xtask {
     /// Options every command shares.
     #[command(flatten)]
@@ -23,8 +23,9 @@ pub struct Xtask {
     pub command: TopCommand,
 }
 
-/// Options every command shares.
+/// Options every command shares, listed under their own heading in every `--help`.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalFlags {
     /// The minikube profile.
     #[arg(long, global = true, default_value = "minikube", env = "CANARY_LAB_PROFILE")]

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::{AssertionReport, RunReport, StageReport, Verdict, write_atomically};
+use super::{AssertionReport, Expectation, RunReport, StageReport, Verdict, write_atomically};
 
 /// The chart's geometry: labels on the left, then 100% = `BAR_WIDTH` pixels.
 const LABEL_WIDTH: f64 = 120.0;
@@ -160,7 +160,7 @@ fn split_chart(assertion: &AssertionReport) -> String {
     );
     let _ = writeln!(
         svg,
-        r##"<text x="{LABEL_WIDTH}" y="12">observed share (filled, 95% interval) vs configured weight (outline)</text>"##
+        r##"<text x="{LABEL_WIDTH}" y="12">observed share (filled, 95% interval) vs configured weight (outline) and accepted range (band)</text>"##
     );
     // Axis ticks at 0, 25, 50, 75 and 100%.
     let axis_bottom = CHART_TOP + ROW_HEIGHT * versions.len() as f64;
@@ -185,6 +185,26 @@ fn split_chart(assertion: &AssertionReport) -> String {
             r#"<g class="version" data-version="{version_text}" data-share="{share}" data-weight="{weight}">"#
         );
         let _ = writeln!(svg, r#"<text x="0" y="{}">{version_text}</text>"#, top + 22.0);
+        // A share assertion's accepted range (share ± tolerance) as a band behind the bars.
+        if let Expectation::Share {
+            version: tested,
+            share: wanted,
+            tolerance,
+            ..
+        } = &assertion.expectation
+            && tested == version
+        {
+            let (low, high) = ((wanted - tolerance).max(0.0), (wanted + tolerance).min(1.0));
+            let _ = writeln!(
+                svg,
+                r#"<rect class="accepted" data-low="{low:.4}" data-high="{high:.4}" x="{:.2}" y="{}" width="{:.2}" height="38" fill="{colour}" fill-opacity="0.15"><title>accepted: {:.0}–{:.0}%</title></rect>"#,
+                LABEL_WIDTH + low * BAR_WIDTH,
+                top,
+                (high - low) * BAR_WIDTH,
+                low * 100.0,
+                high * 100.0
+            );
+        }
         let _ = writeln!(
             svg,
             r#"<rect class="configured" x="{LABEL_WIDTH}" y="{}" width="{:.2}" height="30" fill="none" stroke="{colour}" stroke-width="2" stroke-dasharray="5 3"/>"#,
@@ -265,5 +285,31 @@ mod tests {
             .replace("http://127.0.0.1:31380", "")
             .replace(r#"xmlns="http://www.w3.org/2000/svg""#, "");
         assert!(!without_known.contains("http"), "no other URL");
+    }
+
+    #[test]
+    fn a_share_assertion_draws_its_accepted_range() {
+        // The split fixture tests resnet50 at 70% ± 15%: the band spans 55–85% of the bar.
+        let report = RunReport::sample().stage(
+            StageReport::named("split-70-30")
+                .assertion(AssertionReport::split(&[("resnet50", 70, 712), ("resnet101", 30, 288)])),
+        );
+        let svg = split_chart(&report.stages[0].assertions[0]);
+        let band = svg
+            .lines()
+            .find(|line| line.contains(r#"class="accepted""#))
+            .expect("a band");
+        assert!(
+            band.contains(r#"data-low="0.5500""#) && band.contains("accepted: 55–85%"),
+            "{band}"
+        );
+        assert_eq!(
+            svg.matches(r#"class="accepted""#).count(),
+            1,
+            "only the tested version: {svg}"
+        );
+        let exact =
+            RunReport::sample().stage(StageReport::named("stable").assertion(AssertionReport::all_to("resnet50", 10)));
+        assert!(!split_chart(&exact.stages[0].assertions[0]).contains(r#"class="accepted""#));
     }
 }

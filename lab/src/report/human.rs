@@ -84,11 +84,7 @@ fn assertion_rows(assertion: &AssertionReport) -> Vec<Vec<String>> {
             row.extend([
                 stats.version.clone(),
                 percent(stats.share),
-                format!(
-                    "[{}, {}]",
-                    percent(stats.share_interval_95[0]),
-                    percent(stats.share_interval_95[1])
-                ),
+                super::interval_text(stats.share_interval_95),
                 weight,
                 milliseconds(stats.latency_ms.p50),
                 milliseconds(stats.latency_ms.p95),

@@ -99,12 +99,11 @@ fn details(assertion: &AssertionReport) -> String {
             .unwrap_or_else(|| "-".to_string());
         let _ = writeln!(
             text,
-            "{}: {} responses, share {:.1}% (95% interval {:.1}%–{:.1}%), weight {weight}, p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
+            "{}: {} responses, share {:.1}% (95% interval {}), weight {weight}, p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
             stats.version,
             stats.responses,
             stats.share * 100.0,
-            stats.share_interval_95[0] * 100.0,
-            stats.share_interval_95[1] * 100.0,
+            super::interval_text(stats.share_interval_95),
             stats.latency_ms.p50,
             stats.latency_ms.p95,
             stats.latency_ms.p99

@@ -233,6 +233,11 @@ impl ErrorCount {
     }
 }
 
+/// An interval of shares as every output writes it: `[52.9%, 59.1%]`.
+pub fn interval_text([low, high]: [f64; 2]) -> String {
+    format!("[{:.1}%, {:.1}%]", low * 100.0, high * 100.0)
+}
+
 /// `KIND from VERSION`, or `KIND` when the version is unknown: how reports and messages name an error.
 pub fn error_label(kind: &str, version: Option<&str>) -> String {
     match version {

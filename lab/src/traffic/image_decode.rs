@@ -74,6 +74,7 @@ pub fn decode_jpeg(file_bytes: &[u8]) -> anyhow::Result<RgbImage> {
             let error_manager = jpeg::jpeg_std_error(&mut errors);
             error_manager.error_exit = Some(unwind_on_error);
             error_manager.output_message = Some(ignore_message);
+            error_manager.emit_message = Some(fail_on_truncation);
             decompress.common.err = error_manager;
             jpeg::jpeg_create_decompress(&mut decompress);
             let result = catch_unwind(AssertUnwindSafe(|| {
@@ -213,12 +214,34 @@ unsafe extern "C-unwind" fn unwind_on_error(common: &mut jpeg::jpeg_common_struc
     resume_unwind(Box::new(LibjpegError(message)))
 }
 
+/// libjpeg's `emit_message` for decoding: the data ending before the image does (`JWRN_JPEG_EOF`, after which libjpeg
+/// would fill the rest with grey) is an error, as Pillow's "image file is truncated" is; other warnings (extraneous
+/// bytes) are ignored, as Pillow ignores them.
+unsafe extern "C-unwind" fn fail_on_truncation(common: &mut jpeg::jpeg_common_struct, msg_level: std::os::raw::c_int) {
+    // SAFETY: `err` points at the error manager set up by the caller; libjpeg set `msg_code` before calling this.
+    let code = unsafe { (*common.err).msg_code };
+    if msg_level < 0 && code == jpeg::JWRN_JPEG_EOF as std::os::raw::c_int {
+        resume_unwind(Box::new(LibjpegError(
+            "the file ends before the image does: it is truncated".to_string(),
+        )))
+    }
+}
+
 /// libjpeg's `output_message`: warnings (e.g. extraneous bytes) are not printed to stderr.
 unsafe extern "C-unwind" fn ignore_message(_common: &mut jpeg::jpeg_common_struct) {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_truncated_jpeg_is_an_error() {
+        // Before, a JPEG cut at 2,000 bytes decoded "fine", its missing rows grey.
+        let photo = include_bytes!("../../../assets/images/grace_hopper.jpg");
+        let error = decode_rgb(&photo[..2000]).unwrap_err();
+        assert!(format!("{error:#}").contains("truncated"), "{error:#}");
+        assert!(decode_rgb(photo).is_ok());
+    }
 
     #[test]
     fn round_trip_keeps_size_and_stays_close() {

@@ -54,7 +54,12 @@ async fn an_unreachable_api_server_is_not_ready_and_says_where_to_look() {
         // Before, kube's own "<timestamp> ERROR failed with error client error (Connect)" came first, and the
         // cause repeated "client error (Connect)".
         assert!(!has_timestamp(&output.stderr), "{}", output.stderr);
-        assert_eq!(output.stderr.lines().count(), 2, "one error line and one help line: {}", output.stderr);
+        assert_eq!(
+            output.stderr.lines().count(),
+            2,
+            "one error line and one help line: {}",
+            output.stderr
+        );
     }
 }
 

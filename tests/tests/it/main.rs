@@ -6,6 +6,7 @@ mod doctor;
 mod exit_codes;
 mod faults;
 mod gateway;
+mod help_text;
 mod ingress;
 mod istio_fetch;
 mod json_style;

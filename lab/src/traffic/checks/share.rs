@@ -5,7 +5,7 @@ use tokio::time::Instant;
 
 use super::tally::{Tally, error_budget};
 use super::{CheckConfig, percent};
-use crate::report::Verdict;
+use crate::report::{Verdict, interval_text};
 use crate::traffic::probe::{Flow, Outcome, Probe, RunEnd};
 use crate::traffic::stats::{self, ShareTest, ShareTestConfig};
 
@@ -37,10 +37,9 @@ pub(super) async fn check_share(
     let observed = match trials {
         0 => "no attributed responses".to_string(),
         _ => format!(
-            "{version} answered {hits} of {trials} ({}, 95% interval {}–{})",
+            "{version} answered {hits} of {trials} ({}, 95% interval {})",
             percent(hits as f64 / trials as f64),
-            percent(low),
-            percent(high)
+            interval_text([low, high])
         ),
     };
     let configured = format!("{} ± {}", percent(test_config.share), percent(test_config.tolerance));
