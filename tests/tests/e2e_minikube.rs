@@ -21,9 +21,10 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use canary_lab_tests::process::Process;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -282,8 +283,7 @@ impl Lab {
     /// kills it after `limit`.
     fn run(&self, args: &[&str], limit: Duration) -> Run {
         eprintln!("$ lab {}", args.join(" "));
-        #[allow(clippy::disallowed_methods)] // The test runs the CLI itself as a process.
-        let mut child = Command::new(canary_lab_tests::cargo_bin("lab-cli"))
+        let mut child = Process::new(canary_lab_tests::cargo_bin("lab-cli"))
             .args(["--profile", &self.profile])
             .arg("--state-dir")
             .arg(&self.state_dir)

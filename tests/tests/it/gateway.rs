@@ -110,8 +110,9 @@ async fn the_wait_ends_only_once_the_gateway_serves_the_stage_and_names_what_dif
 
     // The same pod's 8080 still leads to the gateway's listener, not to its admin API.
     let forward = lab::lifecycle::ingress::port_forward(&cluster).await.unwrap();
-    lab::http::install_crypto_provider();
-    let metadata = reqwest::get(format!("{}/v1/models/image_classifier/metadata", forward.url))
+    let metadata = canary_lab_tests::http_client()
+        .get(format!("{}/v1/models/image_classifier/metadata", forward.url))
+        .send()
         .await
         .unwrap();
     assert!(metadata.headers().contains_key("x-model-version"), "{metadata:?}");

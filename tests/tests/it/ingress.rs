@@ -11,6 +11,7 @@ use canary_lab_tests::cli::{Cli, CliOutput};
 use canary_lab_tests::envoy::{Envoy, StageRouting};
 use canary_lab_tests::fake_kube::FakeKube;
 use canary_lab_tests::fake_tools::{FakeTools, Forward, MinikubeCluster, Rule, SignalRecord};
+use canary_lab_tests::process::Process;
 use canary_lab_tests::tf_serving::TfServing;
 
 const PROFILE: &str = "lab";
@@ -165,11 +166,8 @@ fn running(pid: u32) -> bool {
 /// Kills `pid` (SIGKILL: no cleanup, as when a laptop sleeps through the tunnel or it crashes) and waits, at most
 /// 10 seconds, until it has stopped.
 async fn kill_hard(pid: u32) {
-    #[allow(clippy::disallowed_methods)] // The test kills the tunnel as a crash would.
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
+    // The test kills the tunnel as a crash would.
+    let killed = Process::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
     assert!(killed.success());
     until_stopped(pid).await;
 }

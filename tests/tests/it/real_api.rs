@@ -33,7 +33,11 @@ fn client(kube: &FakeKube) -> kube::Client {
 
 /// `GET path` from the fake API, as JSON (the raw answer, before any client interprets it).
 async fn get_json(kube: &FakeKube, path: &str) -> Value {
-    let answer = reqwest::get(format!("{}{path}", kube.url())).await.unwrap();
+    let answer = canary_lab_tests::http_client()
+        .get(format!("{}{path}", kube.url()))
+        .send()
+        .await
+        .unwrap();
     assert!(answer.status().is_success(), "GET {path}: {}", answer.status());
     answer.json().await.unwrap()
 }
@@ -64,7 +68,9 @@ fn group<'a>(groups: &'a [(String, Vec<String>, String)], name: &str) -> Option<
 
 /// The fake `istioctl install`: what the scripted tool does.
 async fn istioctl_install(kube: &FakeKube) {
-    let answer = reqwest::get(format!("{}/fake/install-istio", kube.url()))
+    let answer = canary_lab_tests::http_client()
+        .get(format!("{}/fake/install-istio", kube.url()))
+        .send()
         .await
         .unwrap();
     assert!(answer.status().is_success());

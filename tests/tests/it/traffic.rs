@@ -138,7 +138,7 @@ async fn without_version_headers_responses_are_attributed_by_fingerprint() {
     let mut references = BTreeMap::new();
     for model in [&models.resnet50, &models.resnet101] {
         let url = format!("{}{}", model.url(), lab::traffic::checks::PREDICT_PATH);
-        let body = reqwest::Client::new()
+        let body = canary_lab_tests::http_client()
             .post(url)
             .body(BODY)
             .send()

@@ -10,6 +10,7 @@ use canary_lab_tests::cli::{Cli, CliOutput};
 use canary_lab_tests::envoy::{Envoy, StageRouting};
 use canary_lab_tests::fake_kube::{FakeKube, Scenario};
 use canary_lab_tests::fake_tools::{FakeTools, MinikubeCluster, Rule};
+use canary_lab_tests::process::Process;
 use canary_lab_tests::smoke_server::SmokeServer;
 
 const PROFILE: &str = "lab";
@@ -599,8 +600,8 @@ async fn ctrl_c_stops_up_and_releases_the_lock() {
     let args = lab.up_args(&["--rollout-timeout", "600"]);
     let mut child = lab.cli(&args).spawn();
     lab.until_up_waits_on_a_rollout().await;
-    #[allow(clippy::disallowed_methods)] // The test sends SIGINT as a terminal's Ctrl-C would.
-    let sent = std::process::Command::new("kill")
+    // The test sends SIGINT as a terminal's Ctrl-C would.
+    let sent = Process::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
