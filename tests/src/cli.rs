@@ -16,6 +16,15 @@ pub struct CliOutput {
     pub stderr: String,
 }
 
+impl CliOutput {
+    /// stdout as JSON (`--format json`); panics showing stdout and stderr when it is not.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|error| panic!("stdout is not JSON ({error}):\n{}\n{}", self.stdout, self.stderr))
+    }
+}
+
 /// A CLI invocation being prepared: isolated XDG dirs, a `PATH` that starts with the fake tools, `NO_COLOR`.
 pub struct Cli {
     args: Vec<OsString>,

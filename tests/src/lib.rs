@@ -12,8 +12,9 @@ pub mod fake_tools;
 pub mod istio_tarball;
 pub mod istiod;
 pub mod process;
-pub mod smoke_server;
 pub mod tf_serving;
+pub mod traffic;
+pub mod up_args;
 
 use std::path::PathBuf;
 

@@ -13,7 +13,7 @@ use lab::definition::stages::LabDefinition;
 use lab::istio::gateway_config::{GatewayNotServing, Served, wait_for_stage};
 use lab::report::Verdict;
 
-use crate::traffic::{Models, show};
+use canary_lab_tests::traffic::{Models, assert_verdict, show};
 
 /// A fake API with Istio installed (so a Running, ready `istio-ingressgateway` pod exists).
 async fn kube_with_istio() -> FakeKube {
@@ -180,7 +180,7 @@ async fn a_stage_is_asserted_only_once_the_gateway_has_the_new_pods_endpoint() {
         () = endpoint_arrives => asserted.await,
     };
     let report = report.expect("the stage is asserted");
-    assert_eq!(report.verdict, Verdict::Pass, "{}", show(&report));
+    assert_verdict(&report, Verdict::Pass);
     assert!(report.assertions[0].errors.is_empty(), "{}", show(&report));
     assert!(admin_forwards(&kube) >= 3, "the lab read the gateway's config");
     assert!(models.resnet101.predictions() > 0);

@@ -13,6 +13,7 @@ use canary_lab_tests::fake_kube::FakeKube;
 use canary_lab_tests::fake_tools::{FakeTools, Forward, MinikubeCluster, Rule, SignalRecord};
 use canary_lab_tests::process::Process;
 use canary_lab_tests::tf_serving::TfServing;
+use canary_lab_tests::up_args::UpArgs;
 
 const PROFILE: &str = "lab";
 
@@ -51,23 +52,8 @@ impl Lab {
 
     /// `lab up --stage stable --no-assert --ingress INGRESS` with short timeouts.
     async fn up(&self, ingress: &str) -> CliOutput {
-        let istioctl = self.tools.istioctl_path();
-        let args = [
-            "lab",
-            "up",
-            "--stage",
-            "stable",
-            "--no-assert",
-            "--istioctl",
-            istioctl.to_str().unwrap(),
-            "--ingress",
-            ingress,
-            "--rollout-timeout",
-            "10",
-            "--istio-timeout",
-            "10",
-        ];
-        run(self.cli(args)).await
+        let args = UpArgs::new(&self.tools, ingress).stage("stable").no_assert();
+        run(self.cli(args.args())).await
     }
 
     async fn down_all(&self, extra: &[&str]) -> CliOutput {
@@ -192,7 +178,7 @@ async fn after_a_port_forward_up_stage_and_predict_forward_again_for_their_own_l
     let lab = Lab::start(false).await;
     // With the `serving_bytes` signature the body is the JPEG itself, small enough for many requests through the
     // fake API's websocket port-forward.
-    let models = crate::traffic::Models::start_with_bytes_signature().await;
+    let models = canary_lab_tests::traffic::Models::start_with_bytes_signature().await;
     let gateway = Envoy::start(&StageRouting::of_stage("stable"), &models.stable_only()).await;
     lab.kube.port_forward_to(socket_addr(&gateway.url()));
     let up = lab.up("auto").await;
