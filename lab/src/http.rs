@@ -40,9 +40,9 @@ pub fn client_with_total_timeout(timeout: Duration) -> anyhow::Result<reqwest::C
 /// A builder with the lab's crypto provider installed, the user agent and the connect timeout.
 fn client_builder(connect_timeout: Duration) -> reqwest::ClientBuilder {
     install_crypto_provider();
-    reqwest::Client::builder()
-        .user_agent(USER_AGENT)
-        .connect_timeout(connect_timeout)
+    #[allow(clippy::disallowed_methods)] // The one place that builds reqwest clients: after the provider is installed.
+    let builder = reqwest::Client::builder();
+    builder.user_agent(USER_AGENT).connect_timeout(connect_timeout)
 }
 
 /// Installs rustls' ring provider once per process; kube and reqwest both use it.

@@ -2,7 +2,8 @@
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+
+use crate::process::Process;
 
 /// What a CLI run printed and how it exited.
 #[derive(Debug)]
@@ -13,6 +14,15 @@ pub struct CliOutput {
     pub stdout: String,
     /// stderr.
     pub stderr: String,
+}
+
+impl CliOutput {
+    /// stdout as JSON (`--format json`); panics showing stdout and stderr when it is not.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|error| panic!("stdout is not JSON ({error}):\n{}\n{}", self.stdout, self.stderr))
+    }
 }
 
 /// A CLI invocation being prepared: isolated XDG dirs, a `PATH` that starts with the fake tools, `NO_COLOR`.
@@ -76,7 +86,7 @@ impl Cli {
 
     /// Runs the CLI to completion.
     pub fn run(&self) -> CliOutput {
-        let output = self.command().output().expect("run lab-cli");
+        let output = self.process().output().expect("run lab-cli");
         CliOutput {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -94,19 +104,17 @@ impl Cli {
 
     /// Starts the CLI without waiting (for tests that interrupt it); stdout and stderr are discarded.
     pub fn spawn(&self) -> std::process::Child {
-        let mut command = self.command();
-        command
+        self.process()
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        command.spawn().expect("start lab-cli")
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start lab-cli")
     }
 
-    fn command(&self) -> Command {
-        #[allow(clippy::disallowed_methods)] // Tests run the CLI itself as a process.
-        let mut command = Command::new(crate::cargo_bin("lab-cli"));
-        command.args(&self.args);
+    fn process(&self) -> Process {
         let home = self.home.path();
-        command
+        let mut process = Process::new(crate::cargo_bin("lab-cli"))
+            .args(&self.args)
             .env_clear()
             .env("HOME", home)
             .env("XDG_STATE_HOME", home.join("state"))
@@ -116,10 +124,10 @@ impl Cli {
         // Only the fake tools and the system directories: nothing from the developer's own PATH (a real minikube).
         let mut path: Vec<PathBuf> = self.path_prefix.clone();
         path.extend(["/usr/bin", "/bin"].map(PathBuf::from));
-        command.env("PATH", std::env::join_paths(path).expect("PATH"));
+        process = process.env("PATH", std::env::join_paths(path).expect("PATH"));
         for (name, value) in &self.env {
-            command.env(name, value);
+            process = process.env(name, value);
         }
-        command
+        process
     }
 }

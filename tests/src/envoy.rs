@@ -503,8 +503,7 @@ impl Envoy {
         let log = std::fs::File::create(dir.path().join("envoy.log")).expect("Envoy log");
         // A base id unique to this process and instance, so parallel Envoys never share a shared-memory region.
         let base_id = (std::process::id() % 10_000) * 100 + NEXT_BASE_ID.fetch_add(1, Ordering::SeqCst) % 100;
-        #[allow(clippy::disallowed_methods)] // Test support starts the real Envoy it tests against.
-        let child = std::process::Command::new(&envoy_bin)
+        let child = crate::process::Process::new(&envoy_bin)
             .arg("-c")
             .arg(&config_path)
             .args([
@@ -709,11 +708,7 @@ impl Drop for Envoy {
 }
 
 fn admin_client() -> reqwest::Client {
-    lab::http::install_crypto_provider();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(2))
-        .build()
-        .expect("client")
+    lab::http::client_with_total_timeout(Duration::from_secs(2)).expect("client")
 }
 
 /// The bootstrap: a listener like the gateway's `0.0.0.0_8080` (on a loopback port Envoy picks) whose routes come

@@ -11,8 +11,10 @@ pub mod fake_kube;
 pub mod fake_tools;
 pub mod istio_tarball;
 pub mod istiod;
-pub mod smoke_server;
+pub mod process;
 pub mod tf_serving;
+pub mod traffic;
+pub mod up_args;
 
 use std::path::PathBuf;
 
@@ -45,6 +47,12 @@ pub fn cargo_bin(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// An HTTP client for tests (from `lab::http`, which installs the crypto provider) whose every request must finish
+/// within 30 seconds.
+pub fn http_client() -> reqwest::Client {
+    lab::http::client_with_total_timeout(std::time::Duration::from_secs(30)).expect("an HTTP client")
 }
 
 /// The tools `cargo xtask test` installs (`$CANARY_LAB_TEST_TOOLS`, else `target/test-tools`).

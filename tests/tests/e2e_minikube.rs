@@ -21,9 +21,11 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use canary_lab_tests::process::Process;
+use canary_lab_tests::up_args::UpArgs;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -80,10 +82,12 @@ fn lab_up_on_a_real_minikube_asserts_every_stage_writes_nothing_twice_and_comes_
     let doctor = lab.run(&["lab", "doctor"], minutes(2));
     assert_eq!(doctor.code, 0, "lab doctor failed");
 
-    let mut up_args = vec!["lab", "up", "--format", "json", "--ingress", "tunnel"];
+    let mut up_args = UpArgs::plain("tunnel").json();
     if let Some(istioctl) = &istioctl {
-        up_args.extend(["--istioctl", istioctl.as_str()]);
+        up_args = up_args.istioctl(Path::new(istioctl));
     }
+    let up_args = up_args.args();
+    let up_args: Vec<&str> = up_args.iter().map(String::as_str).collect();
     // Istio's install, two image pulls of TF Serving and the model export (TensorFlow's image, ImageNet weights).
     let first = lab.run(&up_args, minutes(60));
     assert_eq!(first.code, 0, "the first lab up failed");
@@ -282,8 +286,7 @@ impl Lab {
     /// kills it after `limit`.
     fn run(&self, args: &[&str], limit: Duration) -> Run {
         eprintln!("$ lab {}", args.join(" "));
-        #[allow(clippy::disallowed_methods)] // The test runs the CLI itself as a process.
-        let mut child = Command::new(canary_lab_tests::cargo_bin("lab-cli"))
+        let mut child = Process::new(canary_lab_tests::cargo_bin("lab-cli"))
             .args(["--profile", &self.profile])
             .arg("--state-dir")
             .arg(&self.state_dir)

@@ -120,8 +120,8 @@ async fn time_baseline(dir: &Path, url: &str, sum: &str) -> anyhow::Result<f64> 
     let dir = dir.to_path_buf();
     tokio::task::spawn_blocking(move || -> anyhow::Result<f64> {
         let started = Instant::now();
-        #[allow(clippy::disallowed_methods)] // The baseline is an external pipeline, run from bench code.
-        let status = std::process::Command::new("sh")
+        // The baseline is an external pipeline, run from bench code.
+        let status = crate::process::Process::new("sh")
             .args(["-c", &script])
             .current_dir(&dir)
             .status()

@@ -34,8 +34,7 @@ pub fn run(context: &BenchContext) -> anyhow::Result<Vec<BenchResult>> {
         for _ in 0..RUNS {
             let started = Instant::now();
             // The baseline is a Python script: the benchmark starts it as a process.
-            #[allow(clippy::disallowed_methods)]
-            let status = std::process::Command::new(&python)
+            let status = crate::process::Process::new(&python)
                 .arg(&script)
                 .arg(&image)
                 .args(["--mode", kind.as_str(), "--out"])

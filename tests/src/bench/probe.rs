@@ -125,8 +125,8 @@ fn wrk_requests_per_second(url: &str) -> anyhow::Result<f64> {
             "wrk.method = \"POST\"\nwrk.body = \"{lua_body}\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
         ),
     )?;
-    #[allow(clippy::disallowed_methods)] // The benchmark runs its baseline tool.
-    let output = std::process::Command::new("wrk")
+    // The benchmark runs its baseline tool.
+    let output = crate::process::Process::new("wrk")
         .args(["-t2", "-c8", &format!("-d{WRK_SECONDS}s"), "-s"])
         .arg(&script)
         .arg(url)
@@ -160,8 +160,8 @@ fn memory(servers: &tokio::runtime::Runtime) -> anyhow::Result<BenchResult> {
     })?;
     let exe = std::env::current_exe()?;
     let started = Instant::now();
-    #[allow(clippy::disallowed_methods)] // The memory run is measured in a child process of its own.
-    let output = std::process::Command::new(exe)
+    // The memory run is measured in a child process of its own.
+    let output = crate::process::Process::new(exe)
         .env(CHILD_ENV, format!("http://{sink}/ {MEMORY_REQUESTS}"))
         .output()
         .context("running the memory child")?;

@@ -6,7 +6,8 @@
 //! versions. Controllers (`controllers.rs`) roll Deployments out and run Jobs' pods over a few (configurable)
 //! milliseconds, the way a real cluster does over seconds, with each object's [`Scenario`]; pods, events and logs
 //! are made up to match, so the diagnosis has something to show. Watches (`watch.rs`) follow the API server's watch
-//! cache: bookmarks, `timeoutSeconds`, 410 Gone.
+//! cache: bookmarks, `timeoutSeconds`, 410 Gone. Pod port-forwards (`port_forward.rs`) lead to loopback addresses
+//! the test chooses per pod and port.
 //! Every request is recorded, so tests can assert exactly what was asked. A kubeconfig pointing at it is written by
 //! [`FakeKube::write_kubeconfig`].
 
@@ -26,6 +27,7 @@ use serde_json::{Value, json};
 mod apply;
 mod controllers;
 mod discovery;
+mod port_forward;
 mod watch;
 
 pub use controllers::Timing;
@@ -110,10 +112,8 @@ struct Shared {
     /// How long after `GET /fake/install-istio` Istio's CRDs become Established.
     crds_established_after: std::time::Duration,
     tunnel_address: Option<(String, u16)>,
-    port_forward_target: Option<SocketAddr>,
-    /// (label selector, pod port or any, target): those naming the port first, then the others, each in order,
-    /// before `port_forward_target`.
-    port_forward_targets: Vec<(String, Option<u16>, SocketAddr)>,
+    /// Where pod port-forwards lead.
+    port_forwards: port_forward::Targets,
     /// How long the controllers take.
     timing: Timing,
     /// What the controllers do later (see `controllers::spawn_driver`).
@@ -153,8 +153,7 @@ impl FakeKube {
                 istio_installed_on_marker: None,
                 crds_established_after: std::time::Duration::from_millis(300),
                 tunnel_address: None,
-                port_forward_target: None,
-                port_forward_targets: Vec::new(),
+                port_forwards: port_forward::Targets::default(),
                 timing: Timing::default(),
                 timers: Vec::new(),
                 compacted_to: 0,
@@ -172,7 +171,7 @@ impl FakeKube {
             .route("/fake/tunnel-up", get(tunnel_up_marker))
             .route(
                 "/api/v1/namespaces/{namespace}/pods/{name}/portforward",
-                get(port_forward),
+                get(port_forward::port_forward),
             )
             .fallback(resources)
             .layer(axum::middleware::from_fn_with_state(shared.clone(), record))
@@ -303,48 +302,10 @@ impl FakeKube {
         self.lock().tunnel_address = Some((ip.to_string(), port));
     }
 
-    /// Makes pod port-forwards (`…/pods/NAME/portforward`, websocket `v4.channel.k8s.io`) reach `target`, as if
-    /// the pod's port were served there.
-    pub fn port_forward_to(&self, target: SocketAddr) {
-        self.lock().port_forward_target = Some(target);
-    }
-
-    /// Makes port-forwards to the pods matching the label `selector` (`k=v,k2=v2`, e.g. `version=resnet50`) reach
-    /// `target` instead; selectors are checked in the order given, then [`FakeKube::port_forward_to`]'s target.
-    pub fn port_forward_selected_to(&self, selector: &str, target: SocketAddr) {
-        self.lock()
-            .port_forward_targets
-            .push((selector.to_string(), None, target));
-    }
-
-    /// Makes port-forwards to port `pod_port` of the pods matching `selector` reach `target` (checked before the
-    /// selectors of [`FakeKube::port_forward_selected_to`]): a pod with several ports, like the ingress gateway's
-    /// 8080 (HTTP) and 15000 (Envoy's admin API).
-    pub fn port_forward_port_to(&self, selector: &str, pod_port: u16, target: SocketAddr) {
-        self.lock()
-            .port_forward_targets
-            .push((selector.to_string(), Some(pod_port), target));
-    }
-
     /// The stored object, if any (`plural` as in the URL: `deployments`, `virtualservices`).
     pub fn object(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
         let key = (plural.to_string(), namespace.to_string(), name.to_string());
         self.lock().objects.get(&key).cloned()
-    }
-
-    /// How many port-forwards were asked of the ingress gateway's pods so far (to pod port `port`, or to any).
-    pub fn gateway_port_forwards(&self, port: Option<u16>) -> usize {
-        let port = port.map(|port| format!("ports={port}"));
-        self.requests()
-            .iter()
-            .filter(|request| {
-                request
-                    .path()
-                    .starts_with("/api/v1/namespaces/istio-system/pods/istio-ingressgateway-")
-                    && request.path().ends_with("/portforward")
-                    && port.as_ref().is_none_or(|port| request.uri.contains(port.as_str()))
-            })
-            .count()
     }
 
     /// Names of the stored objects of `plural` in `namespace`.
@@ -539,96 +500,6 @@ async fn tunnel_up_marker(State(shared): State<SharedState>) -> Response {
     drop(locked);
     shared.1.notify_waiters();
     "tunnel up".into_response()
-}
-
-/// `GET …/pods/NAME/portforward?ports=P` upgraded to a websocket with the `v4.channel.k8s.io` protocol: channel 0
-/// carries the data of port P and channel 1 its errors; each channel's first frame is the port (little endian).
-async fn port_forward(
-    State(shared): State<SharedState>,
-    axum::extract::Path((namespace, name)): axum::extract::Path<(String, String)>,
-    Query(query): Query<HashMap<String, String>>,
-    upgrade: axum::extract::ws::WebSocketUpgrade,
-) -> Response {
-    use axum::extract::ws::Message;
-    use futures::{SinkExt, StreamExt};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let port: u16 = query.get("ports").and_then(|ports| ports.parse().ok()).unwrap_or(0);
-    let target = {
-        let locked = shared.0.lock().expect("lock");
-        let key = ("pods".to_string(), namespace.clone(), name.clone());
-        let Some(pod) = locked.objects.get(&key) else {
-            return status_response(404, "NotFound", &format!("pods \"{name}\" not found"));
-        };
-        let pod_selected = |selector: &String| {
-            let query = HashMap::from([("labelSelector".to_string(), selector.clone())]);
-            selected(pod, &query)
-        };
-        let for_port = locked
-            .port_forward_targets
-            .iter()
-            .find(|(selector, pod_port, _)| *pod_port == Some(port) && pod_selected(selector));
-        let for_pod = locked
-            .port_forward_targets
-            .iter()
-            .find(|(selector, pod_port, _)| pod_port.is_none() && pod_selected(selector));
-        for_port
-            .or(for_pod)
-            .map(|(_, _, target)| *target)
-            .or(locked.port_forward_target)
-    };
-    let Some(target) = target else {
-        return status_response(500, "InternalError", "the fake has no port-forward target");
-    };
-    upgrade
-        .protocols(["v4.channel.k8s.io"])
-        .on_upgrade(move |socket| async move {
-            let (mut sink, mut stream) = socket.split();
-            let prefix = port.to_le_bytes();
-            for channel in [0u8, 1u8] {
-                let frame = vec![channel, prefix[0], prefix[1]];
-                if sink.send(Message::Binary(frame.into())).await.is_err() {
-                    return;
-                }
-            }
-            let Ok(backend) = tokio::net::TcpStream::connect(target).await else {
-                let _ = sink
-                    .send(Message::Binary(b"\x01connection refused".to_vec().into()))
-                    .await;
-                return;
-            };
-            let (mut backend_read, mut backend_write) = backend.into_split();
-            let to_backend = async move {
-                while let Some(Ok(message)) = stream.next().await {
-                    let data = match message {
-                        Message::Binary(bytes) if bytes.len() > 1 && bytes[0] == 0 => bytes,
-                        Message::Close(_) => break,
-                        _ => continue,
-                    };
-                    if backend_write.write_all(&data[1..]).await.is_err() {
-                        break;
-                    }
-                }
-                let _ = backend_write.shutdown().await;
-            };
-            let from_backend = async move {
-                let mut buffer = vec![0u8; 16 * 1024];
-                loop {
-                    match backend_read.read(&mut buffer).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(read) => {
-                            let mut frame = Vec::with_capacity(read + 1);
-                            frame.push(0u8);
-                            frame.extend_from_slice(&buffer[..read]);
-                            if sink.send(Message::Binary(frame.into())).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                let _ = sink.send(Message::Close(None)).await;
-            };
-            tokio::join!(to_backend, from_backend);
-        })
 }
 
 /// What `istioctl install` puts in place: Istio's CRDs (not yet Established: see [`discovery::establish_crds`]),

@@ -10,10 +10,10 @@ use canary_lab_tests::envoy::{Envoy, StageRouting};
 use lab::definition::routing::{FaultAbort, FaultDelay, HttpFault, Percent};
 use lab::report::{StageReport, Verdict};
 
-use crate::traffic::{Models, check, failing_config, show, test_config};
+use canary_lab_tests::traffic::{Models, assert_verdict, check, failing_config, show, test_config};
 
 fn failure_message(report: &StageReport) -> String {
-    assert_eq!(report.verdict, Verdict::Fail, "{}", show(report));
+    assert_verdict(report, Verdict::Fail);
     report
         .assertions
         .iter()
@@ -38,7 +38,7 @@ async fn upstream_503s_at_a_rate_are_retried_away_by_the_gateway() {
     models.resnet101.set_error_rate(0.03);
     let envoy = Envoy::start(&StageRouting::of_stage("split-70-30"), &models.both()).await;
     let report = check("split-70-30", &test_config(&envoy.url())).await;
-    assert_eq!(report.verdict, Verdict::Pass, "{}", show(&report));
+    assert_verdict(&report, Verdict::Pass);
     let failed: u64 = report.assertions[0].errors.iter().map(|error| error.count).sum();
     let requests = report.assertions[0].requests;
     assert!(failed as f64 <= 0.01 * requests as f64, "{}", show(&report));
@@ -101,7 +101,7 @@ async fn connection_resets_and_a_version_down_fail_naming_the_version() {
     // The canary is down, but the stage that sends it nothing still passes.
     let envoy = Envoy::start(&StageRouting::of_stage("canary-deployed"), &models.both()).await;
     let report = check("canary-deployed", &test_config(&envoy.url())).await;
-    assert_eq!(report.verdict, Verdict::Pass, "{}", show(&report));
+    assert_verdict(&report, Verdict::Pass);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use lab::definition::stages::LabDefinition;
 use lab::istio::gateway_config::{GatewayNotServing, Served, wait_for_stage};
 use lab::report::Verdict;
 
-use crate::traffic::{Models, show};
+use canary_lab_tests::traffic::{Models, assert_verdict, show};
 
 /// A fake API with Istio installed (so a Running, ready `istio-ingressgateway` pod exists).
 async fn kube_with_istio() -> FakeKube {
@@ -110,8 +110,9 @@ async fn the_wait_ends_only_once_the_gateway_serves_the_stage_and_names_what_dif
 
     // The same pod's 8080 still leads to the gateway's listener, not to its admin API.
     let forward = lab::lifecycle::ingress::port_forward(&cluster).await.unwrap();
-    lab::http::install_crypto_provider();
-    let metadata = reqwest::get(format!("{}/v1/models/image_classifier/metadata", forward.url))
+    let metadata = canary_lab_tests::http_client()
+        .get(format!("{}/v1/models/image_classifier/metadata", forward.url))
+        .send()
         .await
         .unwrap();
     assert!(metadata.headers().contains_key("x-model-version"), "{metadata:?}");
@@ -179,7 +180,7 @@ async fn a_stage_is_asserted_only_once_the_gateway_has_the_new_pods_endpoint() {
         () = endpoint_arrives => asserted.await,
     };
     let report = report.expect("the stage is asserted");
-    assert_eq!(report.verdict, Verdict::Pass, "{}", show(&report));
+    assert_verdict(&report, Verdict::Pass);
     assert!(report.assertions[0].errors.is_empty(), "{}", show(&report));
     assert!(admin_forwards(&kube) >= 3, "the lab read the gateway's config");
     assert!(models.resnet101.predictions() > 0);

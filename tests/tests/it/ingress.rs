@@ -11,7 +11,9 @@ use canary_lab_tests::cli::{Cli, CliOutput};
 use canary_lab_tests::envoy::{Envoy, StageRouting};
 use canary_lab_tests::fake_kube::FakeKube;
 use canary_lab_tests::fake_tools::{FakeTools, Forward, MinikubeCluster, Rule, SignalRecord};
+use canary_lab_tests::process::Process;
 use canary_lab_tests::tf_serving::TfServing;
+use canary_lab_tests::up_args::UpArgs;
 
 const PROFILE: &str = "lab";
 
@@ -50,23 +52,8 @@ impl Lab {
 
     /// `lab up --stage stable --no-assert --ingress INGRESS` with short timeouts.
     async fn up(&self, ingress: &str) -> CliOutput {
-        let istioctl = self.tools.istioctl_path();
-        let args = [
-            "lab",
-            "up",
-            "--stage",
-            "stable",
-            "--no-assert",
-            "--istioctl",
-            istioctl.to_str().unwrap(),
-            "--ingress",
-            ingress,
-            "--rollout-timeout",
-            "10",
-            "--istio-timeout",
-            "10",
-        ];
-        run(self.cli(args)).await
+        let args = UpArgs::new(&self.tools, ingress).stage("stable").no_assert();
+        run(self.cli(args.args())).await
     }
 
     async fn down_all(&self, extra: &[&str]) -> CliOutput {
@@ -165,11 +152,8 @@ fn running(pid: u32) -> bool {
 /// Kills `pid` (SIGKILL: no cleanup, as when a laptop sleeps through the tunnel or it crashes) and waits, at most
 /// 10 seconds, until it has stopped.
 async fn kill_hard(pid: u32) {
-    #[allow(clippy::disallowed_methods)] // The test kills the tunnel as a crash would.
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .status()
-        .unwrap();
+    // The test kills the tunnel as a crash would.
+    let killed = Process::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
     assert!(killed.success());
     until_stopped(pid).await;
 }
@@ -194,7 +178,7 @@ async fn after_a_port_forward_up_stage_and_predict_forward_again_for_their_own_l
     let lab = Lab::start(false).await;
     // With the `serving_bytes` signature the body is the JPEG itself, small enough for many requests through the
     // fake API's websocket port-forward.
-    let models = crate::traffic::Models::start_with_bytes_signature().await;
+    let models = canary_lab_tests::traffic::Models::start_with_bytes_signature().await;
     let gateway = Envoy::start(&StageRouting::of_stage("stable"), &models.stable_only()).await;
     lab.kube.port_forward_to(socket_addr(&gateway.url()));
     let up = lab.up("auto").await;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use canary_lab_tests::assert_contains;
 use canary_lab_tests::envoy::{Envoy, StageRouting};
 use canary_lab_tests::fake_kube::{FakeKube, Scenario, Timing};
+use canary_lab_tests::up_args::UpArgs;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
@@ -489,14 +490,11 @@ async fn istioctl_install_makes_the_gateway_as_istio_does() {
     assert_eq!(containers, ["istio-proxy"]);
 }
 
-/// `lab up` with its assertions, through real Envoy routing as `stable` whatever the stage says.
-async fn up_against_a_stable_gateway(lab: &Lab, gateway: &Envoy, extra: &[&str]) -> canary_lab_tests::cli::CliOutput {
-    let mut args: Vec<String> = lab.up_args(extra);
-    args.retain(|arg| arg != "--no-assert");
-    let url_position = args.iter().position(|arg| arg == "--ingress").unwrap() + 1;
-    args[url_position] = gateway.url();
+/// `lab up --stage STAGE` with its assertions, through real Envoy routing as `stable` whatever the stage says.
+async fn up_against_a_stable_gateway(lab: &Lab, gateway: &Envoy, stage: &str) -> canary_lab_tests::cli::CliOutput {
+    let args = UpArgs::new(&lab.tools, &gateway.url()).stage(stage);
     // Each run sends a few hundred requests per asserted stage; the margin is for a loaded machine.
-    tokio::time::timeout(Duration::from_secs(120), lab.cli(&args).run_async())
+    tokio::time::timeout(Duration::from_secs(120), lab.cli(args.args()).run_async())
         .await
         .expect("lab up finished within 120s")
 }
@@ -505,9 +503,9 @@ async fn up_against_a_stable_gateway(lab: &Lab, gateway: &Envoy, extra: &[&str])
 async fn a_stage_that_did_not_pass_is_not_recorded_so_the_same_up_asserts_it_again() {
     let lab = Lab::start("docker").await;
     // With the bytes signature `--payload auto` sends the small bytes payload.
-    let models = crate::traffic::Models::start_with_bytes_signature().await;
+    let models = canary_lab_tests::traffic::Models::start_with_bytes_signature().await;
     let gateway = Envoy::start(&StageRouting::of_stage("stable"), &models.stable_only()).await;
-    let first = up_against_a_stable_gateway(&lab, &gateway, &["--stage", "split-70-30"]).await;
+    let first = up_against_a_stable_gateway(&lab, &gateway, "split-70-30").await;
     assert_eq!(first.code, 1, "{}\n{}", first.stdout, first.stderr);
     assert_contains!(first.stdout, "stage split-70-30: fail");
     // The cluster no longer holds canary-deployed, and split-70-30 did not pass: no stage is recorded.
@@ -515,7 +513,7 @@ async fn a_stage_that_did_not_pass_is_not_recorded_so_the_same_up_asserts_it_aga
     assert_contains!(first.stderr, "stage canary-deployed done");
 
     // The same command again: the cluster holds split-70-30, which never passed, so nothing is resumed as done.
-    let second = up_against_a_stable_gateway(&lab, &gateway, &["--stage", "split-70-30"]).await;
+    let second = up_against_a_stable_gateway(&lab, &gateway, "split-70-30").await;
     assert_eq!(second.code, 1, "{}\n{}", second.stdout, second.stderr);
     assert_contains!(second.stdout, "stage split-70-30: fail");
     assert!(!second.stdout.contains("the lab is up"), "{}", second.stdout);
@@ -525,9 +523,7 @@ async fn a_stage_that_did_not_pass_is_not_recorded_so_the_same_up_asserts_it_aga
 async fn a_stage_applied_without_assertions_is_asserted_by_the_next_up_and_says_so() {
     let lab = Lab::start("docker").await;
     let report = lab.home.path().join("report.json");
-    let skipped = lab
-        .up(&["--stage", "stable", "--report", report.to_str().unwrap()])
-        .await;
+    let skipped = lab.up(lab.up_args().stage("stable").report(&report)).await;
     assert_eq!(skipped.code, 0, "{}\n{}", skipped.stdout, skipped.stderr);
     assert_contains!(skipped.stdout, "its assertions did not run (--no-assert)");
     assert_eq!(
@@ -543,16 +539,16 @@ async fn a_stage_applied_without_assertions_is_asserted_by_the_next_up_and_says_
 
     // With assertions, the resumed stage is asserted (not applied again), not claimed.
     // With the bytes signature `--payload auto` sends the small bytes payload.
-    let models = crate::traffic::Models::start_with_bytes_signature().await;
+    let models = canary_lab_tests::traffic::Models::start_with_bytes_signature().await;
     let gateway = Envoy::start(&StageRouting::of_stage("stable"), &models.stable_only()).await;
-    let asserted = up_against_a_stable_gateway(&lab, &gateway, &["--stage", "stable"]).await;
+    let asserted = up_against_a_stable_gateway(&lab, &gateway, "stable").await;
     assert_eq!(asserted.code, 0, "{}\n{}", asserted.stdout, asserted.stderr);
     assert_contains!(asserted.stdout, "stage stable: pass");
     assert_contains!(asserted.stderr, "applied before; assertions: pass");
     assert_eq!(lab.state_file("active-stage-verdict").as_deref(), Some("stable pass"));
 
     // Once it passed, a later run resumes it as asserted before.
-    let resumed = up_against_a_stable_gateway(&lab, &gateway, &["--stage", "stable"]).await;
+    let resumed = up_against_a_stable_gateway(&lab, &gateway, "stable").await;
     assert_eq!(resumed.code, 0, "{}\n{}", resumed.stdout, resumed.stderr);
     assert_contains!(resumed.stderr, "applied and asserted before (pass)");
     assert_contains!(resumed.stdout, "the lab is up at stage \"stable\"");

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use canary_lab_tests::assert_contains;
+use canary_lab_tests::process::Process;
 
 fn python() -> PathBuf {
     canary_lab_tests::test_tools().join("venv/bin/python")
@@ -16,8 +17,7 @@ fn scripts_dir() -> PathBuf {
 
 #[test]
 fn the_export_script_compiles() {
-    #[allow(clippy::disallowed_methods)] // Tests may run Python directly.
-    let output = std::process::Command::new(python())
+    let output = Process::new(python())
         .args(["-m", "py_compile"])
         .arg(scripts_dir().join("export_models.py"))
         .env("PYTHONPYCACHEPREFIX", tempfile::tempdir().unwrap().path())
@@ -28,8 +28,7 @@ fn the_export_script_compiles() {
 
 #[test]
 fn the_export_scripts_path_completeness_and_replace_logic_passes_its_unit_tests() {
-    #[allow(clippy::disallowed_methods)] // Tests may run Python directly.
-    let output = std::process::Command::new(python())
+    let output = Process::new(python())
         .arg(scripts_dir().join("test_export_models.py"))
         .arg("-v")
         .env("PYTHONDONTWRITEBYTECODE", "1")

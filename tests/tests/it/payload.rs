@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use canary_lab_tests::process::Process;
 use lab::traffic::payload::{PayloadKind, build_payload};
 use serde_json::Value;
 
@@ -20,9 +21,8 @@ fn python_body(image: &Path, mode: &str) -> Value {
     let tools = canary_lab_tests::test_tools();
     let out = tempfile::NamedTempFile::new().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/gen_payload.py");
-    // Test code may start processes: the reference implementation is a Python script.
-    #[allow(clippy::disallowed_methods)]
-    let status = std::process::Command::new(tools.join("venv/bin/python"))
+    // The reference implementation is a Python script.
+    let status = Process::new(tools.join("venv/bin/python"))
         .arg(&script)
         .arg(image)
         .args(["--mode", mode, "--out"])
@@ -116,9 +116,8 @@ cat.convert("P", palette=Image.ADAPTIVE, colors=64).save(out + "/palette.png")
 cat.convert("L").save(out + "/grey.png")
 "#;
     let python = canary_lab_tests::test_tools().join("venv/bin/python");
-    // Test code may start processes: Pillow makes the images.
-    #[allow(clippy::disallowed_methods)]
-    let status = std::process::Command::new(python)
+    // Pillow makes the images.
+    let status = Process::new(python)
         .args(["-c", make_images])
         .arg(root.join("tests/data/rocket.jpg"))
         .arg(root.join("tests/data/chelsea.png"))

@@ -11,7 +11,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use canary_lab_tests::assert_contains;
-use canary_lab_tests::cli::{Cli, CliOutput};
+use canary_lab_tests::cli::Cli;
 use lab::traffic::payload::DEFAULT_IMAGE;
 use lab::traffic::payload::{PayloadKind, build_payload};
 use serde_json::{Value, json};
@@ -103,11 +103,6 @@ async fn answer(
     }
 }
 
-fn json_of(output: &CliOutput) -> Value {
-    serde_json::from_str(&output.stdout)
-        .unwrap_or_else(|error| panic!("no JSON ({error}):\n{}\n{}", output.stdout, output.stderr))
-}
-
 #[tokio::test]
 async fn keras_predictions_report_labels_versions_and_a_summary() {
     let server = TfServing::start(Scenario::DefaultSignatureOnly).await;
@@ -125,7 +120,7 @@ async fn keras_predictions_report_labels_versions_and_a_summary() {
     ];
     let output = Cli::new(args).run_async().await;
     let cli = Cli::new([args.as_slice(), &["--header", "user-group=canary", "--format", "json"]].concat());
-    let canary = json_of(&cli.run_async().await);
+    let canary = cli.run_async().await.json();
 
     assert_eq!(output.code, 0, "{output:#?}");
     assert!(
@@ -170,7 +165,7 @@ async fn auto_sends_image_bytes_when_the_model_has_a_serving_bytes_signature() {
         .run_async()
         .await;
     assert_eq!(output.code, 0, "{output:#?}");
-    assert_eq!(json_of(&output)["payload"], "bytes");
+    assert_eq!(output.json()["payload"], "bytes");
     let sent: Value = serde_json::from_slice(&server.bodies()[0]).unwrap();
     let expected: Value =
         serde_json::from_slice(&build_payload(PayloadKind::Bytes, DEFAULT_IMAGE).unwrap().body).unwrap();
@@ -185,7 +180,7 @@ async fn auto_sends_keras_input_without_a_serving_bytes_signature() {
         .run_async()
         .await;
     assert_eq!(output.code, 0, "{output:#?}");
-    assert_eq!(json_of(&output)["payload"], "keras");
+    assert_eq!(output.json()["payload"], "keras");
     let sent: Value = serde_json::from_slice(&server.bodies()[0]).unwrap();
     assert_eq!(sent["instances"][0].as_array().unwrap().len(), 224);
 }
@@ -225,7 +220,7 @@ async fn the_url_comes_from_the_state_dir_and_without_one_the_error_names_url_an
     std::fs::write(state_dir.join("ingress-url"), format!("{}\n", server.url)).unwrap();
     let output = recorded.run_async().await;
     assert_eq!(output.code, 0, "{output:#?}");
-    assert_eq!(json_of(&output)["url"], server.url.as_str());
+    assert_eq!(output.json()["url"], server.url.as_str());
 
     let output = Cli::new(["lab", "predict"]).run_async().await;
     assert_eq!(output.code, 1, "{output:#?}");
@@ -256,7 +251,7 @@ async fn an_unreachable_url_fails_each_request_with_the_reason() {
     .run_async()
     .await;
     assert_eq!(output.code, 1, "{output:#?}");
-    let report = json_of(&output);
+    let report = output.json();
     let error = report["requests"][0]["error"].as_str().unwrap();
     assert!(
         error.contains("Connection refused") || error.contains("connection refused"),
@@ -286,7 +281,7 @@ async fn a_full_predict_url_is_used_as_given_and_auto_asks_that_models_metadata(
         .run_async()
         .await;
     assert_eq!(output.code, 0, "{output:#?}");
-    let report = json_of(&output);
+    let report = output.json();
     assert_eq!(report["payload"], "bytes");
     assert_eq!(report["summary"]["ok"], 1, "{report:#}");
 }

@@ -11,7 +11,8 @@ use canary_lab_tests::cli::{Cli, CliOutput};
 use canary_lab_tests::fake_kube::FakeKube;
 use canary_lab_tests::fake_tools::{FakeTools, MinikubeCluster};
 use canary_lab_tests::istio_tarball::Tarball;
-use canary_lab_tests::smoke_server::SmokeServer;
+use canary_lab_tests::tf_serving::TfServing;
+use canary_lab_tests::up_args::UpArgs;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::ApiResource;
@@ -33,7 +34,11 @@ fn client(kube: &FakeKube) -> kube::Client {
 
 /// `GET path` from the fake API, as JSON (the raw answer, before any client interprets it).
 async fn get_json(kube: &FakeKube, path: &str) -> Value {
-    let answer = reqwest::get(format!("{}{path}", kube.url())).await.unwrap();
+    let answer = canary_lab_tests::http_client()
+        .get(format!("{}{path}", kube.url()))
+        .send()
+        .await
+        .unwrap();
     assert!(answer.status().is_success(), "GET {path}: {}", answer.status());
     answer.json().await.unwrap()
 }
@@ -64,7 +69,9 @@ fn group<'a>(groups: &'a [(String, Vec<String>, String)], name: &str) -> Option<
 
 /// The fake `istioctl install`: what the scripted tool does.
 async fn istioctl_install(kube: &FakeKube) {
-    let answer = reqwest::get(format!("{}/fake/install-istio", kube.url()))
+    let answer = canary_lab_tests::http_client()
+        .get(format!("{}/fake/install-istio", kube.url()))
+        .send()
         .await
         .unwrap();
     assert!(answer.status().is_success());
@@ -482,7 +489,7 @@ const PROFILE: &str = "lab";
 
 /// `lab up --stage stable` on a cluster without Istio, through the CLI: the fake istioctl installs Istio, whose
 /// CRDs are Established `establish_after` later.
-async fn fresh_up(establish_after: Duration, extra: &[&str]) -> (CliOutput, FakeKube, tempfile::TempDir) {
+async fn fresh_up(establish_after: Duration, json: bool) -> (CliOutput, FakeKube, tempfile::TempDir) {
     let kube = FakeKube::start("v1.24.3", "amd64").await;
     kube.install_istio_when_asked("1.12.7");
     kube.crds_established_after(establish_after);
@@ -490,37 +497,15 @@ async fn fresh_up(establish_after: Duration, extra: &[&str]) -> (CliOutput, Fake
     tools.script_minikube(&MinikubeCluster::healthy(PROFILE));
     tools.script_sudo(true);
     tools.script_istioctl("1.12.7", &kube.url());
-    let gateway = SmokeServer::start(1000).await;
+    let gateway = TfServing::start("resnet50").await;
     let home = tempfile::tempdir().unwrap();
     kube.write_kubeconfig(&home.path().join("kubeconfig"), PROFILE);
     let state = home.path().join("state");
-    let istioctl = tools.istioctl_path();
-    let mut args: Vec<String> = [
-        "--profile",
-        PROFILE,
-        "--state-dir",
-        state.to_str().unwrap(),
-        "lab",
-        "up",
-        "--no-assert",
-        "--stage",
-        "stable",
-        "--istioctl",
-        istioctl.to_str().unwrap(),
-        "--ingress",
-        &gateway.url(),
-        "--rollout-timeout",
-        "10",
-        "--istio-timeout",
-        "10",
-    ]
-    .iter()
-    .map(|arg| arg.to_string())
-    .collect();
-    args.extend(extra.iter().map(|arg| arg.to_string()));
-    let cli = Cli::new(args)
-        .fake_tools(&tools)
-        .kubeconfig(&home.path().join("kubeconfig"));
+    let mut args = UpArgs::new(&tools, &gateway.url()).stage("stable").no_assert();
+    if json {
+        args = args.json();
+    }
+    let cli = Cli::for_lab(PROFILE, &state, &tools, &home.path().join("kubeconfig"), args.args());
     let output = tokio::time::timeout(Duration::from_secs(30), cli.run_async())
         .await
         .expect("the CLI did not finish within 30s");
@@ -529,7 +514,7 @@ async fn fresh_up(establish_after: Duration, extra: &[&str]) -> (CliOutput, Fake
 
 #[tokio::test]
 async fn a_first_up_on_a_cluster_without_istio_waits_for_its_crds_and_applies_the_gateway() {
-    let (output, kube, _home) = fresh_up(Duration::from_millis(1500), &[]).await;
+    let (output, kube, _home) = fresh_up(Duration::from_millis(1500), false).await;
     assert_eq!(output.code, 0, "{}\n{}", output.stdout, output.stderr);
     assert_contains!(
         output.stderr,
@@ -548,7 +533,7 @@ async fn a_first_up_on_a_cluster_without_istio_waits_for_its_crds_and_applies_th
 
 #[tokio::test]
 async fn the_doctor_and_the_smoke_prediction_say_checked_not_already_done() {
-    let (output, _kube, _home) = fresh_up(Duration::from_millis(10), &["--format", "json"]).await;
+    let (output, _kube, _home) = fresh_up(Duration::from_millis(10), true).await;
     assert_eq!(output.code, 0, "{}", output.stderr);
     let report: Value = serde_json::from_str(&output.stdout).unwrap();
     let outcome = |step: &str| {

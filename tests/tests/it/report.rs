@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use canary_lab_tests::process::Process;
 use lab::report::{AssertionReport, RunReport, StageReport, write_html, write_json, write_junit};
 use serde_json::Value;
 
@@ -181,9 +182,8 @@ fn headless_chromium_renders_the_html_report() {
     let screenshot = dir.path().join("report.png");
     let profile = dir.path().join("profile");
     write_html(&walk_report(), &page).unwrap();
-    // Test code may start processes: Chromium takes the screenshot.
-    #[allow(clippy::disallowed_methods)]
-    let mut child = std::process::Command::new(&chromium)
+    // Chromium takes the screenshot.
+    let mut child = Process::new(&chromium)
         .args([
             "--headless",
             "--no-sandbox",

@@ -119,7 +119,7 @@ mod through_the_probe {
     }
 
     fn config() -> CheckConfig {
-        let mut config = CheckConfig::new("http://simulated", bytes::Bytes::new());
+        let mut config = canary_lab_tests::traffic::simulated_config();
         config.share_error_rate = 1e-2;
         config
     }

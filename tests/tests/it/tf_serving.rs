@@ -1,15 +1,11 @@
 //! The stand-in TF Serving server speaks the REST API the lab uses, and its fault knobs do what they say.
 
+use canary_lab_tests::http_client;
 use canary_lab_tests::tf_serving::{TfServing, TfServingConfig, top1};
 use serde_json::{Value, json};
 
-fn client() -> reqwest::Client {
-    lab::http::install_crypto_provider();
-    reqwest::Client::new()
-}
-
 async fn post(url: &str, body: &Value) -> (u16, Value) {
-    let response = client().post(url).json(body).send().await.expect("request");
+    let response = http_client().post(url).json(body).send().await.expect("request");
     let status = response.status().as_u16();
     (status, response.json().await.expect("JSON body"))
 }
@@ -64,7 +60,7 @@ async fn predictions_status_metadata_and_errors_follow_tf_serving() {
         (404, Some("Servable not found for request: Latest(nope)"))
     );
 
-    let client = client();
+    let client = http_client();
     let get = |url: String| {
         let client = client.clone();
         async move { client.get(url).send().await.unwrap().json::<Value>().await.unwrap() }
@@ -101,11 +97,11 @@ async fn fault_knobs_fail_requests_as_configured() {
     assert_eq!(unavailable, 5, "an even spread of 25% over 20 requests");
     server.set_error_rate(0.0);
     server.set_reset(true);
-    let reset = client().post(&url).json(&body).send().await;
+    let reset = http_client().post(&url).json(&body).send().await;
     assert!(reset.is_err(), "{reset:?}");
     server.set_reset(false);
     assert_eq!(post(&url, &body).await.0, 200);
     server.shut_down();
-    let refused = client().post(&url).json(&body).send().await;
+    let refused = http_client().post(&url).json(&body).send().await;
     assert!(refused.is_err_and(|error| error.is_connect() || error.is_request()));
 }

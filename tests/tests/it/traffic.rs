@@ -2,82 +2,17 @@
 //! mis-weighted, leaking and header-ignoring routing fails, and `lab check` says so through the CLI.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use canary_lab_tests::assert_contains;
 use canary_lab_tests::cli::Cli;
 use canary_lab_tests::envoy::{Envoy, StageRouting};
 use canary_lab_tests::tf_serving::{TfServing, TfServingConfig};
+use canary_lab_tests::traffic::{
+    BODY, Models, assert_verdict, check, failing_config, lab_check, show, test_config, tiny_image,
+};
 use lab::definition::stages::LabDefinition;
-use lab::report::{StageReport, Verdict};
-use lab::traffic::checks::{CheckConfig, check_stage};
-
-/// Two stand-ins, as the lab's two Deployments.
-pub struct Models {
-    pub resnet50: TfServing,
-    pub resnet101: TfServing,
-}
-
-impl Models {
-    pub async fn start() -> Models {
-        Models {
-            resnet50: TfServing::start("resnet50").await,
-            resnet101: TfServing::start("resnet101").await,
-        }
-    }
-
-    /// Models that also offer the `serving_bytes` signature (so `--payload auto` picks `bytes`).
-    pub async fn start_with_bytes_signature() -> Models {
-        let start = |identity: &str| TfServing::start_with(TfServingConfig::new(identity).with_bytes_signature());
-        Models {
-            resnet50: start("resnet50").await,
-            resnet101: start("resnet101").await,
-        }
-    }
-
-    /// Pod label `version` → address, for the stages where both are deployed.
-    pub fn both(&self) -> BTreeMap<String, SocketAddr> {
-        BTreeMap::from([
-            ("resnet50".to_string(), self.resnet50.addr()),
-            ("resnet101".to_string(), self.resnet101.addr()),
-        ])
-    }
-
-    /// Only ResNet50, as in the `stable` stage.
-    pub fn stable_only(&self) -> BTreeMap<String, SocketAddr> {
-        BTreeMap::from([("resnet50".to_string(), self.resnet50.addr())])
-    }
-}
-
-/// A small valid body: the assertions do not depend on the payload's size.
-pub const BODY: &str = r#"{"instances": [[[[12, 34, 56], [78, 90, 12]]]]}"#;
-
-/// Check settings for tests that expect a pass: generous timeouts, so a busy machine cannot fail them.
-pub fn test_config(url: &str) -> CheckConfig {
-    let mut config = CheckConfig::new(url, bytes::Bytes::from_static(BODY.as_bytes()));
-    config.request_timeout = Duration::from_secs(10);
-    config.settle_timeout = Duration::from_secs(20);
-    config.assertion_timeout = Duration::from_secs(300);
-    config
-}
-
-/// Check settings for tests that expect a failure: a short settle timeout, so the failure comes fast.
-pub fn failing_config(url: &str) -> CheckConfig {
-    let mut config = test_config(url);
-    config.settle_timeout = Duration::from_secs(2);
-    config
-}
-
-pub async fn check(stage: &str, config: &CheckConfig) -> StageReport {
-    let lab = LabDefinition::load_default().unwrap();
-    check_stage(&lab, lab.stage(stage).unwrap(), config).await.unwrap()
-}
-
-/// The report, readable in a failure message.
-pub fn show(report: &StageReport) -> String {
-    serde_json::to_string_pretty(report).unwrap()
-}
+use lab::report::Verdict;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_stage_passes_through_envoy_routing_as_configured() {
@@ -138,7 +73,7 @@ async fn without_version_headers_responses_are_attributed_by_fingerprint() {
     let mut references = BTreeMap::new();
     for model in [&models.resnet50, &models.resnet101] {
         let url = format!("{}{}", model.url(), lab::traffic::checks::PREDICT_PATH);
-        let body = reqwest::Client::new()
+        let body = canary_lab_tests::http_client()
             .post(url)
             .body(BODY)
             .send()
@@ -152,7 +87,7 @@ async fn without_version_headers_responses_are_attributed_by_fingerprint() {
     }
     config.references = lab::traffic::attribution::References::new(references);
     let report = check("split-70-30", &config).await;
-    assert_eq!(report.verdict, Verdict::Pass, "{}", show(&report));
+    assert_verdict(&report, Verdict::Pass);
     assert!(report.assertions[0].errors.is_empty(), "{}", show(&report));
 
     // An exact stage fails at once on a response the fingerprint cannot place: the references are swapped for
@@ -168,7 +103,7 @@ async fn without_version_headers_responses_are_attributed_by_fingerprint() {
         ("resnet101".to_string(), vec![0.001; 1000]),
     ]));
     let report = check("stable", &config).await;
-    assert_eq!(report.verdict, Verdict::Fail, "{}", show(&report));
+    assert_verdict(&report, Verdict::Fail);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,7 +112,7 @@ async fn a_50_50_split_fails_the_70_30_stage() {
     let routing = StageRouting::of_stage("split-70-30").with_weights(&[("resnet50", 50), ("resnet101", 50)]);
     let envoy = Envoy::start(&routing, &models.both()).await;
     let report = check("split-70-30", &test_config(&envoy.url())).await;
-    assert_eq!(report.verdict, Verdict::Fail, "{}", show(&report));
+    assert_verdict(&report, Verdict::Fail);
     let message = &report.assertions[0].message;
     assert_contains!(message, "not consistent with 30% ± 15%");
 }
@@ -200,7 +135,7 @@ async fn a_3_percent_leak_fails_the_100_0_stage() {
         }
     }
     let report = reports.last().unwrap();
-    assert_eq!(report.verdict, Verdict::Fail, "{}", show(report));
+    assert_verdict(report, Verdict::Fail);
     let message = &report.assertions[0].message;
     assert_contains!(
         message,
@@ -215,7 +150,7 @@ async fn a_header_the_gateway_ignores_fails_the_focused_stage() {
     let routing = StageRouting::of_stage("focused").ignoring_header_matches();
     let envoy = Envoy::start(&routing, &models.both()).await;
     let report = check("focused", &failing_config(&envoy.url())).await;
-    assert_eq!(report.verdict, Verdict::Fail, "{}", show(&report));
+    assert_verdict(&report, Verdict::Fail);
     let with_header = &report.assertions[0];
     assert_eq!(with_header.verdict, Verdict::Fail);
     assert_eq!(
@@ -284,23 +219,6 @@ async fn lab_check_focused_passes_on_header_routing_and_fails_when_it_is_ignored
     let output = lab_check(&["focused", "--url", &bad.url(), "--settle-timeout-s", "2"], &image).await;
     assert_eq!(output.code, 1, "{output:#?}");
     assert!(output.stdout.contains("the routes did not take effect"), "{output:#?}");
-}
-
-/// A 4×3 PNG, so every payload stays small.
-pub fn tiny_image() -> tempfile::NamedTempFile {
-    let file = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
-    let image = image::RgbImage::from_fn(4, 3, |x, y| image::Rgb([x as u8 * 60, y as u8 * 80, 200]));
-    image.save(file.path()).unwrap();
-    file
-}
-
-/// `lab check ARGS --image IMAGE`, run off the async runtime so the stand-ins keep serving.
-pub async fn lab_check(args: &[&str], image: &tempfile::NamedTempFile) -> canary_lab_tests::cli::CliOutput {
-    let mut all = vec!["lab", "check"];
-    all.extend_from_slice(args);
-    let image = image.path().to_str().unwrap().to_string();
-    all.extend(["--image", &image]);
-    Cli::new(&all).run_async().await
 }
 
 fn probe_config(url: &str, concurrency: usize, request_timeout: Duration) -> lab::traffic::probe::ProbeConfig {
@@ -469,7 +387,7 @@ async fn run_stage_picks_the_payload_from_the_metadata_as_lab_up_does() {
     let report = lab::traffic::checks::run_stage(&lab, lab.stage("focused").unwrap(), &envoy.url())
         .await
         .unwrap();
-    assert_eq!(report.verdict, Verdict::Pass, "{}", show(&report));
+    assert_verdict(&report, Verdict::Pass);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -495,7 +413,7 @@ mod settling {
 
     use lab::definition::stages::AssertionSpec;
     use lab::report::Verdict;
-    use lab::traffic::checks::{CheckConfig, check_assertion};
+    use lab::traffic::checks::check_assertion;
     use lab::traffic::probe::{DEFAULT_CONCURRENCY, Probe, SimulatedExchange, SimulatedNetwork};
     use lab::traffic::stats::SplitMix64;
     use tokio::time::Instant;
@@ -568,7 +486,7 @@ mod settling {
     }
 
     async fn assert_with(spec: &AssertionSpec, network: Arc<Push>) -> lab::report::AssertionReport {
-        let config = CheckConfig::new("http://simulated", bytes::Bytes::new());
+        let config = canary_lab_tests::traffic::simulated_config();
         let probe = Probe::simulated(DEFAULT_CONCURRENCY, config.request_timeout, network);
         check_assertion("a-stage", spec, &probe, &config, BTreeMap::new()).await
     }

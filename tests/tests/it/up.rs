@@ -10,7 +10,9 @@ use canary_lab_tests::cli::{Cli, CliOutput};
 use canary_lab_tests::envoy::{Envoy, StageRouting};
 use canary_lab_tests::fake_kube::{FakeKube, Scenario};
 use canary_lab_tests::fake_tools::{FakeTools, MinikubeCluster, Rule};
-use canary_lab_tests::smoke_server::SmokeServer;
+use canary_lab_tests::process::Process;
+use canary_lab_tests::tf_serving::TfServing;
+use canary_lab_tests::up_args::UpArgs;
 
 const PROFILE: &str = "lab";
 
@@ -18,7 +20,7 @@ const PROFILE: &str = "lab";
 pub(crate) struct Lab {
     pub(crate) kube: FakeKube,
     pub(crate) tools: FakeTools,
-    pub(crate) gateway: SmokeServer,
+    pub(crate) gateway: TfServing,
     pub(crate) home: tempfile::TempDir,
 }
 
@@ -30,7 +32,7 @@ impl Lab {
         tools.script_sudo(true);
         tools.script_istioctl("1.12.7", &kube.url());
         kube.install_istio_when_asked("1.12.7");
-        let gateway = SmokeServer::start(1000).await;
+        let gateway = TfServing::start("resnet50").await;
         let home = tempfile::tempdir().unwrap();
         kube.write_kubeconfig(&home.path().join("kubeconfig"), PROFILE);
         Lab {
@@ -53,30 +55,14 @@ impl Lab {
         )
     }
 
-    pub(crate) fn up_args(&self, extra: &[&str]) -> Vec<String> {
-        let mut args: Vec<String> = [
-            "lab",
-            "up",
-            "--no-assert",
-            "--istioctl",
-            self.tools.istioctl_path().to_str().unwrap(),
-            "--ingress",
-            &self.gateway.url(),
-        ]
-        .iter()
-        .map(|arg| arg.to_string())
-        .collect();
-        for timeout in ["--rollout-timeout", "--istio-timeout"] {
-            if !extra.contains(&timeout) {
-                args.extend([timeout.to_string(), "10".to_string()]);
-            }
-        }
-        args.extend(extra.iter().map(|arg| arg.to_string()));
-        args
+    /// `lab up --no-assert` through the stand-in gateway, with the fakes' `istioctl` and short timeouts.
+    pub(crate) fn up_args(&self) -> UpArgs {
+        UpArgs::new(&self.tools, &self.gateway.url()).no_assert()
     }
 
-    pub(crate) async fn up(&self, extra: &[&str]) -> CliOutput {
-        run(self.cli(self.up_args(extra))).await
+    /// Runs `lab up` with `args`.
+    pub(crate) async fn up(&self, args: UpArgs) -> CliOutput {
+        run(self.cli(args.args())).await
     }
 
     /// Returns once a running `lab up` watches the Deployments in tf-serving (it is waiting on a rollout); fails the
@@ -125,7 +111,7 @@ fn install_calls(tools: &FakeTools) -> Vec<Vec<String>> {
 #[tokio::test]
 async fn up_goes_from_nothing_to_every_stage_and_a_second_run_writes_nothing() {
     let lab = Lab::start("docker").await;
-    let first = lab.up(&[]).await;
+    let first = lab.up(lab.up_args()).await;
     assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
     assert_eq!(
         install_calls(&lab.tools),
@@ -157,7 +143,7 @@ async fn up_goes_from_nothing_to_every_stage_and_a_second_run_writes_nothing() {
     }
     assert_contains!(first.stderr, "  istio done (");
     assert_contains!(first.stderr, "  stage focused done (");
-    assert_eq!(lab.gateway.received(), 1);
+    assert_eq!(lab.gateway.predictions(), 1);
     assert_eq!(lab.state_file("ingress-url"), Some(lab.gateway.url()));
     assert_eq!(lab.state_file("active-stage").as_deref(), Some("focused"));
     assert_eq!(lab.state_file("lock"), None, "the lock is released");
@@ -175,7 +161,7 @@ async fn up_goes_from_nothing_to_every_stage_and_a_second_run_writes_nothing() {
     );
 
     lab.kube.clear_requests();
-    let second = lab.up(&[]).await;
+    let second = lab.up(lab.up_args()).await;
     assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
     let writes = lab.kube.writes();
     assert!(writes.is_empty(), "the second run wrote: {writes:#?}");
@@ -194,7 +180,7 @@ async fn up_goes_from_nothing_to_every_stage_and_a_second_run_writes_nothing() {
 #[tokio::test]
 async fn up_stops_at_the_stage_asked_for_and_status_and_down_follow() {
     let lab = Lab::start("docker").await;
-    let output = lab.up(&["--stage", "canary-deployed"]).await;
+    let output = lab.up(lab.up_args().stage("canary-deployed")).await;
     assert_eq!(output.code, 0, "{}", output.stderr);
     assert!(!output.stderr.contains("→ stage split-70-30"), "{}", output.stderr);
     assert_eq!(lab.state_file("active-stage").as_deref(), Some("canary-deployed"));
@@ -238,7 +224,7 @@ async fn up_stops_at_the_stage_asked_for_and_status_and_down_follow() {
 async fn the_same_istio_installed_is_not_installed_again() {
     let lab = Lab::start("docker").await;
     lab.kube.install_istio("1.12.7");
-    let output = lab.up(&["--stage", "stable", "--format", "json"]).await;
+    let output = lab.up(lab.up_args().stage("stable").json()).await;
     assert_eq!(output.code, 0, "{}", output.stderr);
     assert!(install_calls(&lab.tools).is_empty());
     assert_contains!(output.stderr, "istio already done");
@@ -260,7 +246,7 @@ async fn the_same_istio_installed_is_not_installed_again() {
 async fn another_istio_version_is_an_error_unless_reinstall_is_asked() {
     let lab = Lab::start("docker").await;
     lab.kube.install_istio("1.13.2");
-    let output = lab.up(&[]).await;
+    let output = lab.up(lab.up_args()).await;
     assert_eq!(output.code, 2, "{}", output.stderr);
     assert_contains!(
         output.stderr,
@@ -269,7 +255,7 @@ async fn another_istio_version_is_an_error_unless_reinstall_is_asked() {
     assert_contains!(output.stderr, "help: run `cargo xtask lab up --reinstall-istio`");
     assert!(install_calls(&lab.tools).is_empty());
 
-    let output = lab.up(&["--stage", "stable", "--reinstall-istio"]).await;
+    let output = lab.up(lab.up_args().stage("stable").reinstall_istio()).await;
     assert_eq!(output.code, 0, "{}", output.stderr);
     assert_eq!(install_calls(&lab.tools).len(), 1);
     assert_contains!(output.stderr, "(replaced 1.13.2)");
@@ -292,7 +278,7 @@ async fn a_failing_install_shows_what_istioctl_said() {
     );
     tools.script_istioctl("1.12.7", &lab.kube.url());
     let lab = Lab { tools, ..lab };
-    let output = lab.up(&[]).await;
+    let output = lab.up(lab.up_args()).await;
     assert_eq!(output.code, 2, "{}", output.stderr);
     assert_contains!(output.stderr, "installing Istio 1.12.7 into context \"lab\"");
     assert_contains!(
@@ -308,7 +294,7 @@ async fn a_deployment_stuck_in_image_pull_fails_up_with_the_diagnosis() {
     let lab = Lab::start("docker").await;
     lab.kube
         .scenario("image-classifier-resnet50", Scenario::ImagePullBackOff);
-    let output = lab.up(&["--rollout-timeout", "2"]).await;
+    let output = lab.up(lab.up_args().rollout_timeout(2)).await;
     assert_eq!(output.code, 2, "{}", output.stderr);
     assert_contains!(
         output.stderr,
@@ -323,8 +309,8 @@ async fn an_interrupted_up_is_completed_by_the_next_one() {
     let lab = Lab::start("docker").await;
     lab.kube
         .scenario("image-classifier-resnet50", Scenario::ImagePullBackOff);
-    let args = lab.up_args(&["--rollout-timeout", "600"]);
-    let mut child = lab.cli(&args).spawn();
+    let args = lab.up_args().rollout_timeout(600);
+    let mut child = lab.cli(args.args()).spawn();
     // Wait until `lab up` is waiting on the ResNet50 rollout (a watch on Deployments in tf-serving)…
     lab.until_up_waits_on_a_rollout().await;
     // …then kill it as a crash or a closed terminal would.
@@ -336,7 +322,7 @@ async fn an_interrupted_up_is_completed_by_the_next_one() {
     );
     lab.kube.make_available("tf-serving", "image-classifier-resnet50");
 
-    let output = lab.up(&[]).await;
+    let output = lab.up(lab.up_args()).await;
     assert_eq!(output.code, 0, "{}", output.stderr);
     assert_eq!(lab.state_file("active-stage").as_deref(), Some("focused"));
     assert_eq!(
@@ -353,7 +339,7 @@ async fn a_second_up_while_one_runs_is_refused() {
     std::fs::create_dir_all(&state).unwrap();
     // pid 1 always runs.
     std::fs::write(state.join("lock"), "1\nlab up\n").unwrap();
-    let output = lab.up(&[]).await;
+    let output = lab.up(lab.up_args()).await;
     assert_eq!(output.code, 2, "{}", output.stderr);
     assert_contains!(output.stderr, "another canary-lab command (pid 1, `lab up`)");
     assert!(lab.kube.writes().is_empty());
@@ -383,7 +369,7 @@ async fn host_models_are_copied_into_the_node_file_by_file() {
     );
     lab.tools.on("minikube", &["-p", PROFILE, "cp"], Rule::default());
     let source = format!("host:{}", models.path().display());
-    let output = lab.up(&["--stage", "stable", "--models", &source]).await;
+    let output = lab.up(lab.up_args().stage("stable").models(&source)).await;
     assert_eq!(output.code, 0, "{}", output.stderr);
     let copies: Vec<Vec<String>> = lab
         .tools
@@ -414,7 +400,7 @@ async fn host_models_with_the_none_driver_are_mounted_as_they_are() {
     let models = tempfile::tempdir().unwrap();
     saved_models(models.path());
     let source = format!("host:{}", models.path().display());
-    let output = lab.up(&["--stage", "stable", "--models", &source]).await;
+    let output = lab.up(lab.up_args().stage("stable").models(&source)).await;
     assert_eq!(output.code, 0, "{}", output.stderr);
     let deployment = lab
         .kube
@@ -443,7 +429,7 @@ async fn host_models_with_the_none_driver_are_mounted_as_they_are() {
             .to_string()
     );
     // Back to the default `--models export`: the Deployments mount the node's export directory again.
-    let output = lab.up(&["--stage", "stable"]).await;
+    let output = lab.up(lab.up_args().stage("stable")).await;
     assert_eq!(output.code, 0, "{}", output.stderr);
     let deployment = lab
         .kube
@@ -461,7 +447,7 @@ async fn a_host_directory_without_the_layout_is_refused_before_anything_is_copie
     let models = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(models.path().join("resnet50/1")).unwrap();
     let source = format!("host:{}", models.path().display());
-    let output = lab.up(&["--models", &source]).await;
+    let output = lab.up(lab.up_args().models(&source)).await;
     assert_eq!(output.code, 2, "{}", output.stderr);
     assert_contains!(output.stderr, "does not hold the models as TF Serving needs them");
     assert_contains!(output.stderr, "resnet50/1/saved_model.pb is missing");
@@ -486,10 +472,7 @@ async fn a_tunnel_that_exits_is_detected_and_reported() {
             ..Rule::default()
         },
     );
-    let mut args = lab.up_args(&["--stage", "stable"]);
-    let ingress = args.iter().position(|arg| arg == "--ingress").unwrap();
-    args[ingress + 1] = "tunnel".to_string();
-    let output = run(lab.cli(&args)).await;
+    let output = lab.up(lab.up_args().stage("stable").ingress("tunnel")).await;
     assert_eq!(output.code, 2, "{}", output.stderr);
     assert_contains!(
         output.stderr,
@@ -526,10 +509,9 @@ async fn the_tunnel_runs_in_the_background_is_reused_and_down_all_stops_it() {
             ..Rule::default()
         },
     );
-    let mut args = lab.up_args(&["--stage", "stable"]);
-    let ingress = args.iter().position(|arg| arg == "--ingress").unwrap();
-    args[ingress + 1] = "auto".to_string(); // password-less sudo is scripted, so auto picks the tunnel
-    let output = run(lab.cli(&args)).await;
+    // Password-less sudo is scripted, so auto picks the tunnel.
+    let args = lab.up_args().stage("stable").ingress("auto");
+    let output = lab.up(args.clone()).await;
     assert_eq!(output.code, 0, "{}", output.stderr);
     assert_contains!(output.stderr, &format!("{} via tunnel", lab.gateway.url()));
     let pid: u32 = lab
@@ -543,7 +525,7 @@ async fn the_tunnel_runs_in_the_background_is_reused_and_down_all_stops_it() {
     );
     assert_eq!(lab.state_file("ingress-url"), Some(lab.gateway.url()));
 
-    let again = run(lab.cli(&args)).await;
+    let again = lab.up(args).await;
     assert_eq!(again.code, 0, "{}", again.stderr);
     let tunnels = lab
         .tools
@@ -596,11 +578,11 @@ async fn ctrl_c_stops_up_and_releases_the_lock() {
     let lab = Lab::start("docker").await;
     lab.kube
         .scenario("image-classifier-resnet50", Scenario::ImagePullBackOff);
-    let args = lab.up_args(&["--rollout-timeout", "600"]);
-    let mut child = lab.cli(&args).spawn();
+    let args = lab.up_args().rollout_timeout(600);
+    let mut child = lab.cli(args.args()).spawn();
     lab.until_up_waits_on_a_rollout().await;
-    #[allow(clippy::disallowed_methods)] // The test sends SIGINT as a terminal's Ctrl-C would.
-    let sent = std::process::Command::new("kill")
+    // The test sends SIGINT as a terminal's Ctrl-C would.
+    let sent = Process::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
@@ -617,7 +599,7 @@ async fn ctrl_c_stops_up_and_releases_the_lock() {
 async fn istio_that_never_becomes_available_is_diagnosed() {
     let lab = Lab::start("docker").await;
     lab.kube.scenario("istiod", Scenario::ImagePullBackOff);
-    let output = lab.up(&["--istio-timeout", "2"]).await;
+    let output = lab.up(lab.up_args().istio_timeout(2)).await;
     assert_eq!(output.code, 2, "{}", output.stderr);
     assert!(
         output
@@ -634,14 +616,12 @@ async fn istio_that_never_becomes_available_is_diagnosed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stages_are_asserted_through_the_gateway_and_fail_when_it_does_not_route_as_they_say() {
     let lab = Lab::start("docker").await;
-    let models = crate::traffic::Models::start_with_bytes_signature().await;
+    let models = canary_lab_tests::traffic::Models::start_with_bytes_signature().await;
     // The gateway is real Envoy in front of the two stand-in models, routing as the `stable` stage says.
     let stable_gateway = Envoy::start(&StageRouting::of_stage("stable"), &models.stable_only()).await;
-    let mut args: Vec<String> = lab.up_args(&["--stage", "stable"]);
-    args.retain(|arg| arg != "--no-assert");
-    let url_position = args.iter().position(|arg| arg == "--ingress").unwrap() + 1;
-    args[url_position] = stable_gateway.url();
-    let output = run(lab.cli(&args)).await;
+    let output = lab
+        .up(UpArgs::new(&lab.tools, &stable_gateway.url()).stage("stable"))
+        .await;
     assert_eq!(output.code, 0, "{}\n{}", output.stdout, output.stderr);
     assert_contains!(output.stdout, "stage stable: pass");
     assert_contains!(output.stderr, "assertions: pass (270 requests)");
@@ -715,14 +695,11 @@ async fn without_password_less_sudo_auto_port_forwards_to_a_gateway_pod() {
     tools.script_istioctl("1.12.7", &lab.kube.url());
     let lab = Lab { tools, ..lab };
     lab.kube.port_forward_to(lab.gateway.addr());
-    let mut args = lab.up_args(&["--stage", "stable"]);
-    let ingress = args.iter().position(|arg| arg == "--ingress").unwrap();
-    args[ingress + 1] = "auto".to_string();
-    let output = run(lab.cli(&args)).await;
+    let output = lab.up(lab.up_args().stage("stable").ingress("auto")).await;
     assert_eq!(output.code, 0, "{}", output.stderr);
     assert_contains!(output.stderr, "via port-forward (open while this command runs)");
     assert_eq!(
-        lab.gateway.received(),
+        lab.gateway.predictions(),
         1,
         "the prediction went through the port-forward"
     );
@@ -751,15 +728,15 @@ fn model_pod(version: &str) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn references_come_from_each_versions_own_pod_and_a_missing_one_is_left_out() {
     let kube = FakeKube::start("v1.22.17", "amd64").await;
-    let models = crate::traffic::Models::start().await;
+    let models = canary_lab_tests::traffic::Models::start().await;
     kube.port_forward_selected_to("version=resnet50", models.resnet50.addr());
     kube.port_forward_selected_to("version=resnet101", models.resnet101.addr());
     let cluster = kube.connect().await;
     let lab = lab::definition::stages::LabDefinition::load_default().unwrap();
     let versions =
         lab::traffic::references::deployed_versions(&lab.stage_manifests(lab.stage("split-70-30").unwrap()).unwrap());
-    let body = bytes::Bytes::from_static(crate::traffic::BODY.as_bytes());
-    let instance = &serde_json::from_str::<serde_json::Value>(crate::traffic::BODY).unwrap()["instances"][0];
+    let body = bytes::Bytes::from_static(canary_lab_tests::traffic::BODY.as_bytes());
+    let instance = &serde_json::from_str::<serde_json::Value>(canary_lab_tests::traffic::BODY).unwrap()["instances"][0];
 
     // Only ResNet50 has a pod: its reference is fetched, ResNet101's is left out (a warning, not an error).
     kube.put("pods", model_pod("resnet50"));
@@ -789,7 +766,7 @@ async fn references_come_from_each_versions_own_pod_and_a_missing_one_is_left_ou
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_version_header_stages_are_attributed_by_the_references_fetched_from_each_pod() {
     let lab = Lab::start("docker").await;
-    let models = crate::traffic::Models::start_with_bytes_signature().await;
+    let models = canary_lab_tests::traffic::Models::start_with_bytes_signature().await;
     lab.kube
         .port_forward_selected_to("version=resnet50", models.resnet50.addr());
     lab.kube
@@ -797,12 +774,9 @@ async fn without_a_version_header_stages_are_attributed_by_the_references_fetche
     // Real Envoy routing as `stable` says, but setting no `x-model-version` header.
     let stable_routing = StageRouting::of_stage("stable").without_response_headers();
     let stable_gateway = Envoy::start(&stable_routing, &models.stable_only()).await;
-    let mut args: Vec<String> = lab.up_args(&["--stage", "stable"]);
-    args.retain(|arg| arg != "--no-assert");
-    let url_position = args.iter().position(|arg| arg == "--ingress").unwrap() + 1;
-    args[url_position] = stable_gateway.url();
+    let args = UpArgs::new(&lab.tools, &stable_gateway.url()).stage("stable");
     let resnet101_before = models.resnet101.predictions();
-    let output = run(lab.cli(&args)).await;
+    let output = lab.up(args).await;
     assert_eq!(output.code, 0, "{}\n{}", output.stdout, output.stderr);
     assert_contains!(output.stdout, "stage stable: pass");
     assert!(!output.stderr.contains("no reference prediction"), "{}", output.stderr);

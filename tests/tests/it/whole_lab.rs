@@ -13,9 +13,10 @@ use canary_lab_tests::cli::{Cli, CliOutput};
 use canary_lab_tests::fake_kube::FakeKube;
 use canary_lab_tests::fake_tools::{FakeTools, MinikubeCluster};
 use canary_lab_tests::istiod::{IstioGateway, PushTiming};
+use canary_lab_tests::up_args::UpArgs;
 use serde_json::Value;
 
-use crate::traffic::Models;
+use canary_lab_tests::traffic::Models;
 
 const PROFILE: &str = "lab";
 
@@ -70,23 +71,12 @@ impl Workshop {
     }
 
     async fn up(&self) -> CliOutput {
-        let istioctl = self.tools.istioctl_path();
-        let url = self.gateway.url();
-        self.run(&[
-            "lab",
-            "up",
-            "--format",
-            "json",
-            "--istioctl",
-            istioctl.to_str().unwrap(),
-            "--ingress",
-            &url,
-            "--rollout-timeout",
-            "60",
-            "--istio-timeout",
-            "60",
-        ])
-        .await
+        let args = UpArgs::new(&self.tools, &self.gateway.url())
+            .json()
+            .rollout_timeout(60)
+            .istio_timeout(60)
+            .args();
+        self.run(&args.iter().map(String::as_str).collect::<Vec<_>>()).await
     }
 
     /// Returns once the gateway has taken a push after the `seen`th; fails the test after 30 s.
@@ -100,11 +90,6 @@ impl Workshop {
             .await
             .expect("the gateway took the change within 30s");
     }
-}
-
-fn json(output: &CliOutput) -> Value {
-    serde_json::from_str(&output.stdout)
-        .unwrap_or_else(|error| panic!("{error}: not JSON:\n{}\n{}", output.stdout, output.stderr))
 }
 
 /// Each asserted stage's name and verdict, in order.
@@ -133,7 +118,7 @@ async fn a_workshop_brings_the_lab_up_from_nothing_walks_it_and_tears_it_down() 
     // First `lab up`: installs Istio, brings up the lab and asserts every stage.
     let first = workshop.up().await;
     assert_eq!(first.code, 0, "first lab up:\n{}\n{}", first.stdout, first.stderr);
-    let report = json(&first);
+    let report = first.json();
     let all_pass: Vec<(String, String)> = ["stable", "canary-deployed", "split-70-30", "focused"]
         .iter()
         .map(|stage| (stage.to_string(), "pass".to_string()))
@@ -147,7 +132,7 @@ async fn a_workshop_brings_the_lab_up_from_nothing_walks_it_and_tears_it_down() 
     assert_eq!(second.code, 0, "second lab up:\n{}\n{}", second.stdout, second.stderr);
     let writes = workshop.kube.writes();
     assert!(writes.is_empty(), "the second lab up wrote: {writes:#?}");
-    assert_eq!(json(&second)["active_stage"], "focused");
+    assert_eq!(second.json()["active_stage"], "focused");
 
     // `lab reset`: back to stable, the canary gone.
     let reset = workshop.run(&["lab", "reset", "--format", "json"]).await;
@@ -164,7 +149,7 @@ async fn a_workshop_brings_the_lab_up_from_nothing_walks_it_and_tears_it_down() 
 
     let status = workshop.run(&["lab", "status", "--format", "json"]).await;
     assert_eq!(status.code, 0, "lab status:\n{}\n{}", status.stdout, status.stderr);
-    let status = json(&status);
+    let status = status.json();
     assert_eq!(status["active_stage"], "split-70-30");
     assert_eq!(status["ready"], true);
 
