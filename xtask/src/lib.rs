@@ -84,13 +84,39 @@ fn init_logging(global: &flags::GlobalFlags) {
         .with_writer(std::io::stderr)
         .with_ansi(ansi)
         .with_target(false);
-    // At the default verbosity a warning reads like cargo's (`WARN message`), without a timestamp; -v and
-    // RUST_LOG are for diagnosing, where the time matters.
+    // At the default verbosity a log line reads like cargo's (`warning: message`), without a timestamp; -v and
+    // RUST_LOG are for diagnosing, where the time and the level column matter.
     let _ = if global.verbose == 0 && std::env::var_os("RUST_LOG").is_none() {
-        builder.without_time().try_init()
+        builder.event_format(CargoStyle).try_init()
     } else {
         builder.try_init()
     };
+}
+
+/// Log lines as cargo prints its diagnostics: `warning: message key=value`, no timestamp, no level column.
+struct CargoStyle;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for CargoStyle
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        context: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            tracing::Level::INFO => "info",
+            _ => "debug",
+        };
+        write!(writer, "{level}: ")?;
+        context.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
 }
 
 /// Keeps the status type in one place for the command modules.

@@ -168,7 +168,7 @@ impl Downloader {
                 }
                 .into());
             }
-            progress.retrying(attempts, &reason, backoff.as_millis());
+            progress.retrying(self.policy.max_attempts - attempts, &reason);
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(self.policy.max_backoff);
         }

@@ -28,6 +28,11 @@ impl fmt::Display for PartialFile {
     }
 }
 
+/// The last segment of a URL: the file a `curl -O` of it writes.
+fn file_name(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or(url)
+}
+
 /// Why `fetch_istioctl` could not produce a verified `istioctl`.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -69,8 +74,9 @@ pub enum FetchError {
     },
     /// Retries (5xx, timeouts, resets) ran out of attempts or time.
     #[error(
-        "downloading \"{url}\" failed after {}: {last_error}; {partial}\nhelp: rerun `cargo xtask istio fetch` later, or download the file by hand and pass --archive PATH",
-        crate::output::plural(*.attempts, "attempt")
+        "downloading \"{url}\" failed after {}: {last_error}; {partial}\nhelp: rerun `cargo xtask istio fetch` later, or fetch it by hand and hand it over: `curl -fLO {url}`, then `cargo xtask istio fetch --archive {}`",
+        crate::output::plural(*.attempts, "attempt"),
+        file_name(.url)
     )]
     GaveUp {
         /// The URL asked for.

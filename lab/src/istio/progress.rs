@@ -65,15 +65,14 @@ impl Progress {
         }
     }
 
-    /// An attempt failed and another follows after `delay_ms`.
-    pub fn retrying(&mut self, attempt: u32, reason: &str, delay_ms: u128) {
-        let message = format!(
-            "{} attempt {attempt} failed ({reason}); retrying in {delay_ms} ms",
-            self.label
-        );
+    /// An attempt failed and another follows, with `remaining` tries left after it: one line, as cargo words it
+    /// (`warning: spurious network error (2 tries remaining): …`).
+    pub fn retrying(&mut self, remaining: u32, reason: &str) {
+        let tries = if remaining == 1 { "try" } else { "tries" };
+        let message = format!("spurious network error ({remaining} {tries} remaining) fetching {}: {reason}", self.label);
         match &self.bar {
-            Some(bar) => bar.println(message),
-            None => tracing::warn!(asset = %self.label, attempt, reason, delay_ms, "download attempt failed; retrying"),
+            Some(bar) => bar.println(format!("warning: {message}")),
+            None => tracing::warn!("{message}"),
         }
     }
 

@@ -142,16 +142,22 @@ fn profile_dir(settings: &Settings) -> PathBuf {
     settings.state_dir.join(&settings.profile)
 }
 
-/// True when a process with `pid` runs: on Linux, `/proc/PID/stat` exists and its state is not zombie (a process
-/// that exited and that no parent reaped yet — a tunnel whose `lab up` ended is reaped by whatever adopted it,
-/// which in a container may be never); elsewhere `kill -0 PID` (macOS, which has no `/proc`: there a `/proc`
+/// True when a process with `pid` runs: on Linux, some thread of it (`/proc/PID/task/*/stat`) is not a zombie (a
+/// process that exited and that no parent reaped yet — a tunnel whose `lab up` ended is reaped by whatever adopted
+/// it, which in a container may be never — while a main thread that exited before the others is not the process
+/// exiting); elsewhere `kill -0 PID` (macOS, which has no `/proc`: there a `/proc`
 /// check would call every process dead, so a held lock would look stale and a running tunnel would never be found).
 pub fn process_alive(pid: u32) -> bool {
     if Path::new("/proc/self").exists() {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(stat) => !matches!(proc_state(&stat), Some('Z' | 'X')),
-            Err(_) => false,
-        }
+        // Every thread counts: a main thread that exited shows `Z` while the others still run and hold the
+        // process's sockets (SIGKILL takes a multi-threaded process down thread by thread).
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return false;
+        };
+        tasks.flatten().any(|task| {
+            std::fs::read_to_string(task.path().join("stat"))
+                .is_ok_and(|stat| !matches!(proc_state(&stat), Some('Z' | 'X')))
+        })
     } else {
         signal_zero_reaches(pid)
     }

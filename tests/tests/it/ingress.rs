@@ -141,12 +141,10 @@ fn port_below_the_ephemeral_range() -> u16 {
     port
 }
 
-/// True while `pid` runs (a zombie, which no parent reaped, has stopped).
+/// True while `pid` runs: the lab's own judgement, which a test must share (a zombie, which no parent reaped, has
+/// stopped; a thread-group leader that exited before its other threads has not).
 fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().to_string()))
-        .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
+    lab::lifecycle::state::process_alive(pid)
 }
 
 /// Kills `pid` (SIGKILL: no cleanup, as when a laptop sleeps through the tunnel or it crashes) and waits, at most
@@ -342,3 +340,36 @@ async fn down_all_interrupts_the_tunnel_so_that_it_cleans_up() {
         "minikube removes its route and the gateway's external IP only on an interrupt"
     );
 }
+
+#[tokio::test]
+async fn a_process_whose_main_thread_exited_still_runs_while_its_threads_do() {
+    // The flake of a_dead_tunnel_is_reported_…: SIGKILL takes a multi-threaded tunnel down thread by thread, and its
+    // main thread shows `Z` in /proc/PID/stat while the others still hold its listening socket, which still takes
+    // connections. `process_alive` read only the main thread, so `lab predict` saw a dead tunnel whose address
+    // answered, took it for one started by hand, and then met a refused connection. Here a Python process ends its
+    // main thread (pthread_exit) while another thread waits on stdin.
+    let script = "import ctypes, sys, threading\n\
+                  threading.Thread(target=sys.stdin.read).start()\n\
+                  ctypes.CDLL('libc.so.6').pthread_exit(None)\n";
+    let mut child = Process::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 (installed by `cargo xtask test`)");
+    let pid = child.id();
+    let leader_state = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()))
+    };
+    let waited = std::time::Instant::now();
+    while leader_state() != Some('Z') {
+        assert!(waited.elapsed() < Duration::from_secs(10), "the main thread never exited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(running(pid), "a process with a live thread runs, though its main thread is a zombie");
+    drop(child.stdin.take());
+    child.wait().unwrap();
+    assert!(!running(pid));
+}
+
