@@ -9,6 +9,7 @@ use canary_lab_tests::assert_contains;
 use canary_lab_tests::cli::Cli;
 use canary_lab_tests::envoy::{Envoy, StageRouting};
 use canary_lab_tests::tf_serving::{TfServing, TfServingConfig};
+use lab::definition::plan::StagePlan;
 use lab::definition::stages::LabDefinition;
 use lab::report::{StageReport, Verdict};
 use lab::traffic::checks::{CheckConfig, check_stage};
@@ -71,7 +72,8 @@ pub fn failing_config(url: &str) -> CheckConfig {
 
 pub async fn check(stage: &str, config: &CheckConfig) -> StageReport {
     let lab = LabDefinition::load_default().unwrap();
-    check_stage(&lab, lab.stage(stage).unwrap(), config).await.unwrap()
+    let plan = StagePlan::resolve(&lab, lab.stage(stage).unwrap(), None).unwrap();
+    check_stage(&plan, config).await.unwrap()
 }
 
 /// The report, readable in a failure message.
@@ -466,9 +468,8 @@ async fn run_stage_picks_the_payload_from_the_metadata_as_lab_up_does() {
     let models = Models::start_with_bytes_signature().await;
     let envoy = Envoy::start(&StageRouting::of_stage("focused"), &models.both()).await;
     let lab = LabDefinition::load_default().unwrap();
-    let report = lab::traffic::checks::run_stage(&lab, lab.stage("focused").unwrap(), &envoy.url())
-        .await
-        .unwrap();
+    let plan = StagePlan::resolve(&lab, lab.stage("focused").unwrap(), None).unwrap();
+    let report = lab::traffic::checks::run_stage(&plan, &envoy.url()).await.unwrap();
     assert_eq!(report.verdict, Verdict::Pass, "{}", show(&report));
 }
 

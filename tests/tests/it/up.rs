@@ -756,8 +756,8 @@ async fn references_come_from_each_versions_own_pod_and_a_missing_one_is_left_ou
     kube.port_forward_selected_to("version=resnet101", models.resnet101.addr());
     let cluster = kube.connect().await;
     let lab = lab::definition::stages::LabDefinition::load_default().unwrap();
-    let versions =
-        lab::traffic::references::deployed_versions(&lab.stage_manifests(lab.stage("split-70-30").unwrap()).unwrap());
+    let split = lab::definition::plan::StagePlan::resolve(&lab, lab.stage("split-70-30").unwrap(), None).unwrap();
+    let versions = lab::traffic::references::deployed_versions(&split);
     let body = bytes::Bytes::from_static(crate::traffic::BODY.as_bytes());
     let instance = &serde_json::from_str::<serde_json::Value>(crate::traffic::BODY).unwrap()["instances"][0];
 
