@@ -81,12 +81,7 @@ impl BringUpPlan {
 pub fn render(settings: &Settings, lab: &LabDefinition, stage: Option<&str>) -> anyhow::Result<Vec<Manifest>> {
     let mut manifests = match stage {
         Some(name) => resolve_stage(settings, lab, lab.stage(name)?)?.manifests,
-        None => {
-            // As before the bring-up plan: the first stage with the models' host directory recorded, if any.
-            let mut plan = BringUpPlan::resolve(lab, &ModelsPlan::Export)?;
-            plan.first_stage = resolve_stage(settings, lab, lab.stage(DEFAULT_RESET_STAGE)?)?;
-            plan.objects()
-        }
+        None => BringUpPlan::resolve(lab, &ModelsPlan::Export)?.objects(),
     };
     for manifest in &mut manifests {
         manifest.object = crate::cluster::apply::with_managed_by_label(&manifest.object);

@@ -359,7 +359,7 @@ async fn a_second_up_while_one_runs_is_refused() {
     assert!(lab.kube.writes().is_empty());
 }
 
-fn saved_models(root: &Path) {
+pub(crate) fn saved_models(root: &Path) {
     for model in ["resnet50", "resnet101"] {
         let dir = root.join(model).join("1");
         std::fs::create_dir_all(dir.join("variables")).unwrap();
