@@ -1,8 +1,9 @@
 //! `lab up`: from a running minikube to a served, reachable ResNet50 behind the Istio ingress gateway, then the
 //! stages in order. Idempotent: a second run on a ready cluster finds every step done and writes nothing.
 //!
-//! [`up`] reads as the list of its steps; each step is a function of [`steps`] (before the stages) or [`stages`]
-//! (the walk), run through [`Steps::run`], which reports it to an [`UpProgress`] and records how it ended.
+//! [`up`] reads as the list of its steps; each step is a function of `up/steps.rs` (before the stages) or
+//! `up/stages.rs` (the walk), run through `Steps::run`, which reports it to an [`UpProgress`] and records how it
+//! ended.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -173,8 +174,8 @@ impl Steps<'_> {
     }
 }
 
-/// Runs `lab up`: the steps of [`steps`] in order, then the stages ([`stages`]). Each stage is resolved once, with
-/// the models' hostPaths as this run mounts them, and the bring-up applies the first stage's plan.
+/// Runs `lab up`: its steps in order, then the stages. Each stage is resolved once, with the models' hostPaths as
+/// this run mounts them, and the bring-up applies the first stage's plan.
 pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn UpProgress) -> anyhow::Result<UpReport> {
     let lab = LabDefinition::load_default()?;
     let walk = lab.stages_through(options.last_stage.as_deref())?;
