@@ -227,14 +227,14 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn UpProgr
         .run("ingress", steps::ingress(settings, &cluster, options))
         .await?;
     steps.run("prediction", steps::prediction(&opened.url)).await?;
-    let walk = stages::Walk {
+    let stage_walk = stages::Walk {
         settings,
         cluster: &cluster,
         options,
         ingress_url: &opened.url,
         note: &note,
     };
-    let walked = walk.stages(&mut steps, &plans, resume, recorded).await?;
+    let walked = stage_walk.stages(&mut steps, &plans, resume, recorded).await?;
     Ok(UpReport {
         steps: steps.records,
         ingress_url: opened.url.clone(),
