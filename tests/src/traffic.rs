@@ -81,7 +81,8 @@ pub fn simulated_config() -> CheckConfig {
 /// Runs the checks of the lab's stage `stage` with `config`.
 pub async fn check(stage: &str, config: &CheckConfig) -> StageReport {
     let lab = LabDefinition::load_default().unwrap();
-    check_stage(&lab, lab.stage(stage).unwrap(), config).await.unwrap()
+    let plan = lab::definition::plan::StagePlan::resolve(&lab, lab.stage(stage).unwrap(), None).unwrap();
+    check_stage(&plan, config).await.unwrap()
 }
 
 /// The report, readable in a failure message.

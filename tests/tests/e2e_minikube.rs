@@ -404,7 +404,7 @@ fn checks_not_passed(checks: &Value) -> Vec<String> {
     found
 }
 
-/// The (kind, name, change) of every object of a stage's apply report (`lab::lifecycle::stage::StageReport`) that was
+/// The (kind, name, change) of every object of a stage's apply report (`lab::lifecycle::apply::AppliedStage`) that was
 /// not unchanged, sorted (by kind, then name).
 fn changes_other_than_unchanged(stage_report: &Value) -> Vec<(String, String, String)> {
     let mut changes: Vec<(String, String, String)> = stage_report["changes"]
@@ -508,7 +508,7 @@ fn the_changes_of_a_stage_report_are_read_without_the_unchanged_objects() {
         namespace: Some(NAMESPACE.to_string()),
         change,
     };
-    let report = lab::lifecycle::stage::StageReport {
+    let report = lab::lifecycle::apply::AppliedStage {
         stage: "stable".to_string(),
         changes: vec![
             change("VirtualService", "image-classifier", Change::Configured),

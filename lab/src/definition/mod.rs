@@ -3,5 +3,6 @@
 
 pub mod assets;
 pub mod manifests;
+pub mod plan;
 pub mod routing;
 pub mod stages;

@@ -69,7 +69,10 @@ impl Progress {
     /// (`warning: spurious network error (2 tries remaining): …`).
     pub fn retrying(&mut self, remaining: u32, reason: &str) {
         let tries = if remaining == 1 { "try" } else { "tries" };
-        let message = format!("spurious network error ({remaining} {tries} remaining) fetching {}: {reason}", self.label);
+        let message = format!(
+            "spurious network error ({remaining} {tries} remaining) fetching {}: {reason}",
+            self.label
+        );
         match &self.bar {
             Some(bar) => bar.println(format!("warning: {message}")),
             None => tracing::warn!("{message}"),

@@ -2,6 +2,9 @@
 //! `lab render`, `lab down`, `lab status`, `lab doctor`, with the models' placement, the ingress and the state kept
 //! between runs. The only area that touches the state directory; it calls into every other area.
 
+pub mod apply;
+pub mod assert;
+pub mod bring_up;
 pub mod down;
 pub mod exit_code;
 pub mod ingress;

@@ -19,8 +19,8 @@ use crate::tool::minikube::Minikube;
 
 /// The models the lab serves, by directory name.
 pub const MODEL_NAMES: &[&str] = &["resnet50", "resnet101"];
-/// Where the models live on the node; the Deployments mount `<NODE_MODELS_DIR>/<model>`.
-pub const NODE_MODELS_DIR: &str = "/data/canary-lab/models";
+/// Where the models live on the node; defined with the hostPath rewrite ([`crate::definition::plan`]).
+pub use crate::definition::plan::NODE_MODELS_DIR;
 /// The manifest file with the export Job and its script's ConfigMap.
 pub const EXPORT_MANIFEST: &str = "export-models.yaml";
 /// The export Job's name.
@@ -149,27 +149,14 @@ pub fn export_manifests() -> anyhow::Result<Vec<Manifest>> {
     Ok(loaded)
 }
 
-/// With the `none` driver the models are mounted from the user's directory as is: the Deployments' model
-/// hostPaths are rewritten to `<dir>/<model>`.
-pub fn mount_host_dir(manifests: &mut [Manifest], dir: &Path) {
-    for manifest in manifests.iter_mut().filter(|manifest| manifest.kind() == "Deployment") {
-        let Some(volumes) = manifest.object["spec"]["template"]["spec"]["volumes"].as_array_mut() else {
-            continue;
-        };
-        for volume in volumes {
-            let Some(path) = volume["hostPath"]["path"].as_str() else {
-                continue;
-            };
-            if let Some(model) = path.strip_prefix(&format!("{NODE_MODELS_DIR}/")) {
-                volume["hostPath"]["path"] = Value::String(dir.join(model).display().to_string());
-            }
-        }
-    }
-}
-
-/// Applies the export objects and waits (on a watch) until the Job completes, at most `deadline`.
-pub async fn export_in_cluster(cluster: &Cluster, deadline: Duration) -> anyhow::Result<Vec<ObjectChange>> {
-    let changes = apply_all(cluster, &export_manifests()?).await?;
+/// Applies the export objects (`export`, from [`export_manifests`]) and waits (on a watch) until the Job completes,
+/// at most `deadline`.
+pub async fn export_in_cluster(
+    cluster: &Cluster,
+    export: &[Manifest],
+    deadline: Duration,
+) -> anyhow::Result<Vec<ObjectChange>> {
+    let changes = apply_all(cluster, export).await?;
     let jobs: Api<Job> = Api::namespaced(cluster.client.clone(), LAB_NAMESPACE);
     let object = format!("Job/{EXPORT_JOB} in namespace \"{LAB_NAMESPACE}\"");
     let waited = wait_for(jobs, EXPORT_JOB, &object, "complete", job_finished, deadline).await;
@@ -316,7 +303,7 @@ mod tests {
         assert!(script.contains("def plan("), "the ConfigMap carries the script");
         let lab = crate::definition::stages::LabDefinition::load_default().unwrap();
         let mut stable = lab.stage_manifests(lab.stage("stable").unwrap()).unwrap();
-        mount_host_dir(&mut stable, Path::new("/home/me/models"));
+        crate::definition::plan::mount_host_dir(&mut stable, Path::new("/home/me/models"));
         let deployment = stable.iter().find(|manifest| manifest.kind() == "Deployment").unwrap();
         assert_eq!(
             deployment.object["spec"]["template"]["spec"]["volumes"][0]["hostPath"]["path"],

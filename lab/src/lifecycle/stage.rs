@@ -1,36 +1,20 @@
-//! Applying a stage: server-side apply of its manifests, deletion of the lab's objects it lacks, waiting for the
-//! rollout (with every live lab pod carrying its `istio-proxy` sidecar), and recording it as the active stage once
-//! its assertions passed (or were skipped on purpose).
-//!
-//! The assertions that prove where traffic goes plug in at one place, [`assert_stage`].
+//! `lab stage` and `lab reset`: resolve a stage (with the models' host directory `lab up` recorded), apply it under
+//! the lab lock, assert it through the recorded ingress (`lab stage` without `--no-assert`), and record it as the
+//! active stage with how it was verified. Progress goes to a [`StageProgress`]; the result comes back as a value.
 
-use std::time::Duration;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
 
-use anyhow::Context;
-use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
-use kube::api::{Patch, PatchParams};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
-use serde::Serialize;
-
-use crate::Settings;
-use crate::cluster::apply::{Change, ObjectChange, apply_against, apply_one, plan_against, plan_one};
-use crate::cluster::prune::{delete_all, list_lab_objects};
-use crate::cluster::wait::wait_deployment_rolled_out;
-use crate::cluster::{Cluster, LAB_NAMESPACE};
-use crate::definition::manifests::Manifest;
+use crate::cluster::Cluster;
+use crate::definition::plan::StagePlan;
 use crate::definition::stages::{LabDefinition, Stage};
-use crate::lifecycle::models::{EXPORT_JOB, EXPORT_SCRIPT_CONFIGMAP, mount_host_dir};
-use crate::lifecycle::state;
-use crate::report::Verdict;
-
-/// Objects a stage never prunes: the model export, which no stage names.
-pub const PROTECTED: &[&str] = &[EXPORT_JOB, EXPORT_SCRIPT_CONFIGMAP];
-
-/// The sidecar container Istio injects.
-pub const SIDECAR: &str = "istio-proxy";
+use crate::lifecycle::apply::{AppliedStage, apply_stage};
+use crate::lifecycle::assert::assert_stage;
+use crate::lifecycle::ingress::{self, Ingress};
+use crate::lifecycle::state::{self, LabLock};
+use crate::lifecycle::up::Assertions;
+use crate::report::{RunReport, Verdict};
+use crate::{LabError, Settings};
 
 /// `<state_dir>/active-stage-verdict`: `STAGE VERDICT`, how the recorded active stage was verified — `pass` (its
 /// assertions passed) or `not_asserted` (recorded with `--no-assert` or by `lab reset`). The stage name is repeated
@@ -74,292 +58,120 @@ pub fn recorded_stage(settings: &Settings) -> anyhow::Result<Option<(String, Ver
     Ok(Some((stage, verdict)))
 }
 
-/// What applying a stage changed.
-#[derive(Debug, Clone, Serialize)]
-pub struct StageReport {
-    /// The stage.
-    pub stage: String,
-    /// Every object of the stage (created, configured or unchanged) and every pruned one (deleted).
-    pub changes: Vec<ObjectChange>,
-    /// Deployments restarted because their pods lacked the sidecar.
-    pub restarted: Vec<String>,
+/// `stage` of `lab` as this lab applies it: [`StagePlan::resolve`] with the models' host directory `lab up`
+/// recorded (the `none` driver mounting `--models host:DIR` as is), if any.
+pub fn resolve_stage(settings: &Settings, lab: &LabDefinition, stage: &Stage) -> anyhow::Result<StagePlan> {
+    let host_dir = state::read_value(settings, state::MODELS_HOST_DIR_FILE)?;
+    StagePlan::resolve(lab, stage, host_dir.as_deref().map(Path::new))
 }
 
-impl StageReport {
-    /// True when nothing was created, configured, deleted or restarted.
-    pub fn unchanged(&self) -> bool {
-        self.restarted.is_empty() && self.changes.iter().all(|change| change.change == Change::Unchanged)
-    }
+/// Receives what `lab stage` and `lab reset` do while they run (separate from the result they return).
+pub trait StageProgress {
+    /// What reaching the recorded ingress took (a port-forward reopened, a dead tunnel restarted).
+    fn ingress_note(&self, text: &str);
+    /// The stage is applied: what changed.
+    fn applied(&self, applied: &AppliedStage);
+    /// A line while the stage is asserted (e.g. what the wait for the gateway still waits for).
+    fn note(&self, text: &str);
 }
 
-/// A stage's objects as `lab` applies them: its manifests, with the models' hostPath rewritten when `lab up` chose
-/// a host directory under the `none` driver.
-pub fn stage_manifests(settings: &Settings, lab: &LabDefinition, stage: &Stage) -> anyhow::Result<Vec<Manifest>> {
-    let mut manifests = lab.stage_manifests(stage)?;
-    if let Some(dir) = state::read_value(settings, state::MODELS_HOST_DIR_FILE)? {
-        mount_host_dir(&mut manifests, std::path::Path::new(&dir));
-    }
-    Ok(manifests)
+/// What `lab stage` did.
+#[derive(Debug, Clone)]
+pub struct StageOutcome {
+    /// What applying the stage changed.
+    pub applied: AppliedStage,
+    /// The assertions' run (through the recorded ingress URL, from the start of the apply); `None` with
+    /// [`Assertions::Skip`].
+    pub checks: Option<RunReport>,
 }
 
-/// Applies `stage`: its objects, pruning, rollout (each Deployment at most `rollout_timeout`), sidecars. The
-/// recorded active stage is forgotten first; the caller records `stage` with [`record_stage`] once its assertions
-/// passed (or were skipped on purpose).
-pub async fn apply_stage(
+/// Runs `lab stage NAME`: under the lab lock, opens the recorded ingress (unless the assertions are skipped, so an
+/// ingress that cannot be reached fails before anything is applied), applies the stage, asserts it through the
+/// ingress and records it as the active stage only once it passed (a failed or inconclusive stage leaves none
+/// recorded; a skipped one is recorded as not asserted).
+pub async fn run_stage(
     settings: &Settings,
-    cluster: &Cluster,
-    lab: &LabDefinition,
-    stage: &Stage,
+    name: &str,
     rollout_timeout: Duration,
-) -> anyhow::Result<StageReport> {
-    let manifests = stage_manifests(settings, lab, stage)?;
-    forget_stage(settings)?;
-    let changes = apply_and_prune(cluster, &manifests)
-        .await
-        .with_context(|| format!("applying stage \"{}\"", stage.name))?;
-    let restarted = wait_for_rollout(cluster, &manifests, rollout_timeout)
-        .await
-        .with_context(|| format!("rolling out stage \"{}\"", stage.name))?;
-    Ok(StageReport {
-        stage: stage.name.clone(),
-        changes,
-        restarted,
+    assertions: Assertions,
+    progress: &dyn StageProgress,
+) -> anyhow::Result<StageOutcome> {
+    let lab = LabDefinition::load_default()?;
+    let stage = lab.stage(name)?;
+    let _lock = LabLock::acquire(settings, "lab stage")?;
+    let ingress = match assertions {
+        Assertions::Run => Some(
+            open_recorded_ingress(
+                settings,
+                "no ingress URL is recorded, so the stage cannot be asserted",
+                "run `cargo xtask lab up` first, or pass --no-assert",
+                &|text| progress.ingress_note(text),
+            )
+            .await?,
+        ),
+        Assertions::Skip => None,
+    };
+    let plan = resolve_stage(settings, &lab, stage)?;
+    let (cluster, started, applied) = connect_and_apply(settings, &plan, rollout_timeout, progress).await?;
+    let Some(ingress) = ingress else {
+        record_stage(settings, &plan.name, Verdict::NotAsserted)?;
+        return Ok(StageOutcome { applied, checks: None });
+    };
+    // The wait for the gateway to serve the stage says what it waits for, as `lab up`'s steps do.
+    let check = assert_stage(&cluster, &plan, &ingress.url, &|text| progress.note(text)).await?;
+    record_stage(settings, &plan.name, check.verdict)?;
+    Ok(StageOutcome {
+        applied,
+        checks: Some(RunReport::new(ingress.url.clone(), started, vec![check])),
     })
 }
 
-/// True when the cluster already holds exactly `stage`: every object unchanged and nothing to prune. Reads only.
-pub async fn cluster_matches_stage(
+/// Runs `lab reset NAME`: under the lab lock, applies the stage (unchanged objects are not written, running pods
+/// are kept) and records it as not asserted, so a later `lab up` asserts it.
+pub async fn reset_stage(
     settings: &Settings,
-    cluster: &Cluster,
-    lab: &LabDefinition,
-    stage: &Stage,
-) -> anyhow::Result<bool> {
-    let manifests = stage_manifests(settings, lab, stage)?;
-    let listed = list_lab_objects(cluster).await?;
-    for manifest in &manifests {
-        // An object the listing lacks (absent, or not labelled yet) is looked up on its own.
-        let planned = match listed.find(manifest.kind(), manifest.name()) {
-            Some(live) => plan_against(cluster, manifest, Some(live)).await?,
-            None => plan_one(cluster, manifest).await?,
-        };
-        if planned.change != Change::Unchanged {
-            return Ok(false);
-        }
-    }
-    Ok(listed.prune_candidates(&manifests, PROTECTED).is_empty())
-}
-
-/// Applies `manifests` (the lab's live objects listed once per kind, so each existing object costs one dry-run
-/// apply) and deletes the lab's objects they lack. Returns every object's change, deletions last.
-pub async fn apply_and_prune(cluster: &Cluster, manifests: &[Manifest]) -> anyhow::Result<Vec<ObjectChange>> {
-    let listed = list_lab_objects(cluster).await?;
-    let mut changes = Vec::new();
-    for manifest in manifests {
-        // An object the listing lacks (absent, or not labelled yet) is looked up on its own.
-        let change = match listed.find(manifest.kind(), manifest.name()) {
-            Some(live) => apply_against(cluster, manifest, Some(live)).await?,
-            None => apply_one(cluster, manifest).await?,
-        };
-        changes.push(change);
-    }
-    changes.extend(delete_all(cluster, listed.prune_candidates(manifests, PROTECTED)).await?);
-    Ok(changes)
-}
-
-/// Waits until every Deployment among `manifests` has rolled out, then makes sure each of their live pods has the
-/// `istio-proxy` sidecar, restarting a Deployment whose pods lack it (once). Returns the restarted ones.
-///
-/// Terminating pods (with a `deletionTimestamp`) are ignored: right after a rollout the old pod is still listed
-/// for its grace period. A Deployment with no live pod at all is waited for (at most `rollout_timeout`) and is an
-/// error if none appears: no pod proves nothing about the sidecar.
-pub async fn wait_for_rollout(
-    cluster: &Cluster,
-    manifests: &[Manifest],
+    name: &str,
     rollout_timeout: Duration,
-) -> anyhow::Result<Vec<String>> {
-    let deployments: Vec<&Manifest> = manifests
-        .iter()
-        .filter(|manifest| manifest.kind() == "Deployment")
-        .collect();
-    for deployment in &deployments {
-        let namespace = deployment.namespace().unwrap_or(LAB_NAMESPACE);
-        wait_deployment_rolled_out(cluster, namespace, deployment.name(), rollout_timeout).await?;
-    }
-    let mut restarted = Vec::new();
-    for deployment in &deployments {
-        let namespace = deployment.namespace().unwrap_or(LAB_NAMESPACE);
-        let name = deployment.name();
-        let pods = live_pods(cluster, namespace, deployment, rollout_timeout).await?;
-        if all_have_sidecar(&pods) {
-            continue;
-        }
-        tracing::info!(deployment = name, "pods lack the istio-proxy sidecar: restarting");
-        restart(cluster, namespace, name).await?;
-        wait_deployment_rolled_out(cluster, namespace, name, rollout_timeout).await?;
-        let pods = live_pods(cluster, namespace, deployment, rollout_timeout).await?;
-        if !all_have_sidecar(&pods) {
-            anyhow::bail!(
-                "the pods of Deployment/{name} in namespace \"{namespace}\" have no {SIDECAR} container even after a restart\nhelp: check that the namespace is labelled (`kubectl get namespace {namespace} --show-labels` shows istio-injection=enabled) and that istiod runs"
-            );
-        }
-        restarted.push(name.to_string());
-    }
-    Ok(restarted)
+    progress: &dyn StageProgress,
+) -> anyhow::Result<AppliedStage> {
+    let lab = LabDefinition::load_default()?;
+    let stage = lab.stage(name)?;
+    let _lock = LabLock::acquire(settings, "lab reset")?;
+    let plan = resolve_stage(settings, &lab, stage)?;
+    let (_, _, applied) = connect_and_apply(settings, &plan, rollout_timeout, progress).await?;
+    record_stage(settings, &plan.name, Verdict::NotAsserted)?;
+    Ok(applied)
 }
 
-/// True when every pod in `pods` has the sidecar container (false for no pods: nothing was shown).
-fn all_have_sidecar(pods: &[Pod]) -> bool {
-    let has_sidecar = |pod: &Pod| {
-        pod.spec
-            .as_ref()
-            .is_some_and(|spec| spec.containers.iter().any(|container| container.name == SIDECAR))
-    };
-    !pods.is_empty() && pods.iter().all(has_sidecar)
+/// What `lab stage` and `lab reset` share: connect, apply the stage `plan` resolves and tell `progress` what
+/// changed. Returns the connection and when the apply started.
+async fn connect_and_apply(
+    settings: &Settings,
+    plan: &StagePlan,
+    rollout_timeout: Duration,
+    progress: &dyn StageProgress,
+) -> anyhow::Result<(Cluster, SystemTime, AppliedStage)> {
+    let cluster = Cluster::connect(settings).await?;
+    let started = SystemTime::now();
+    let applied = apply_stage(settings, &cluster, plan, rollout_timeout).await?;
+    progress.applied(&applied);
+    Ok((cluster, started, applied))
 }
 
-/// The live (not Terminating) pods of `deployment`, once there is at least one: read from a watch on its pods
-/// (a reflector, so the list is current after every event), at most `deadline`.
-async fn live_pods(
-    cluster: &Cluster,
-    namespace: &str,
-    deployment: &Manifest,
-    deadline: Duration,
-) -> anyhow::Result<Vec<Pod>> {
-    let name = deployment.name();
-    let selector = deployment.pod_selector().unwrap_or_default();
-    let api: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
-    let (reader, writer) = reflector::store::<Pod>();
-    let events = reflector(
-        writer,
-        watcher(api, watcher::Config::default().labels(&selector)).default_backoff(),
-    );
-    let mut last_error: Option<String> = None;
-    let found = async {
-        let mut events = std::pin::pin!(events);
-        while let Some(event) = events.next().await {
-            match event {
-                // The store is complete after the initial list and current after each later event.
-                Ok(watcher::Event::InitDone | watcher::Event::Apply(_) | watcher::Event::Delete(_)) => {
-                    let live: Vec<Pod> = reader
-                        .state()
-                        .iter()
-                        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
-                        .map(|pod| Pod::clone(pod))
-                        .collect();
-                    if !live.is_empty() {
-                        return live;
-                    }
-                }
-                Ok(_) => {}
-                // The watcher lists again after a 410 Gone and backs off after other errors.
-                Err(error) => last_error = Some(error.to_string()),
-            }
-        }
-        Vec::new()
-    };
-    match tokio::time::timeout(deadline, found).await {
-        Ok(live) if !live.is_empty() => Ok(live),
-        _ => {
-            let watch_error = last_error
-                .map(|error| format!(" (the last watch error was: {error})"))
-                .unwrap_or_default();
-            anyhow::bail!(
-                "Deployment/{name} in namespace \"{namespace}\" has no live pod after {}s (none, or only Terminating ones), so its {SIDECAR} sidecar cannot be checked{watch_error}\nhelp: run `kubectl -n {namespace} get pods -l {selector}` and `kubectl -n {namespace} get deployment {name}` (is it scaled to 0?), then `cargo xtask lab up` again",
-                deadline.as_secs()
-            )
-        }
-    }
-}
-
-/// Restarts a Deployment the way `kubectl rollout restart` does: a new `kubectl.kubernetes.io/restartedAt`
-/// annotation on the pod template (applied under its own field manager, so canary-lab's apply never fights it).
-async fn restart(cluster: &Cluster, namespace: &str, name: &str) -> anyhow::Result<()> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or_default();
-    let patch = serde_json::json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"template": {"metadata": {"annotations": {
-            "kubectl.kubernetes.io/restartedAt": format!("unix-{now}")
-        }}}}
-    });
-    let api: Api<Deployment> = Api::namespaced(cluster.client.clone(), namespace);
-    api.patch(
-        name,
-        &PatchParams::apply("canary-lab-restart").force(),
-        &Patch::Apply(&patch),
-    )
-    .await
-    .with_context(|| format!("restarting Deployment/{name} in namespace \"{namespace}\""))?;
-    Ok(())
-}
-
-/// THE place where a stage's assertions run, after the stage is applied and rolled out: send traffic through
-/// `ingress_url` and judge where it went (`lab::traffic::checks`, the same code as `lab check`). The caller decides what a
-/// verdict other than pass means; `--no-assert` skips this call.
-///
-/// First it waits until the ingress gateway serves the stage's routes with live endpoints
-/// ([`crate::istio::gateway_config::wait_for_stage`], each new difference it sees sent to `note`, so a person
-/// watching sees what it waits for), so no verdict is drawn from an Istio push still under way.
-///
-/// The request body is built once (the Grace Hopper image, in the payload the model's metadata asks for) and,
-/// before any assertion, sent to each version the stage deploys directly (a port-forward to one of its pods), so
-/// a response that lacks the `x-model-version` header is attributed by its nearest reference. A version whose
-/// reference cannot be fetched is only a warning: the lab's VirtualServices set the header, and header-less
-/// responses from that version then count as unattributed (which fails an exact assertion).
-pub async fn assert_stage(
-    cluster: &Cluster,
-    lab: &LabDefinition,
-    stage: &Stage,
-    ingress_url: &str,
+/// The recorded ingress, usable for as long as the returned value lives (a port-forward is reopened, a dead
+/// tunnel restarted); what it had to do goes to `note`. Without one recorded, a not-ready error with `missing` and
+/// its `help`.
+pub async fn open_recorded_ingress(
+    settings: &Settings,
+    missing: &str,
+    help: &str,
     note: &dyn Fn(&str),
-) -> anyhow::Result<crate::report::StageReport> {
-    let asserted = async {
-        // Not one request before the gateway serves the stage's routes with live endpoints (bounded; skipped with a
-        // warning when its admin port cannot be read).
-        let manifests = lab.stage_manifests(stage)?;
-        let timeout = crate::istio::gateway_config::DEFAULT_SERVE_TIMEOUT;
-        crate::istio::gateway_config::wait_for_stage(cluster, &stage.name, &manifests, timeout, note).await?;
-        let body = crate::traffic::checks::payload_body(
-            ingress_url,
-            crate::traffic::payload::PayloadChoice::Auto,
-            crate::traffic::payload::DEFAULT_IMAGE,
-        )
-        .await?;
-        let versions = crate::traffic::references::deployed_versions(&manifests);
-        let references = crate::traffic::references::fetch_references(cluster, &versions, &body).await;
-        crate::traffic::checks::run_stage_with(lab, stage, ingress_url, body, references).await
-    };
-    asserted
-        .await
-        .with_context(|| format!("asserting stage \"{}\" through {ingress_url}", stage.name))
-}
-
-/// What `lab render` prints: with `stage`, that stage's objects; without, the bring-up set `lab up` applies with
-/// the default `--models export` (namespace, model export, then the `stable` stage's objects) — each with the
-/// managed-by label, exactly as sent.
-pub fn render_set(settings: &Settings, lab: &LabDefinition, stage: Option<&str>) -> anyhow::Result<Vec<Manifest>> {
-    let mut manifests = match stage {
-        Some(name) => stage_manifests(settings, lab, lab.stage(name)?)?,
-        None => {
-            let stable = stage_manifests(
-                settings,
-                lab,
-                lab.stage(crate::definition::stages::DEFAULT_RESET_STAGE)?,
-            )?;
-            let (namespace, rest): (Vec<Manifest>, Vec<Manifest>) =
-                stable.into_iter().partition(|manifest| manifest.kind() == "Namespace");
-            let mut all = namespace;
-            all.extend(crate::lifecycle::models::export_manifests()?);
-            all.extend(rest);
-            all
-        }
-    };
-    for manifest in &mut manifests {
-        manifest.object = crate::cluster::apply::with_managed_by_label(&manifest.object);
+) -> anyhow::Result<Ingress> {
+    let ingress = ingress::reopen_recorded(settings, ingress::REOPEN_DEADLINE)
+        .await?
+        .ok_or_else(|| LabError::not_ready(missing, help))?;
+    if let Some(text) = &ingress.note {
+        note(text);
     }
-    Ok(manifests)
+    Ok(ingress)
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use crate::cluster::port_forward::port_forward_to_pod;
 use crate::cluster::{Cluster, LAB_NAMESPACE};
-use crate::definition::manifests::Manifest;
+use crate::definition::plan::StagePlan;
 use crate::traffic::attribution::References;
 use crate::traffic::tf_serving::{self, PREDICT_PATH};
 
@@ -32,9 +32,9 @@ pub struct DeployedVersion {
     pub selector: String,
 }
 
-/// The versions the Deployments among `manifests` serve, in manifest order.
-pub fn deployed_versions(manifests: &[Manifest]) -> Vec<DeployedVersion> {
-    manifests
+/// The versions the Deployments of the stage `plan` resolves serve, in manifest order.
+pub fn deployed_versions(plan: &StagePlan) -> Vec<DeployedVersion> {
+    plan.manifests
         .iter()
         .filter(|manifest| manifest.kind() == "Deployment")
         .filter_map(|manifest| {
@@ -120,14 +120,13 @@ mod tests {
     #[test]
     fn the_stages_deployments_name_their_versions_and_selectors() {
         let lab = crate::definition::stages::LabDefinition::load_default().unwrap();
-        let split = lab.stage_manifests(lab.stage("split-70-30").unwrap()).unwrap();
-        let versions = deployed_versions(&split);
+        let plan = |name: &str| crate::definition::plan::StagePlan::resolve(&lab, lab.stage(name).unwrap(), None);
+        let versions = deployed_versions(&plan("split-70-30").unwrap());
         let names: Vec<&str> = versions.iter().map(|version| version.version.as_str()).collect();
         assert_eq!(names, ["resnet50", "resnet101"]);
         assert_eq!(versions[1].selector, "app=image-classifier,version=resnet101");
         assert_eq!(versions[1].namespace, "tf-serving");
-        let stable = lab.stage_manifests(lab.stage("stable").unwrap()).unwrap();
-        let names: Vec<String> = deployed_versions(&stable)
+        let names: Vec<String> = deployed_versions(&plan("stable").unwrap())
             .into_iter()
             .map(|version| version.version)
             .collect();

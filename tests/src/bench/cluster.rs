@@ -10,8 +10,9 @@ use kube::api::{Patch, PatchParams};
 use lab::cluster::Cluster;
 use lab::cluster::apply::with_managed_by_label;
 use lab::definition::manifests::Manifest;
+use lab::definition::plan::StagePlan;
 use lab::definition::stages::LabDefinition;
-use lab::lifecycle::stage::apply_stage;
+use lab::lifecycle::apply::apply_stage;
 
 use super::{BenchContext, BenchResult};
 use crate::fake_kube::FakeKube;
@@ -33,16 +34,16 @@ async fn measure(context: &BenchContext) -> anyhow::Result<Vec<BenchResult>> {
     // Istio's injector gives the lab's pods their sidecar, which the rollout wait checks.
     kube.install_istio("1.12.7");
     let cluster = kube.connect().await;
-    let focused = lab.stage("focused")?;
-    let stable = lab.stage("stable")?;
-    apply_stage(&settings, &cluster, &lab, focused, ROLLOUT).await?;
-    let focused_manifests = lab.stage_manifests(focused)?;
+    let focused = &StagePlan::resolve(&lab, lab.stage("focused")?, None)?;
+    let stable = &StagePlan::resolve(&lab, lab.stage("stable")?, None)?;
+    apply_stage(&settings, &cluster, focused, ROLLOUT).await?;
+    let focused_manifests = &focused.manifests;
 
     // Warm apply: the lab is at `focused`, and applying `focused` again is what a second `lab up` does to it.
     kube.clear_requests();
     let started = Instant::now();
     for _ in 0..REPETITIONS {
-        apply_stage(&settings, &cluster, &lab, focused, ROLLOUT).await?;
+        apply_stage(&settings, &cluster, focused, ROLLOUT).await?;
     }
     let ours_time = started.elapsed().as_secs_f64() / f64::from(REPETITIONS);
     let ours_writes = kube.writes().len() as f64 / f64::from(REPETITIONS);
@@ -50,7 +51,7 @@ async fn measure(context: &BenchContext) -> anyhow::Result<Vec<BenchResult>> {
     kube.clear_requests();
     let started = Instant::now();
     for _ in 0..REPETITIONS {
-        blind_apply(&cluster, &focused_manifests).await?;
+        blind_apply(&cluster, focused_manifests).await?;
     }
     let baseline_time = started.elapsed().as_secs_f64() / f64::from(REPETITIONS);
     let baseline_writes = kube.writes().len() as f64 / f64::from(REPETITIONS);
@@ -64,15 +65,15 @@ async fn measure(context: &BenchContext) -> anyhow::Result<Vec<BenchResult>> {
     let mut recreate_writes = 0.0;
     let mut recreate_time = 0.0;
     for _ in 0..REPETITIONS {
-        apply_stage(&settings, &cluster, &lab, focused, ROLLOUT).await?;
+        apply_stage(&settings, &cluster, focused, ROLLOUT).await?;
         kube.clear_requests();
         let started = Instant::now();
-        apply_stage(&settings, &cluster, &lab, stable, ROLLOUT).await?;
+        apply_stage(&settings, &cluster, stable, ROLLOUT).await?;
         reset_time += started.elapsed().as_secs_f64();
         reset_calls += kube.requests().len() as f64;
         reset_writes += kube.writes().len() as f64;
 
-        apply_stage(&settings, &cluster, &lab, focused, ROLLOUT).await?;
+        apply_stage(&settings, &cluster, focused, ROLLOUT).await?;
         kube.clear_requests();
         let started = Instant::now();
         recreate(&cluster, &lab, &settings).await?;
@@ -161,6 +162,7 @@ async fn recreate(cluster: &Cluster, lab: &LabDefinition, settings: &lab::Settin
         ROLLOUT,
     )
     .await?;
-    apply_stage(settings, cluster, lab, lab.stage("stable")?, ROLLOUT).await?;
+    let stable = StagePlan::resolve(lab, lab.stage("stable")?, None)?;
+    apply_stage(settings, cluster, &stable, ROLLOUT).await?;
     Ok(())
 }

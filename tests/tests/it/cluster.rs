@@ -12,9 +12,9 @@ use lab::cluster::apply::{ApplyRejected, Change, apply_all};
 use lab::cluster::discovery::UnknownKind;
 use lab::cluster::wait::WaitTimedOut;
 use lab::definition::manifests::{Manifest, parse_documents};
+use lab::definition::plan::StagePlan;
 use lab::definition::stages::LabDefinition;
-use lab::lifecycle::stage as stage_apply;
-use lab::lifecycle::stage::{apply_stage, wait_for_rollout};
+use lab::lifecycle::apply::{apply_stage, cluster_matches_stage, wait_for_rollout};
 
 /// A fake API and a connected cluster, plus settings whose state dir is a temp dir.
 struct Env {
@@ -145,26 +145,14 @@ async fn apply_is_server_side_apply_with_the_canary_lab_field_manager_then_write
 #[tokio::test]
 async fn stages_apply_what_they_name_and_prune_the_rest_and_reset_says_what_changed() {
     let env = env().await;
-    let stage = |name: &str| env.lab.stage(name).unwrap().clone();
+    let stage = |name: &str| StagePlan::resolve(&env.lab, env.lab.stage(name).unwrap(), None).unwrap();
     let timeout = Duration::from_secs(10);
-    within_seconds(apply_stage(
-        &env.settings,
-        &env.cluster,
-        &env.lab,
-        &stage("stable"),
-        timeout,
-    ))
-    .await
-    .unwrap();
-    let focused = within_seconds(apply_stage(
-        &env.settings,
-        &env.cluster,
-        &env.lab,
-        &stage("focused"),
-        timeout,
-    ))
-    .await
-    .unwrap();
+    within_seconds(apply_stage(&env.settings, &env.cluster, &stage("stable"), timeout))
+        .await
+        .unwrap();
+    let focused = within_seconds(apply_stage(&env.settings, &env.cluster, &stage("focused"), timeout))
+        .await
+        .unwrap();
     assert_eq!(
         lines(&focused.changes),
         [
@@ -186,15 +174,9 @@ async fn stages_apply_what_they_name_and_prune_the_rest_and_reset_says_what_chan
     );
 
     env.kube.clear_requests();
-    let reset = within_seconds(apply_stage(
-        &env.settings,
-        &env.cluster,
-        &env.lab,
-        &stage("stable"),
-        timeout,
-    ))
-    .await
-    .unwrap();
+    let reset = within_seconds(apply_stage(&env.settings, &env.cluster, &stage("stable"), timeout))
+        .await
+        .unwrap();
     let changed: Vec<String> = reset
         .changes
         .iter()
@@ -226,25 +208,14 @@ async fn stages_apply_what_they_name_and_prune_the_rest_and_reset_says_what_chan
     );
     assert!(!reset.unchanged());
 
-    let again = within_seconds(apply_stage(
-        &env.settings,
-        &env.cluster,
-        &env.lab,
-        &stage("stable"),
-        timeout,
-    ))
-    .await
-    .unwrap();
+    let again = within_seconds(apply_stage(&env.settings, &env.cluster, &stage("stable"), timeout))
+        .await
+        .unwrap();
     assert!(again.unchanged(), "{:?}", lines(&again.changes));
     assert!(
-        within_seconds(stage_apply::cluster_matches_stage(
-            &env.settings,
-            &env.cluster,
-            &env.lab,
-            &stage("stable")
-        ))
-        .await
-        .unwrap()
+        within_seconds(cluster_matches_stage(&env.cluster, &stage("stable")))
+            .await
+            .unwrap()
     );
 }
 
@@ -376,8 +347,7 @@ async fn pods_without_the_sidecar_get_their_deployment_restarted() {
     let report = within_seconds(apply_stage(
         &env.settings,
         &env.cluster,
-        &env.lab,
-        env.lab.stage("stable").unwrap(),
+        &StagePlan::resolve(&env.lab, env.lab.stage("stable").unwrap(), None).unwrap(),
         Duration::from_secs(10),
     ))
     .await

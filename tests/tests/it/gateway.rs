@@ -9,6 +9,7 @@ use std::time::Duration;
 use canary_lab_tests::assert_contains;
 use canary_lab_tests::envoy::{Envoy, StageRouting};
 use canary_lab_tests::fake_kube::FakeKube;
+use lab::definition::plan::StagePlan;
 use lab::definition::stages::LabDefinition;
 use lab::istio::gateway_config::{GatewayNotServing, Served, wait_for_stage};
 use lab::report::Verdict;
@@ -22,9 +23,9 @@ async fn kube_with_istio() -> FakeKube {
     kube
 }
 
-fn manifests(stage: &str) -> Vec<lab::definition::manifests::Manifest> {
+fn plan(stage: &str) -> StagePlan {
     let lab = LabDefinition::load_default().unwrap();
-    lab.stage_manifests(lab.stage(stage).unwrap()).unwrap()
+    StagePlan::resolve(&lab, lab.stage(stage).unwrap(), None).unwrap()
 }
 
 /// Port-forwards the lab opened to the gateway pods' admin port so far.
@@ -52,9 +53,9 @@ async fn the_wait_ends_only_once_the_gateway_serves_the_stage_and_names_what_dif
     let envoy = Envoy::start(&StageRouting::of_stage("canary-deployed"), &models.both()).await;
     envoy.behind_gateway_pods_of(&kube);
     let cluster = kube.connect().await;
-    let split = manifests("split-70-30");
+    let split = plan("split-70-30");
 
-    let error = wait_for_stage(&cluster, "split-70-30", &split, Duration::from_secs(2), &|_| {})
+    let error = wait_for_stage(&cluster, &split, Duration::from_secs(2), &|_| {})
         .await
         .unwrap_err();
     let not_serving = error.downcast_ref::<GatewayNotServing>().expect("a GatewayNotServing");
@@ -71,7 +72,7 @@ async fn the_wait_ends_only_once_the_gateway_serves_the_stage_and_names_what_dif
     // state in turn and ends once the endpoint is there.
     let notes = Mutex::new(Vec::new());
     let progress = |note: &str| notes.lock().unwrap().push(note.to_string());
-    let wait = wait_for_stage(&cluster, "split-70-30", &split, Duration::from_secs(60), &progress);
+    let wait = wait_for_stage(&cluster, &split, Duration::from_secs(60), &progress);
     let push = async {
         until_noted(
             &notes,
@@ -120,7 +121,7 @@ async fn the_wait_ends_only_once_the_gateway_serves_the_stage_and_names_what_dif
 
 /// The wait for stage `stable`, at most 5 s.
 async fn read_stable(cluster: &lab::cluster::Cluster) -> Served {
-    wait_for_stage(cluster, "stable", &manifests("stable"), Duration::from_secs(5), &|_| {})
+    wait_for_stage(cluster, &plan("stable"), Duration::from_secs(5), &|_| {})
         .await
         .unwrap()
 }
@@ -150,8 +151,8 @@ async fn a_stage_is_asserted_only_once_the_gateway_has_the_new_pods_endpoint() {
     let models = Models::start_with_bytes_signature().await;
     let cluster = kube.connect().await;
     let lab = LabDefinition::load_default().unwrap();
-    let stage = lab.stage("split-70-30").unwrap();
-    lab::lifecycle::stage::apply_and_prune(&cluster, &lab.stage_manifests(stage).unwrap())
+    let stage = StagePlan::resolve(&lab, lab.stage("split-70-30").unwrap(), None).unwrap();
+    lab::lifecycle::apply::apply_and_prune(&cluster, &stage.manifests)
         .await
         .unwrap();
     // The routes are pushed; ResNet101's endpoint is not (yet).
@@ -159,7 +160,7 @@ async fn a_stage_is_asserted_only_once_the_gateway_has_the_new_pods_endpoint() {
     envoy.behind_gateway_pods_of(&kube);
 
     let url = envoy.url();
-    let asserted = lab::lifecycle::stage::assert_stage(&cluster, &lab, stage, &url, &|_| {});
+    let asserted = lab::lifecycle::assert::assert_stage(&cluster, &stage, &url, &|_| {});
     tokio::pin!(asserted);
     // The endpoint arrives once the lab has read the gateway more than once (so it saw the endpoint missing), and
     // never if it does not read it: then the assertions meet the gateway's 503s.

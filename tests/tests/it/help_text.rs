@@ -18,7 +18,10 @@ async fn help_names_cargo_xtask_and_sets_the_global_options_apart() {
         assert_contains!(own, flag);
     }
     for flag in ["--profile", "--context", "--state-dir", "--format"] {
-        assert!(!own.contains(flag), "{flag} is listed among `lab check`'s own options:\n{own}");
+        assert!(
+            !own.contains(flag),
+            "{flag} is listed among `lab check`'s own options:\n{own}"
+        );
         assert_contains!(global, flag);
     }
 }
@@ -26,10 +29,9 @@ async fn help_names_cargo_xtask_and_sets_the_global_options_apart() {
 #[tokio::test]
 async fn a_truncated_image_is_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let photo = std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/images/grace_hopper.jpg"),
-    )
-    .unwrap();
+    let photo =
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/images/grace_hopper.jpg"))
+            .unwrap();
     let truncated = dir.path().join("cut.jpg");
     std::fs::write(&truncated, &photo[..2000]).unwrap();
     // A fixed payload kind builds the body before any request, so no server is needed.

@@ -360,16 +360,24 @@ async fn a_process_whose_main_thread_exited_still_runs_while_its_threads_do() {
     let leader_state = || {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .ok()
-            .and_then(|stat| stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()))
+            .and_then(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.trim_start().chars().next())
+            })
     };
     let waited = std::time::Instant::now();
     while leader_state() != Some('Z') {
-        assert!(waited.elapsed() < Duration::from_secs(10), "the main thread never exited");
+        assert!(
+            waited.elapsed() < Duration::from_secs(10),
+            "the main thread never exited"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(running(pid), "a process with a live thread runs, though its main thread is a zombie");
+    assert!(
+        running(pid),
+        "a process with a live thread runs, though its main thread is a zombie"
+    );
     drop(child.stdin.take());
     child.wait().unwrap();
     assert!(!running(pid));
 }
-

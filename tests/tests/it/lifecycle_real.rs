@@ -18,7 +18,7 @@ use lab::cluster::Cluster;
 use lab::cluster::apply::apply_all;
 use lab::cluster::wait::{wait_deployment_rolled_out, wait_for};
 use lab::definition::manifests::Manifest;
-use lab::lifecycle::stage::wait_for_rollout;
+use lab::lifecycle::apply::wait_for_rollout;
 use serde_json::json;
 
 use crate::up::Lab;
@@ -184,6 +184,7 @@ async fn the_export_job_runs_a_pod_without_a_sidecar_and_completes() {
     let (kube, cluster) = cluster_with_istio(true).await;
     within(lab::lifecycle::models::export_in_cluster(
         &cluster,
+        &lab::lifecycle::models::export_manifests().unwrap(),
         Duration::from_secs(10),
     ))
     .await
@@ -304,6 +305,7 @@ async fn a_failing_export_job_fails_after_its_backoff_limit_with_the_log() {
     kube.scenario("export-models", Scenario::Failing);
     let error = within(lab::lifecycle::models::export_in_cluster(
         &cluster,
+        &lab::lifecycle::models::export_manifests().unwrap(),
         Duration::from_secs(10),
     ))
     .await

@@ -16,6 +16,7 @@ mod models;
 mod payload;
 mod predict;
 mod real_api;
+mod render;
 mod report;
 mod statistics;
 mod tf_serving;

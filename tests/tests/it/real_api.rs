@@ -423,22 +423,19 @@ async fn a_jobs_pod_template_is_immutable() {
 #[tokio::test]
 async fn a_virtual_service_changed_behind_the_labs_back_is_configured_and_the_rest_unchanged() {
     let (kube, cluster, lab) = istio_cluster().await;
-    let mut settings = lab::Settings::with_defaults("lab").unwrap();
-    let state = tempfile::tempdir().unwrap();
-    settings.state_dir = state.path().to_path_buf();
-    let split = lab.stage("split-70-30").unwrap();
+    let split = lab::definition::plan::StagePlan::resolve(&lab, lab.stage("split-70-30").unwrap(), None).unwrap();
     let manifests = stage(&lab, "split-70-30");
-    within_seconds(lab::lifecycle::stage::apply_and_prune(&cluster, &manifests))
+    within_seconds(lab::lifecycle::apply::apply_and_prune(&cluster, &manifests))
         .await
         .unwrap();
     assert!(
-        lab::lifecycle::stage::cluster_matches_stage(&settings, &cluster, &lab, split)
+        lab::lifecycle::apply::cluster_matches_stage(&cluster, &split)
             .await
             .unwrap(),
         "listed objects (no apiVersion/kind) match their dry runs"
     );
     kube.clear_requests();
-    let again = within_seconds(lab::lifecycle::stage::apply_and_prune(&cluster, &manifests))
+    let again = within_seconds(lab::lifecycle::apply::apply_and_prune(&cluster, &manifests))
         .await
         .unwrap();
     assert!(
@@ -461,13 +458,13 @@ async fn a_virtual_service_changed_behind_the_labs_back_is_configured_and_the_re
     .await
     .unwrap();
     assert!(
-        !lab::lifecycle::stage::cluster_matches_stage(&settings, &cluster, &lab, split)
+        !lab::lifecycle::apply::cluster_matches_stage(&cluster, &split)
             .await
             .unwrap()
     );
     let planned = plan_one(&cluster, virtual_service).await.unwrap();
     assert_eq!(planned.change, Change::Configured);
-    let applied = lab::lifecycle::stage::apply_and_prune(&cluster, &manifests)
+    let applied = lab::lifecycle::apply::apply_and_prune(&cluster, &manifests)
         .await
         .unwrap();
     let configured: Vec<String> = applied

@@ -11,6 +11,7 @@ use canary_lab_tests::tf_serving::{TfServing, TfServingConfig};
 use canary_lab_tests::traffic::{
     BODY, Models, assert_verdict, check, failing_config, lab_check, show, test_config, tiny_image,
 };
+use lab::definition::plan::StagePlan;
 use lab::definition::stages::LabDefinition;
 use lab::report::Verdict;
 
@@ -384,9 +385,8 @@ async fn run_stage_picks_the_payload_from_the_metadata_as_lab_up_does() {
     let models = Models::start_with_bytes_signature().await;
     let envoy = Envoy::start(&StageRouting::of_stage("focused"), &models.both()).await;
     let lab = LabDefinition::load_default().unwrap();
-    let report = lab::traffic::checks::run_stage(&lab, lab.stage("focused").unwrap(), &envoy.url())
-        .await
-        .unwrap();
+    let plan = StagePlan::resolve(&lab, lab.stage("focused").unwrap(), None).unwrap();
+    let report = lab::traffic::checks::run_stage(&plan, &envoy.url()).await.unwrap();
     assert_verdict(&report, Verdict::Pass);
 }
 

@@ -345,7 +345,7 @@ async fn a_second_up_while_one_runs_is_refused() {
     assert!(lab.kube.writes().is_empty());
 }
 
-fn saved_models(root: &Path) {
+pub(crate) fn saved_models(root: &Path) {
     for model in ["resnet50", "resnet101"] {
         let dir = root.join(model).join("1");
         std::fs::create_dir_all(dir.join("variables")).unwrap();
@@ -733,8 +733,8 @@ async fn references_come_from_each_versions_own_pod_and_a_missing_one_is_left_ou
     kube.port_forward_selected_to("version=resnet101", models.resnet101.addr());
     let cluster = kube.connect().await;
     let lab = lab::definition::stages::LabDefinition::load_default().unwrap();
-    let versions =
-        lab::traffic::references::deployed_versions(&lab.stage_manifests(lab.stage("split-70-30").unwrap()).unwrap());
+    let split = lab::definition::plan::StagePlan::resolve(&lab, lab.stage("split-70-30").unwrap(), None).unwrap();
+    let versions = lab::traffic::references::deployed_versions(&split);
     let body = bytes::Bytes::from_static(canary_lab_tests::traffic::BODY.as_bytes());
     let instance = &serde_json::from_str::<serde_json::Value>(canary_lab_tests::traffic::BODY).unwrap()["instances"][0];
 

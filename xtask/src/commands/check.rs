@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use lab::Settings;
+use lab::definition::plan::StagePlan;
 use lab::definition::stages::LabDefinition;
 use lab::report::RunReport;
 use lab::traffic::checks::{self, CheckConfig};
@@ -37,7 +38,9 @@ pub(crate) async fn run(settings: &Settings, flags: &CheckFlags) -> CommandResul
     config.settle_timeout = Duration::from_secs(flags.settle_timeout_s);
     config.assertion_timeout = Duration::from_secs(flags.deadline_s);
     let started = SystemTime::now();
-    let stage_report = checks::check_stage(&lab, stage, &config)
+    // Only the stage's routing and assertions matter here, so the models' hostPaths are left as written.
+    let plan = StagePlan::resolve(&lab, stage, None)?;
+    let stage_report = checks::check_stage(&plan, &config)
         .await
         .with_context(|| format!("checking stage \"{}\" at {url}", stage.name))?;
     let report = RunReport::new(url.clone(), started, vec![stage_report]);

@@ -1,7 +1,7 @@
 //! `lab render [--stage NAME]`: print, as multi-document YAML, exactly what `lab up` (or a stage) applies.
 
 use lab::definition::stages::LabDefinition;
-use lab::lifecycle::stage::render_set;
+use lab::lifecycle::bring_up::render;
 use lab::{CommandStatus, Settings};
 
 use crate::CommandResult;
@@ -10,7 +10,7 @@ use crate::flags::RenderFlags;
 /// Prints the objects.
 pub(crate) fn run(settings: &Settings, flags: &RenderFlags) -> CommandResult {
     let lab = LabDefinition::load_default()?;
-    let manifests = render_set(settings, &lab, flags.stage.as_deref())?;
+    let manifests = render(settings, &lab, flags.stage.as_deref())?;
     print!("{}", lab::definition::manifests::render(&manifests));
     Ok(CommandStatus::Ok)
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use lab::lifecycle::up::{Assertions, Progress, StepOutcome, StepRecord, UpOptions, up};
+use lab::lifecycle::up::{Assertions, StepOutcome, StepRecord, UpOptions, UpProgress, up};
 use lab::output::to_json;
 use lab::report::{RunReport, Verdict, render_human};
 use lab::{Format, LabError, Settings};
@@ -13,7 +13,7 @@ use crate::flags::UpFlags;
 /// Progress lines on stderr, so stdout keeps the result (and JSON stays clean).
 struct StderrProgress;
 
-impl Progress for StderrProgress {
+impl UpProgress for StderrProgress {
     fn started(&self, step: &str) {
         eprintln!("→ {step}");
     }

@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use crate::cluster::Cluster;
 use crate::cluster::port_forward::port_forward_to_pod;
-use crate::definition::manifests::Manifest;
+use crate::definition::plan::StagePlan;
 use crate::istio::install::{GATEWAY_SELECTOR, ISTIO_NAMESPACE};
 
 /// The gateway pods' Envoy admin port (`proxyAdminPort` in Istio's mesh config; `istioctl proxy-config` reads it).
@@ -119,19 +119,18 @@ pub struct GatewayNotServing {
     pub differences: Vec<String>,
 }
 
-/// Waits until the ingress gateway serves stage `stage` (its `manifests`): reads the gateway's Envoy configuration
+/// Waits until the ingress gateway serves the stage `plan` resolves: reads the gateway's Envoy configuration
 /// through a port-forward to a gateway pod's admin port every second, reporting each new difference to `progress`,
 /// until it matches or `timeout` has passed ([`GatewayNotServing`], naming what still differs). When the admin API
 /// cannot be read at the first attempt (no gateway pod, the port-forward refused, an answer that is not Envoy's)
 /// it returns [`Served::Unreachable`] with a `tracing` warning: the caller carries on without the check.
 pub async fn wait_for_stage(
     cluster: &Cluster,
-    stage: &str,
-    manifests: &[Manifest],
+    plan: &StagePlan,
     timeout: Duration,
     progress: &dyn Fn(&str),
 ) -> anyhow::Result<Served> {
-    let expected = GatewayExpectation::for_stage(stage, manifests)?;
+    let expected = GatewayExpectation::for_stage(&plan.name, &plan.manifests)?;
     wait_until_served(cluster, &expected, timeout, progress).await
 }
 

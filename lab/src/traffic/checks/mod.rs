@@ -35,8 +35,8 @@ use anyhow::Context;
 use bytes::Bytes;
 use tokio::time::Instant;
 
-use crate::definition::routing::VirtualServiceSpec;
-use crate::definition::stages::{AssertionSpec, LabDefinition, Stage};
+use crate::definition::plan::StagePlan;
+use crate::definition::stages::AssertionSpec;
 use crate::report::{AssertionReport, Expectation, StageReport, Verdict};
 use crate::traffic::attribution::References;
 use crate::traffic::payload::build_payload;
@@ -125,35 +125,34 @@ pub async fn payload_body(url: &str, choice: PayloadChoice, image: &[u8]) -> any
 
 /// A stage's assertions as `lab up` and `lab stage` run them against `ingress_url`: the lab's Grace Hopper image with
 /// the payload the model's metadata asks for, and the default concurrency, timeouts and error rate.
-pub async fn run_stage(lab: &LabDefinition, stage: &Stage, ingress_url: &str) -> anyhow::Result<StageReport> {
+pub async fn run_stage(plan: &StagePlan, ingress_url: &str) -> anyhow::Result<StageReport> {
     let body = payload_body(ingress_url, PayloadChoice::Auto, DEFAULT_IMAGE).await?;
-    run_stage_with(lab, stage, ingress_url, body, References::default()).await
+    run_stage_with(plan, ingress_url, body, References::default()).await
 }
 
 /// [`run_stage`] with a prepared request `body` and the versions' `references` for that same body (so responses
 /// without a version header are attributed by their fingerprint).
 pub async fn run_stage_with(
-    lab: &LabDefinition,
-    stage: &Stage,
+    plan: &StagePlan,
     ingress_url: &str,
     body: Bytes,
     references: References,
 ) -> anyhow::Result<StageReport> {
     let mut config = CheckConfig::new(ingress_url, body);
     config.references = references;
-    check_stage(lab, stage, &config).await
+    check_stage(plan, &config).await
 }
 
-/// Runs every assertion of `stage` against `config.url`.
-pub async fn check_stage(lab: &LabDefinition, stage: &Stage, config: &CheckConfig) -> anyhow::Result<StageReport> {
+/// Runs every assertion of the stage `plan` resolves against `config.url`.
+pub async fn check_stage(plan: &StagePlan, config: &CheckConfig) -> anyhow::Result<StageReport> {
     let started = Instant::now();
     let url = predict_url(&config.url)?;
     let path = reqwest::Url::parse(&url)?.path().to_string();
-    let manifests = lab.stage_manifests(stage)?;
-    let routing = VirtualServiceSpec::from_manifests(&manifests)
-        .with_context(|| format!("reading the routing of stage \"{}\"", stage.name))?;
+    let routing = plan
+        .routing()
+        .with_context(|| format!("reading the routing of stage \"{}\"", plan.name))?;
     let mut assertions = Vec::new();
-    for spec in &stage.assertions {
+    for spec in &plan.assertions {
         let configured_weights = routing
             .route_for(&path, spec.headers())?
             .map(|route| route.weights())
@@ -166,10 +165,10 @@ pub async fn check_stage(lab: &LabDefinition, stage: &Stage, config: &CheckConfi
             request_timeout: config.request_timeout,
             references: config.references.clone(),
         })?;
-        assertions.push(check_assertion(&stage.name, spec, &probe, config, configured_weights).await);
+        assertions.push(check_assertion(&plan.name, spec, &probe, config, configured_weights).await);
     }
     Ok(StageReport {
-        stage: stage.name.clone(),
+        stage: plan.name.clone(),
         verdict: Verdict::combine(assertions.iter().map(|assertion| assertion.verdict)),
         duration_seconds: started.elapsed().as_secs_f64(),
         assertions,
