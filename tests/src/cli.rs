@@ -111,6 +111,15 @@ impl Cli {
             .expect("start lab-cli")
     }
 
+    /// Starts the CLI writing its stdout into `stdout` (e.g. a pipe the test closed) and its stderr to the test.
+    pub fn spawn_with_stdout(&self, stdout: impl Into<std::process::Stdio>) -> std::process::Child {
+        self.process()
+            .stdout(stdout)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start lab-cli")
+    }
+
     fn process(&self) -> Process {
         let home = self.home.path();
         let mut process = Process::new(crate::cargo_bin("lab-cli"))

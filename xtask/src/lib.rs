@@ -15,6 +15,7 @@ use lab::CommandStatus;
 
 /// Parses the process arguments, runs the command and returns its exit code.
 pub fn main() -> ExitCode {
+    restore_sigpipe();
     let flags = match flags::Xtask::try_parse() {
         Ok(flags) => flags,
         Err(error) => {
@@ -24,6 +25,7 @@ pub fn main() -> ExitCode {
         }
     };
     init_logging(&flags.global);
+    let json = matches!(flags.global.format, flags::FormatFlag::Json);
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -32,15 +34,53 @@ pub fn main() -> ExitCode {
     match result {
         Ok(status) => ExitCode::from(status.exit_code()),
         Err(error) => {
+            let code = lab::lifecycle::exit_code::exit_code_for(&error);
             eprintln!("{}", render_error(&error));
-            ExitCode::from(lab::lifecycle::exit_code::exit_code_for(&error))
+            if json {
+                // With --format json stdout stays one JSON document, also when the command fails.
+                println!("{}", error_json(&error, code));
+            }
+            ExitCode::from(code)
         }
     }
+}
+
+/// Rust ignores SIGPIPE, so a write to a closed pipe (`cargo xtask lab render | head`) is an error that `println!`
+/// turns into a panic; the default action ends the process quietly instead, as it ends `cat` or `kubectl`.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in `main`, before any other thread exists; it only resets one signal's action.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// An error as `--format json` prints it on stdout: `{"error": {"message": …, "help": […], "exit_code": N}}`.
+fn error_json(error: &anyhow::Error, exit_code: u8) -> String {
+    let (messages, helps) = error_parts(error);
+    let helps: Vec<String> = helps
+        .iter()
+        .map(|help| help.trim_start_matches("help:").trim().to_string())
+        .collect();
+    lab::output::to_json(&serde_json::json!({
+        "error": {"message": messages.join(": "), "help": helps, "exit_code": exit_code}
+    }))
 }
 
 /// An error as the user sees it: `error:` and each layer's message joined by `: ` (as anyhow's `{:#}` does), then
 /// every `help:` line at the end, where a reader looks for what to do — wherever the layer that knew it put it.
 fn render_error(error: &anyhow::Error) -> String {
+    let (messages, helps) = error_parts(error);
+    let mut rendered = format!("error: {}", messages.join(": "));
+    for help in helps {
+        rendered.push('\n');
+        rendered.push_str(&help);
+    }
+    rendered
+}
+
+/// Each layer's message, once, and every `help:` line, once, in the order the chain gives them.
+fn error_parts(error: &anyhow::Error) -> (Vec<String>, Vec<String>) {
     let mut messages: Vec<String> = Vec::new();
     let mut helps: Vec<String> = Vec::new();
     for cause in error.chain() {
@@ -58,12 +98,7 @@ fn render_error(error: &anyhow::Error) -> String {
             messages.push(message);
         }
     }
-    let mut rendered = format!("error: {}", messages.join(": "));
-    for help in helps {
-        rendered.push('\n');
-        rendered.push_str(&help);
-    }
-    rendered
+    (messages, helps)
 }
 
 /// Logs go to stderr; `RUST_LOG` wins over `-v`/`-q`; no ANSI colours off a terminal or with `NO_COLOR`.

@@ -83,16 +83,21 @@ pub async fn fetch_istioctl(options: &FetchOptions) -> anyhow::Result<PathBuf> {
 }
 
 /// A verified `istioctl` and where this call found it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FetchedIstioctl {
     /// Its absolute path.
     pub path: PathBuf,
     /// Whether it was in the cache already, or what this call did to put it there.
     pub origin: FetchedFrom,
+    /// The release asset it came from (`istioctl-1.12.7-linux-amd64.tar.gz`).
+    pub asset: String,
+    /// The SHA-256 (lowercase hex) the asset was verified against.
+    pub sha256: String,
 }
 
-/// Where [`fetch_istioctl_with_origin`] found `istioctl`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where [`fetch_istioctl_with_origin`] found `istioctl` (JSON: `cache`, `unpacked`, `downloaded`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FetchedFrom {
     /// The verified, unpacked cache: nothing was downloaded or written.
     Cache,
@@ -143,6 +148,8 @@ pub async fn fetch_istioctl_with_origin(options: &FetchOptions) -> anyhow::Resul
             return Ok(FetchedIstioctl {
                 path: absolute(&istioctl)?,
                 origin: FetchedFrom::Cache,
+                asset,
+                sha256: verified_sum,
             });
         }
         tracing::info!(
@@ -163,6 +170,8 @@ pub async fn fetch_istioctl_with_origin(options: &FetchOptions) -> anyhow::Resul
     Ok(FetchedIstioctl {
         path: absolute(&istioctl)?,
         origin,
+        asset,
+        sha256: archive_sum,
     })
 }
 

@@ -51,3 +51,23 @@ async fn a_truncated_image_is_refused_with_the_reason() {
     assert_ne!(output.code, 0, "{output:#?}");
     assert_contains!(output.stderr, "truncated");
 }
+
+#[tokio::test]
+async fn a_reader_that_hangs_up_ends_the_output_quietly() {
+    // `cargo xtask lab render | head -n 1`: before, the CLI panicked ("failed printing to stdout: Broken pipe") with
+    // a backtrace on stderr. The reading end is closed before the CLI starts, so its first write meets the hang-up.
+    use std::io::Read;
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child = Cli::new(["lab", "render"]).spawn_with_stdout(writer);
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let status = child.wait().unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // Ended by SIGPIPE, as `cat` or `kubectl` would be: never a failure of its own.
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(13),
+        "{status:?}: {stderr}"
+    );
+}

@@ -688,10 +688,21 @@ async fn cli_fetch_prints_the_istioctl_path_last_and_a_repeat_sends_no_request()
     assert_contains!(output.stderr, "--sha256", "the override warns: ");
 
     let requests_before = server.requests().len();
-    let repeat = Cli::new(args).run_async().await;
+    let repeat = Cli::new(args.clone()).run_async().await;
     assert_eq!(repeat.code, 0, "{repeat:#?}");
     assert_eq!(repeat.stdout.lines().last(), Some(last_line));
     assert_eq!(server.requests().len(), requests_before, "{:?}", server.requests());
+
+    // `--format json`: the path, the asset and the sum it was verified against (before: the bare path).
+    let json = Cli::new(["--format", "json"].into_iter().map(String::from).chain(args))
+        .run_async()
+        .await;
+    assert_eq!(json.code, 0, "{json:#?}");
+    let fetched = json.json();
+    assert_eq!(fetched["path"].as_str(), Some(last_line));
+    assert_eq!(fetched["origin"], "cache");
+    assert_eq!(fetched["asset"], PINNED_ASSET);
+    assert_eq!(fetched["sha256"].as_str(), Some(sha256_hex(&tarball).as_str()));
 }
 
 #[tokio::test]

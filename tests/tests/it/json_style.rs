@@ -93,3 +93,54 @@ fn the_style_check_catches_a_camel_case_key() {
     non_snake_case_keys(&serde_json::json!({"stages": [{"durationSeconds": 1}]}), "", &mut bad);
     assert_eq!(bad, [".stages[0].durationSeconds"]);
 }
+
+#[tokio::test]
+async fn every_command_prints_json_or_refuses_the_flag() {
+    // Before, `lab render`, `istio fetch`, `test` and `bench` printed their human output under `--format json`, and
+    // a failing command printed nothing on stdout.
+    let render = Cli::new(["--format", "json", "lab", "render"]).run_async().await;
+    assert_eq!(render.code, 0, "{render:#?}");
+    let objects = render.json();
+    let kinds: Vec<&str> = objects
+        .as_array()
+        .expect("an array of objects")
+        .iter()
+        .map(|object| object["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.first(), Some(&"Namespace"), "{kinds:?}");
+    assert!(kinds.contains(&"VirtualService"), "{kinds:?}");
+
+    for command in [["--format", "json", "test"], ["--format", "json", "bench"]] {
+        let refused = Cli::new(command).run_async().await;
+        assert_eq!(refused.code, 2, "{command:?}: {refused:#?}");
+        let error = &refused.json()["error"];
+        assert!(
+            error["message"].as_str().unwrap().contains("has no JSON output"),
+            "{error}"
+        );
+        assert_eq!(error["exit_code"], 2);
+    }
+
+    // A failure is one JSON object on stdout too (and the human error stays on stderr).
+    let failed = Cli::new(["--format", "json", "lab", "status"]).run_async().await;
+    assert_eq!(failed.code, 1, "{failed:#?}");
+    let error = &failed.json()["error"];
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot read a kubeconfig"),
+        "{error}"
+    );
+    assert!(
+        error["help"][0].as_str().unwrap().starts_with("start the cluster"),
+        "{error}"
+    );
+    assert_eq!(error["exit_code"], 1);
+    check_style("lab status (failed)", &failed.json());
+    assert!(
+        failed.stderr.starts_with("error: cannot read a kubeconfig"),
+        "{}",
+        failed.stderr
+    );
+}

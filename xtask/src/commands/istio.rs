@@ -1,7 +1,8 @@
 //! `istio fetch`: turn the flags into `FetchOptions`, fetch, print the verified istioctl's path as the last line.
 
-use lab::istio::{AssetFlavor, FetchOptions, Platform, fetch_istioctl};
-use lab::{CommandStatus, Settings};
+use lab::istio::{AssetFlavor, FetchOptions, Platform, fetch_istioctl_with_origin};
+use lab::output::to_json;
+use lab::{CommandStatus, Format, Settings};
 
 use crate::CommandResult;
 use crate::flags::{FetchFlags, PlatformFlag};
@@ -9,9 +10,13 @@ use crate::flags::{FetchFlags, PlatformFlag};
 /// Fetches (or finds in the cache) a verified istioctl and prints its absolute path on stdout.
 pub(crate) async fn run_fetch(settings: &Settings, flags: &FetchFlags) -> CommandResult {
     let options = fetch_options(settings, flags)?;
-    let istioctl = fetch_istioctl(&options).await?;
-    // The path alone, in every format, so that `$(cargo xtask istio fetch | tail -n1)` works in scripts.
-    println!("{}", istioctl.display());
+    let fetched = fetch_istioctl_with_origin(&options).await?;
+    match settings.format {
+        // The path and the sum it was verified against, where it came from.
+        Format::Json => println!("{}", to_json(&fetched)),
+        // The path alone, so that `$(cargo xtask istio fetch | tail -n1)` works in scripts.
+        Format::Human => println!("{}", fetched.path.display()),
+    }
     Ok(CommandStatus::Ok)
 }
 

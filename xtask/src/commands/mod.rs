@@ -39,6 +39,14 @@ pub(crate) async fn run(flags: Xtask) -> CommandResult {
         TopCommand::Lab(LabCommand::Status) => status::run(&settings).await,
         TopCommand::Lab(LabCommand::Down(down_flags)) => down::run(&settings, &down_flags).await,
         TopCommand::Istio(IstioCommand::Fetch(fetch_flags)) => istio::run_fetch(&settings, &fetch_flags).await,
+        TopCommand::Test(_) | TopCommand::Bench(_) if settings.format == Format::Json => Err(anyhow::anyhow!(
+            "`cargo xtask {}` has no JSON output\nhelp: drop `--format json`; the test and bench reports are cargo's own",
+            if matches!(flags.command, TopCommand::Test(_)) {
+                "test"
+            } else {
+                "bench"
+            }
+        )),
         TopCommand::Test(test_flags) => test::run(&test_flags),
         TopCommand::Bench(bench_flags) => bench::run(&bench_flags),
     }

@@ -76,7 +76,7 @@ pub(crate) async fn run(settings: &Settings, flags: &UpFlags) -> CommandResult {
                 .count();
             let summary = match changed {
                 0 => "nothing to change".to_string(),
-                count => format!("{count} step(s) changed something"),
+                count => format!("{} changed something", lab::output::plural(count as u64, "step")),
             };
             if !checks.stages.is_empty() {
                 print!("{}", render_human(&checks));

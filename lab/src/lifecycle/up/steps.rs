@@ -38,7 +38,14 @@ pub(super) async fn doctor(settings: &Settings) -> anyhow::Result<Ended<DoctorRe
         .into());
     }
     let warnings = report.rows.iter().filter(|row| row.status == CheckStatus::Warn).count();
-    Ok(Ended::new(StepOutcome::Checked, format!("all checks pass ({warnings} warning(s))")).with(report))
+    Ok(Ended::new(
+        StepOutcome::Checked,
+        format!(
+            "all checks pass ({})",
+            crate::output::plural(warnings as u64, "warning")
+        ),
+    )
+    .with(report))
 }
 
 /// Settles where the models come from, before anything is compared or applied (their source decides the
