@@ -105,14 +105,14 @@ impl UpArgs {
         self
     }
 
-    /// `--rollout-timeout SECONDS`.
+    /// `--rollout-timeout {seconds}s`.
     #[must_use]
     pub fn rollout_timeout(mut self, seconds: u64) -> UpArgs {
         self.rollout_timeout_s = Some(seconds);
         self
     }
 
-    /// `--istio-timeout SECONDS`.
+    /// `--istio-timeout {seconds}s`.
     #[must_use]
     pub fn istio_timeout(mut self, seconds: u64) -> UpArgs {
         self.istio_timeout_s = Some(seconds);
@@ -135,11 +135,11 @@ impl UpArgs {
         flag("--ingress", Some(self.ingress.clone()));
         flag(
             "--rollout-timeout",
-            self.rollout_timeout_s.map(|seconds| seconds.to_string()),
+            self.rollout_timeout_s.map(|seconds| format!("{seconds}s")),
         );
         flag(
             "--istio-timeout",
-            self.istio_timeout_s.map(|seconds| seconds.to_string()),
+            self.istio_timeout_s.map(|seconds| format!("{seconds}s")),
         );
         flag("--models", self.models.clone());
         flag("--format", self.json.then(|| "json".to_string()));
@@ -184,7 +184,7 @@ mod tests {
                 "--ingress",
                 "tunnel",
                 "--rollout-timeout",
-                "600",
+                "600s",
                 "--format",
                 "json",
                 "--no-assert"

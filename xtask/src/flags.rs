@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::flag_values;
 use lab::definition::stages::DEFAULT_RESET_STAGE;
 use lab::istio::ISTIO_VERSION;
 use lab::traffic::checks::{DEFAULT_ASSERTION_TIMEOUT, DEFAULT_MAX_ERROR_RATE, DEFAULT_SETTLE_TIMEOUT};
@@ -28,7 +30,7 @@ pub struct Xtask {
 #[command(next_help_heading = "Global options")]
 pub struct GlobalFlags {
     /// The minikube profile.
-    #[arg(long, global = true, default_value = "minikube", env = "CANARY_LAB_PROFILE")]
+    #[arg(long, global = true, default_value = "minikube", env = "CANARY_LAB_PROFILE", value_parser = flag_values::profile)]
     pub profile: String,
     /// The kubeconfig context (default: the profile's context).
     #[arg(long, global = true)]
@@ -117,15 +119,15 @@ pub struct UpFlags {
     /// Replace another installed Istio version instead of stopping.
     #[arg(long)]
     pub reinstall_istio: bool,
-    /// Seconds istiod and the ingress gateway may take to become available.
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
-    pub istio_timeout: u64,
+    /// How long istiod and the ingress gateway may take to become available.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = flag_values::duration)]
+    pub istio_timeout: humantime::Duration,
     /// `--rollout-timeout`.
     #[command(flatten)]
     pub rollout: RolloutFlags,
-    /// Seconds the model export Job may take.
-    #[arg(long, value_name = "SECS", default_value_t = 1800)]
-    pub export_timeout: u64,
+    /// How long the model export Job may take.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = flag_values::duration)]
+    pub export_timeout: humantime::Duration,
     /// Where the models come from: `export` (a Job in the cluster) or `host:DIR` (exported already).
     #[arg(long, value_name = "SOURCE", default_value = "export")]
     pub models: String,
@@ -167,15 +169,15 @@ pub struct ResetFlags {
 /// `--rollout-timeout`, shared by the commands that roll Deployments out (`lab up`, `lab stage`, `lab reset`).
 #[derive(Debug, Args)]
 pub struct RolloutFlags {
-    /// Seconds each Deployment may take to roll out.
-    #[arg(long, value_name = "SECS", default_value_t = 600)]
-    pub rollout_timeout: u64,
+    /// How long each Deployment may take to roll out.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = flag_values::duration)]
+    pub rollout_timeout: humantime::Duration,
 }
 
 impl RolloutFlags {
     /// The rollout deadline of one Deployment.
     pub fn deadline(&self) -> Duration {
-        Duration::from_secs(self.rollout_timeout)
+        *self.rollout_timeout
     }
 }
 
@@ -190,18 +192,18 @@ pub struct CheckFlags {
     /// Requests in flight at once.
     #[arg(long, default_value_t = DEFAULT_CONCURRENCY as u32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub concurrency: u32,
-    /// The timeout of one request, in milliseconds.
-    #[arg(long, default_value_t = DEFAULT_REQUEST_TIMEOUT.as_millis() as u64)]
-    pub timeout_ms: u64,
+    /// The timeout of one request.
+    #[arg(long, value_name = "DURATION", default_value_t = DEFAULT_REQUEST_TIMEOUT.into(), value_parser = flag_values::duration)]
+    pub request_timeout: humantime::Duration,
     /// The largest share of failed requests that still passes (0–1).
     #[arg(long, default_value_t = DEFAULT_MAX_ERROR_RATE)]
     pub max_error_rate: f64,
-    /// How long the gateway gets to route as the stage says before an exact assertion, in seconds.
-    #[arg(long, default_value_t = DEFAULT_SETTLE_TIMEOUT.as_secs())]
-    pub settle_timeout_s: u64,
-    /// The deadline of one assertion's requests, in seconds.
-    #[arg(long, default_value_t = DEFAULT_ASSERTION_TIMEOUT.as_secs())]
-    pub deadline_s: u64,
+    /// How long the gateway gets to route as the stage says before an assertion.
+    #[arg(long, value_name = "DURATION", default_value_t = DEFAULT_SETTLE_TIMEOUT.into(), value_parser = flag_values::duration)]
+    pub settle_timeout: humantime::Duration,
+    /// The deadline of one assertion's requests.
+    #[arg(long, value_name = "DURATION", default_value_t = DEFAULT_ASSERTION_TIMEOUT.into(), value_parser = flag_values::duration)]
+    pub deadline: humantime::Duration,
     /// The image sent as the prediction payload (default: the lab's Grace Hopper photo).
     #[arg(long)]
     pub image: Option<PathBuf>,
@@ -234,14 +236,14 @@ pub struct PredictFlags {
     #[arg(long)]
     pub image: Option<PathBuf>,
     /// A request header, `name=value` (repeatable), e.g. `--header user-group=canary`.
-    #[arg(long = "header", value_name = "NAME=VALUE")]
-    pub headers: Vec<String>,
+    #[arg(long = "header", value_name = "NAME=VALUE", value_parser = flag_values::header)]
+    pub headers: Vec<(String, String)>,
     /// How many classes to show.
-    #[arg(long, default_value_t = 5)]
-    pub top: usize,
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub top: u16,
     /// How many requests to send.
-    #[arg(long, default_value_t = 1)]
-    pub count: usize,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub count: u32,
     /// The request body.
     #[arg(long, value_enum, default_value_t = PayloadFlag::Auto)]
     pub payload: PayloadFlag,
@@ -292,12 +294,12 @@ pub struct DownFlags {
     /// Use this istioctl (for --all) instead of fetching Istio 1.12.7's.
     #[arg(long, value_name = "PATH")]
     pub istioctl: Option<PathBuf>,
-    /// Seconds the namespace may take to be deleted.
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
-    pub timeout: u64,
-    /// Seconds `minikube tunnel` may take to clean up after the interrupt (for --all); then it is terminated.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    pub tunnel_timeout: u64,
+    /// How long the namespace may take to be deleted.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = flag_values::duration)]
+    pub timeout: humantime::Duration,
+    /// How long `minikube tunnel` may take to clean up after the interrupt (for --all); then it is terminated.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = flag_values::duration)]
+    pub tunnel_timeout: humantime::Duration,
 }
 
 /// `cargo xtask istio …`

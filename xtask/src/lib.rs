@@ -5,6 +5,7 @@
 //! 2 usage or internal error.
 
 mod commands;
+mod flag_values;
 pub mod flags;
 
 use std::io::IsTerminal;

@@ -91,13 +91,22 @@ pub struct PredictSummary {
     pub latency_max_ms: f64,
 }
 
-/// Parses a `--header` value: `name=value` or `name: value`.
+/// Parses a `--header` value: `name=value` or `name: value`, whose name is an HTTP token and whose value has no
+/// control characters (what reqwest would refuse only when the request is built).
 pub fn parse_header(text: &str) -> anyhow::Result<(String, String)> {
     let split = text.split_once('=').or_else(|| text.split_once(':'));
-    match split {
-        Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_string(), value.trim().to_string())),
-        _ => anyhow::bail!("header \"{text}\" is not `name=value`\nhelp: e.g. `--header user-group=canary`"),
+    let Some((name, value)) = split.map(|(name, value)| (name.trim(), value.trim())) else {
+        anyhow::bail!("header \"{text}\" is not `name=value`\nhelp: e.g. `--header user-group=canary`");
+    };
+    if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        anyhow::bail!(
+            "\"{name}\" is not an HTTP header name (letters, digits and !#$%&'*+-.^_`|~, no spaces)\nhelp: e.g. `--header user-group=canary`"
+        );
     }
+    if reqwest::header::HeaderValue::from_str(value).is_err() {
+        anyhow::bail!("the value of header \"{name}\" holds characters HTTP does not allow");
+    }
+    Ok((name.to_string(), value.to_string()))
 }
 
 /// Sends `plan.count` predictions and records each.

@@ -291,7 +291,7 @@ async fn a_tunnel_that_does_not_stop_on_an_interrupt_is_terminated_with_a_warnin
     assert_eq!(up.code, 0, "{}", up.stderr);
     let pid = lab.tunnel_pid();
 
-    let down = lab.down_all(&["--tunnel-timeout", "1"]).await;
+    let down = lab.down_all(&["--tunnel-timeout", "1s"]).await;
     assert_eq!(down.code, 0, "{}", down.stderr);
     assert_contains!(down.stdout, &format!("minikube tunnel (pid {pid}) stopped"));
     assert_contains!(

@@ -5,6 +5,7 @@ mod cluster;
 mod doctor;
 mod exit_codes;
 mod faults;
+mod flag_values;
 mod gateway;
 mod help_text;
 mod ingress;

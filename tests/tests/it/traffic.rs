@@ -217,7 +217,7 @@ async fn lab_check_focused_passes_on_header_routing_and_fails_when_it_is_ignored
         "the assertion's name says which header it sends, once:\n{}",
         output.stdout
     );
-    let output = lab_check(&["focused", "--url", &bad.url(), "--settle-timeout-s", "2"], &image).await;
+    let output = lab_check(&["focused", "--url", &bad.url(), "--settle-timeout", "2s"], &image).await;
     assert_eq!(output.code, 1, "{output:#?}");
     assert!(output.stdout.contains("the routes did not take effect"), "{output:#?}");
 }

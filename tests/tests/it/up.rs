@@ -675,7 +675,7 @@ async fn stages_are_asserted_through_the_gateway_and_fail_when_it_does_not_route
     assert_eq!(written.stages[0].stage, "split-70-30");
     assert!(std::fs::read_to_string(&junit).unwrap().contains("<testsuites"));
 
-    let reset = run(lab.cli(["lab", "reset", "--rollout-timeout", "10"])).await;
+    let reset = run(lab.cli(["lab", "reset", "--rollout-timeout", "10s"])).await;
     assert_eq!(reset.code, 0, "{}", reset.stderr);
     assert_contains!(reset.stdout, "deployment/image-classifier-resnet101 deleted");
     assert_contains!(reset.stdout, "deployment/image-classifier-resnet50 unchanged");

@@ -1,7 +1,7 @@
 //! `lab check STAGE --url URL`: only a stage's assertions, against an ingress URL given by hand (no cluster access;
 //! attribution by the `x-model-version` header). Exit 0 when every assertion passes, 1 on a fail or inconclusive.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::Context;
 use lab::Settings;
@@ -33,10 +33,10 @@ pub(crate) async fn run(settings: &Settings, flags: &CheckFlags) -> CommandResul
     let body = checks::payload_body(url, flags.payload.choice(), &image).await?;
     let mut config = CheckConfig::new(url, body);
     config.concurrency = flags.concurrency as usize;
-    config.request_timeout = Duration::from_millis(flags.timeout_ms);
+    config.request_timeout = *flags.request_timeout;
     config.max_error_rate = flags.max_error_rate;
-    config.settle_timeout = Duration::from_secs(flags.settle_timeout_s);
-    config.assertion_timeout = Duration::from_secs(flags.deadline_s);
+    config.settle_timeout = *flags.settle_timeout;
+    config.assertion_timeout = *flags.deadline;
     let started = SystemTime::now();
     // Only the stage's routing and assertions matter here, so the models' hostPaths are left as written.
     let plan = StagePlan::resolve(&lab, stage, None)?;

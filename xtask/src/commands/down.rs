@@ -1,8 +1,6 @@
 //! `lab down [--all]`: delete the lab's namespace and wait until it is gone; `--all` also removes Istio and the
 //! tunnel.
 
-use std::time::Duration;
-
 use lab::lifecycle::down::{DownScope, down};
 use lab::output::to_json;
 use lab::{CommandStatus, Format, Settings};
@@ -14,18 +12,12 @@ use crate::flags::DownFlags;
 pub(crate) async fn run(settings: &Settings, flags: &DownFlags) -> CommandResult {
     let scope = if flags.all {
         DownScope::Everything {
-            tunnel_timeout: Duration::from_secs(flags.tunnel_timeout),
+            tunnel_timeout: *flags.tunnel_timeout,
         }
     } else {
         DownScope::Lab
     };
-    let report = down(
-        settings,
-        scope,
-        flags.istioctl.clone(),
-        Duration::from_secs(flags.timeout),
-    )
-    .await?;
+    let report = down(settings, scope, flags.istioctl.clone(), *flags.timeout).await?;
     if let Some(stopped) = report.tunnel_stopped.as_ref().filter(|stopped| !stopped.cleaned_up) {
         eprintln!(
             "warning: `minikube tunnel` (pid {pid}) did not stop within {}s of an interrupt, so it was stopped with {}: its route to the service CIDR and the ingress gateway's external IP may be left behind\nhelp: run `minikube tunnel -p {}` and stop it with Ctrl-C: on start it removes the routes of tunnels that no longer run, on Ctrl-C its own",

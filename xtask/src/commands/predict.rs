@@ -2,7 +2,7 @@
 //! Without `--url`, the ingress `lab up` recorded is reopened for this command (`lab::lifecycle::ingress::reopen_recorded`).
 
 use lab::output::{paint, table, to_json, use_colour};
-use lab::traffic::predict::{PredictPlan, PredictReport, parse_header, run_predictions};
+use lab::traffic::predict::{PredictPlan, PredictReport, run_predictions};
 use lab::{CommandStatus, Format, Settings};
 
 use crate::CommandResult;
@@ -39,21 +39,15 @@ pub(crate) async fn run(settings: &Settings, flags: &PredictFlags) -> CommandRes
 /// The typed plan: URL (`--url`, else the recorded ingress), image bytes, headers, payload choice.
 fn plan_from(url: String, flags: &PredictFlags) -> anyhow::Result<PredictPlan> {
     let image = super::read_image(flags.image.as_deref())?;
-    let headers = flags
-        .headers
-        .iter()
-        .map(|header| parse_header(header))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    if flags.count == 0 {
-        anyhow::bail!("`--count 0` sends nothing\nhelp: pass `--count 1` or more");
-    }
+    // Headers, `--top` and `--count` were checked when the command line was parsed.
+    let headers = flags.headers.clone();
     let payload = flags.payload.choice();
     Ok(PredictPlan {
         url,
         image,
         headers,
-        top: flags.top,
-        count: flags.count,
+        top: usize::from(flags.top),
+        count: flags.count as usize,
         payload,
     })
 }

@@ -1,7 +1,5 @@
 //! `lab up`: bring the lab up, printing each step with its duration; Ctrl-C stops it with the lock released.
 
-use std::time::Duration;
-
 use lab::lifecycle::up::{Assertions, StepOutcome, StepRecord, UpOptions, UpProgress, up};
 use lab::output::to_json;
 use lab::report::{RunReport, Verdict, render_human};
@@ -33,9 +31,9 @@ pub(crate) async fn run(settings: &Settings, flags: &UpFlags) -> CommandResult {
     let options = UpOptions {
         istioctl: flags.istioctl.clone(),
         reinstall_istio: flags.reinstall_istio,
-        istio_timeout: Duration::from_secs(flags.istio_timeout),
+        istio_timeout: *flags.istio_timeout,
         rollout_timeout: flags.rollout.deadline(),
-        export_timeout: Duration::from_secs(flags.export_timeout),
+        export_timeout: *flags.export_timeout,
         models: flags
             .models
             .parse()

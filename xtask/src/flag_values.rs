@@ -1,0 +1,82 @@
+//! Value parsers for flags: a bad value is a usage error (exit 2) when the command line is parsed, with the reason,
+//! never a false verdict later (`--timeout 0` would fail every request and report the stage as failed).
+
+use std::time::Duration;
+
+/// A duration written with its unit, as `30s`, `5m`, `1m30s` or `500ms` (humantime), and more than zero. A bare
+/// number is refused: seconds or milliseconds would be a guess.
+pub fn duration(text: &str) -> Result<humantime::Duration, String> {
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!("write the unit: `{text}s`, `{text}ms` or `{text}m`"));
+    }
+    let parsed =
+        humantime::parse_duration(text).map_err(|error| format!("{error} (write e.g. `30s`, `5m`, `500ms`)"))?;
+    if parsed == Duration::ZERO {
+        return Err("must be more than zero".to_string());
+    }
+    Ok(parsed.into())
+}
+
+/// A minikube profile name as minikube accepts it: dot-separated DNS labels (letters, digits, inner hyphens), at
+/// least two characters (kubernetes/minikube `pkg/minikube/config/profile.go` `ProfileNameValid`). It also names a
+/// directory under the state dir, so nothing that could leave it (`..`, `/`) gets through.
+pub fn profile(text: &str) -> Result<String, String> {
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+    };
+    if text.len() > 1 && text.split('.').all(label_ok) {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "\"{text}\" is not a minikube profile name: letters, digits, inner '-' and '.' between parts, at least two characters"
+        ))
+    }
+}
+
+/// A request header, `name=value` or `name: value`, whose name and value HTTP allows.
+pub fn header(text: &str) -> Result<(String, String), String> {
+    lab::traffic::predict::parse_header(text).map_err(|error| format!("{error:#}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_a_unit_and_more_than_zero() {
+        assert_eq!(*duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(*duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(*duration("500ms").unwrap(), Duration::from_millis(500));
+        assert!(duration("30").unwrap_err().contains("write the unit"));
+        assert!(duration("0s").unwrap_err().contains("more than zero"));
+        assert!(duration("soon").is_err());
+    }
+
+    #[test]
+    fn profile_names_are_minikubes() {
+        for good in ["minikube", "lab", "lab-2", "my.lab", "a1"] {
+            assert!(profile(good).is_ok(), "{good}");
+        }
+        for bad in ["", "x", "../../escape", "a/b", "-lab", "lab-", "a..b", "lab_1", "la b"] {
+            assert!(profile(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn headers_must_be_valid_http() {
+        assert_eq!(
+            header("user-group=canary").unwrap(),
+            ("user-group".into(), "canary".into())
+        );
+        assert_eq!(
+            header("user-group: canary").unwrap(),
+            ("user-group".into(), "canary".into())
+        );
+        assert!(header("bad header=x").is_err());
+        assert!(header("novalue").is_err());
+        assert!(header("x=a\u{7}b").is_err());
+    }
+}
