@@ -120,6 +120,50 @@ impl Cli {
             .expect("start lab-cli")
     }
 
+    /// Runs the CLI with its stdout on a pseudo-terminal and colour allowed (`NO_COLOR` empty), as a person at a
+    /// terminal sees it; returns the exit code and what the terminal received (escape codes included).
+    pub fn run_in_terminal(&self) -> (i32, String) {
+        use std::io::Read;
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let (mut leader, mut follower) = (-1, -1);
+        // SAFETY: openpty writes two new descriptors into the two ints; no name, termios or size is passed.
+        let opened = unsafe {
+            libc::openpty(
+                &mut leader,
+                &mut follower,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both descriptors were just opened by openpty and are owned here only.
+        let (leader, follower) = unsafe { (OwnedFd::from_raw_fd(leader), OwnedFd::from_raw_fd(follower)) };
+        let mut child = self
+            .process()
+            .env("NO_COLOR", "")
+            .stdout(follower)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start lab-cli");
+        // The builder that held the follower is gone, so only the child has it: read until the child's end closes
+        // it (Linux then answers EIO), draining as it writes so it never blocks on a full terminal.
+        let mut received = Vec::new();
+        let mut leader = std::fs::File::from(leader);
+        let mut buffer = [0u8; 4096];
+        while let Ok(count) = leader.read(&mut buffer) {
+            if count == 0 {
+                break;
+            }
+            received.extend_from_slice(&buffer[..count]);
+        }
+        let status = child.wait().expect("wait for lab-cli");
+        (
+            status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&received).into_owned(),
+        )
+    }
+
     fn process(&self) -> Process {
         let home = self.home.path();
         let mut process = Process::new(crate::cargo_bin("lab-cli"))

@@ -296,3 +296,39 @@ async fn sudo_with_a_password_only_warns_and_names_port_forward() {
     assert_eq!(sudo["status"], "warn");
     assert!(sudo["fix"].as_str().unwrap().contains("--ingress port-forward"));
 }
+
+#[tokio::test]
+async fn on_a_terminal_the_table_is_coloured_and_its_columns_line_up() {
+    // Before, the escape codes of the coloured status counted as width: every row after the header was pushed right.
+    let cluster = MinikubeCluster::healthy("lab").kubernetes("v1.26.1").resources(2, 4096);
+    let tools = FakeTools::new();
+    tools.script_minikube(&cluster);
+    tools.script_sudo(false);
+    let kube = FakeKube::start("v1.26.1", "amd64").await;
+    let cli = Cli::new(["--profile", "lab", "lab", "doctor"]).fake_tools(&tools);
+    let kubeconfig = cli.home().join("kubeconfig");
+    kube.write_kubeconfig(&kubeconfig, "lab");
+    let cli = cli.kubeconfig(&kubeconfig);
+    let (code, terminal) = tokio::task::spawn_blocking(move || cli.run_in_terminal())
+        .await
+        .unwrap();
+    assert_eq!(code, 1, "{terminal}");
+    assert!(
+        terminal.contains("\x1b[31mfail"),
+        "the failing row is red: {terminal:?}"
+    );
+    let shown = console::strip_ansi_codes(&terminal).replace("\r\n", "\n");
+    let header = shown.lines().find(|line| line.starts_with("status")).expect("a header");
+    let column = header.find("check").unwrap();
+    for line in shown.lines().filter(|line| {
+        ["ok ", "warn", "fail", "skip"]
+            .iter()
+            .any(|word| line.starts_with(word))
+    }) {
+        let name_at = line[4..].find(|c: char| c != ' ').map(|at| at + 4);
+        assert_eq!(name_at, Some(column), "misaligned row: {line:?}\n{shown}");
+    }
+    // Both rows that need a new cluster give the same one command, with every flag.
+    let command = "minikube delete -p lab && minikube start -p lab --kubernetes-version=v1.24.3 --cpus=4 --memory=8g";
+    assert_eq!(shown.matches(command).count(), 2, "{shown}");
+}
