@@ -330,6 +330,9 @@ pub struct FetchFlags {
     /// An already-downloaded archive to verify and unpack (offline rooms).
     #[arg(long, value_name = "PATH")]
     pub archive: Option<PathBuf>,
+    /// The most the whole fetch may take (retries included); a partial download is kept and a rerun resumes it.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = flag_values::duration)]
+    pub timeout: humantime::Duration,
 }
 
 /// `istio fetch --platform`

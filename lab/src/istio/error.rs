@@ -12,6 +12,8 @@ pub enum PartialFile {
     Kept(PathBuf),
     /// The bytes were deleted (they cannot be trusted).
     Deleted,
+    /// A file the user gave (`--archive`): left where it is, as it is.
+    Untouched(PathBuf),
 }
 
 impl fmt::Display for PartialFile {
@@ -24,6 +26,7 @@ impl fmt::Display for PartialFile {
                 path.display()
             ),
             PartialFile::Deleted => write!(f, "the downloaded bytes were deleted"),
+            PartialFile::Untouched(path) => write!(f, "nothing was unpacked (\"{}\" is left as it is)", path.display()),
         }
     }
 }
@@ -38,7 +41,7 @@ fn file_name(url: &str) -> &str {
 pub enum FetchError {
     /// The archive's SHA-256 is not the one expected.
     #[error(
-        "checksum mismatch for \"{asset}\": expected sha256 {expected} ({source_of_expectation}), got {actual}; {partial}\nhelp: the file is corrupt or not the release it claims to be: rerun `cargo xtask istio fetch`; for a mirror or private build you trust, pass its sum with --sha256"
+        "checksum mismatch: \"{asset}\" has SHA-256 {actual}, but the sum {source_of_expectation} is {expected}, so {partial}\nhelp: the file is corrupt or not the release it claims to be: rerun `cargo xtask istio fetch`; for a mirror or private build you trust, pass its sum with --sha256"
     )]
     ChecksumMismatch {
         /// The asset's file name.

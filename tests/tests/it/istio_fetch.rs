@@ -612,6 +612,22 @@ async fn a_local_archive_is_verified_like_a_download() {
         "{error:#}"
     );
     assert!(archive.exists());
+    // The message names the file given, reads as a sentence, and says the file is left alone (before: the asset's
+    // name and "nothing was downloaded").
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!("checksum mismatch: \"{}\" has SHA-256 ", archive.display())),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!(
+            "but the sum published in \"{}\" is {}",
+            sidecar.display(),
+            "cd".repeat(32)
+        )),
+        "{message}"
+    );
+    assert!(message.contains("so nothing was unpacked"), "{message}");
 
     // The right one verifies and unpacks.
     std::fs::write(&sidecar, format!("{}  {UNPINNED_ASSET}\n", sha256_hex(&tarball))).unwrap();
@@ -747,4 +763,32 @@ async fn cli_fetch_refuses_a_tarball_with_a_parent_dir_entry() {
         .collect();
     assert!(outside.is_empty(), "{outside:?}");
     assert!(!cache.join("istio/1.12.7/x").exists());
+}
+
+#[tokio::test]
+async fn cli_fetch_from_a_stalled_mirror_ends_at_its_timeout_keeping_the_partial_download() {
+    // Before, a stalled mirror held `istio fetch` for minutes (30 s of silence per attempt, six attempts).
+    let server = AssetServer::start().await;
+    let tarball = Tarball::istioctl_release("1.12.7")
+        .random_file("filler", 100_000, 5)
+        .build();
+    server.add(PINNED_ASSET, &tarball);
+    server.misbehave(PINNED_ASSET, &[Misbehaviour::StallAfter(1_000); 6]);
+    let cache = tempfile::tempdir().unwrap();
+    let mut args = fetch_args(&server, &sha256_hex(&tarball), cache.path());
+    args.extend(["--timeout", "1s"].map(String::from));
+
+    let output = Cli::new(args).run_async().await;
+    assert_eq!(output.code, 1, "{output:#?}");
+    assert_contains!(output.stderr, "fetching istioctl took longer than --timeout 1s");
+    assert_contains!(
+        output.stderr,
+        "help: rerun `cargo xtask istio fetch` (it resumes a partial download)"
+    );
+    assert!(output.stdout.is_empty(), "{}", output.stdout);
+    let partial: Vec<PathBuf> = files_under(cache.path())
+        .into_iter()
+        .filter(|path| path.to_string_lossy().ends_with(".partial"))
+        .collect();
+    assert_eq!(partial.len(), 1, "a rerun resumes from here: {partial:?}");
 }

@@ -10,7 +10,14 @@ use crate::flags::{FetchFlags, PlatformFlag};
 /// Fetches (or finds in the cache) a verified istioctl and prints its absolute path on stdout.
 pub(crate) async fn run_fetch(settings: &Settings, flags: &FetchFlags) -> CommandResult {
     let options = fetch_options(settings, flags)?;
-    let fetched = fetch_istioctl_with_origin(&options).await?;
+    let Ok(fetched) = tokio::time::timeout(*flags.timeout, fetch_istioctl_with_origin(&options)).await else {
+        return Err(lab::LabError::not_ready(
+            format!("fetching istioctl took longer than --timeout {}", flags.timeout),
+            "rerun `cargo xtask istio fetch` (it resumes a partial download), with a longer --timeout, or download the release asset by hand and pass --archive FILE",
+        )
+        .into());
+    };
+    let fetched = fetched?;
     match settings.format {
         // The path and the sum it was verified against, where it came from.
         Format::Json => println!("{}", to_json(&fetched)),
