@@ -12,8 +12,8 @@ pub enum PartialFile {
     Kept(PathBuf),
     /// The bytes were deleted (they cannot be trusted).
     Deleted,
-    /// A file the user gave (`--archive`): left where it is, as it is.
-    Untouched(PathBuf),
+    /// A file the user gave (`--archive`, named in the message): left where it is, as it is.
+    Untouched,
 }
 
 impl fmt::Display for PartialFile {
@@ -26,7 +26,7 @@ impl fmt::Display for PartialFile {
                 path.display()
             ),
             PartialFile::Deleted => write!(f, "the downloaded bytes were deleted"),
-            PartialFile::Untouched(path) => write!(f, "nothing was unpacked (\"{}\" is left as it is)", path.display()),
+            PartialFile::Untouched => write!(f, "nothing was unpacked (the file is left as it is)"),
         }
     }
 }

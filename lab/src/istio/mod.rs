@@ -269,8 +269,7 @@ async fn verify_local_archive(archive: &Path, asset: &str, offline: Option<&Expe
     let actual = sha256_off_runtime(archive, "hashing the archive", reading).await?;
     // The file is the user's own: it is left where it is, and the error names it rather than the asset it stands for.
     let named = archive.display().to_string();
-    let untouched = PartialFile::Untouched(archive.to_path_buf());
-    if let Some(mismatch) = checksum_mismatch(&named, &actual, &expectations, untouched) {
+    if let Some(mismatch) = checksum_mismatch(&named, &actual, &expectations, PartialFile::Untouched) {
         return Err(mismatch.into());
     }
     Ok(actual)
