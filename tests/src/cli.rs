@@ -72,6 +72,13 @@ impl Cli {
         self
     }
 
+    /// Sets `name` to `value` in the CLI's environment.
+    #[must_use]
+    pub fn env(mut self, name: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Cli {
+        self.env.push((name.as_ref().into(), value.as_ref().into()));
+        self
+    }
+
     /// Uses `path` as `KUBECONFIG`.
     #[must_use]
     pub fn kubeconfig(mut self, path: &Path) -> Cli {

@@ -6,3 +6,4 @@ pub mod manifests;
 pub mod plan;
 pub mod routing;
 pub mod stages;
+pub mod validate;

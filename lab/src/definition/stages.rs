@@ -227,9 +227,12 @@ impl LabDefinition {
         }
     }
 
-    /// Every object a stage applies, in order.
+    /// Every object a stage applies, in order, checked as Istio would check them
+    /// ([`crate::definition::validate::validate_stage`]): every command that loads a stage refuses an invalid one.
     pub fn stage_manifests(&self, stage: &Stage) -> anyhow::Result<Vec<Manifest>> {
-        manifests::load_files(&self.manifests_dir, &stage.manifests)
+        let loaded = manifests::load_files(&self.manifests_dir, &stage.manifests)?;
+        crate::definition::validate::validate_stage(stage, &loaded)?;
+        Ok(loaded)
     }
 }
 

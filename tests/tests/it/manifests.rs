@@ -254,3 +254,57 @@ fn render_prints_exactly_the_bring_up_set_and_each_stage() {
     assert_eq!(output.code, 2);
     assert_contains!(output.stderr, "no stage \"nope\"");
 }
+
+/// A copy of the shipped assets in a temp dir, for a test to break.
+fn assets_copy() -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
+    let status = canary_lab_tests::process::Process::new("cp")
+        .args([
+            "-r",
+            &format!("{}/.", source.display()),
+            &copy.path().display().to_string(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    copy
+}
+
+#[tokio::test]
+async fn every_command_that_loads_a_stage_refuses_weights_istio_would_refuse() {
+    // Measured before: `weight: 60`/`30` rendered with exit 0 and `lab check` then *passed* a 60/30 "split".
+    let assets = assets_copy();
+    let manifest = assets.path().join("manifests/virtualservice-70-30.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("weight: 70"), "{text}");
+    std::fs::write(&manifest, text.replace("weight: 70", "weight: 60")).unwrap();
+    for command in [
+        vec!["lab", "stages"],
+        vec!["lab", "render", "--stage", "split-70-30"],
+        vec![
+            "lab",
+            "check",
+            "split-70-30",
+            "--url",
+            "http://127.0.0.1:1",
+            "--payload",
+            "keras",
+        ],
+    ] {
+        let output = Cli::new(&command)
+            .env("CANARY_LAB_ASSETS", assets.path())
+            .run_async()
+            .await;
+        assert_eq!(output.code, 2, "{command:?}: {output:#?}");
+        assert_contains!(output.stderr, "stage \"split-70-30\" is not valid");
+        assert_contains!(output.stderr, "virtualservice-70-30.yaml, document 1: VirtualService");
+        assert_contains!(output.stderr, "the weights 60 + 30 sum to 90; Istio needs 100");
+    }
+    // The other stages still load.
+    let stable = Cli::new(["lab", "render", "--stage", "stable"])
+        .env("CANARY_LAB_ASSETS", assets.path())
+        .run_async()
+        .await;
+    assert_eq!(stable.code, 0, "{stable:#?}");
+}

@@ -17,6 +17,10 @@ struct StageLine<'a> {
 /// Prints the stages in order.
 pub(crate) fn run(settings: &Settings) -> CommandResult {
     let lab = LabDefinition::load_default()?;
+    // Every stage is loaded, so an invalid one is refused here too, before anyone applies it.
+    for stage in &lab.stages {
+        lab.stage_manifests(stage)?;
+    }
     match settings.format {
         Format::Json => {
             let lines: Vec<StageLine> = lab
