@@ -60,7 +60,7 @@ pub const BODY: &str = r#"{"instances": [[[[12, 34, 56], [78, 90, 12]]]]}"#;
 pub fn test_config(url: &str) -> CheckConfig {
     let mut config = CheckConfig::new(url, bytes::Bytes::from_static(BODY.as_bytes()));
     config.request_timeout = Duration::from_secs(10);
-    config.settle_timeout = Duration::from_secs(20);
+    config.settle_timeout = Some(Duration::from_secs(20));
     config.assertion_timeout = Duration::from_secs(300);
     config
 }
@@ -68,7 +68,7 @@ pub fn test_config(url: &str) -> CheckConfig {
 /// Check settings for tests that expect a failure: a short settle timeout, so the failure comes fast.
 pub fn failing_config(url: &str) -> CheckConfig {
     let mut config = test_config(url);
-    config.settle_timeout = Duration::from_secs(2);
+    config.settle_timeout = Some(Duration::from_secs(2));
     config
 }
 

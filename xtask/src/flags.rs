@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::flag_values;
 use lab::definition::stages::DEFAULT_RESET_STAGE;
 use lab::istio::ISTIO_VERSION;
-use lab::traffic::checks::{DEFAULT_ASSERTION_TIMEOUT, DEFAULT_MAX_ERROR_RATE, DEFAULT_SETTLE_TIMEOUT};
+use lab::traffic::checks::{DEFAULT_ASSERTION_TIMEOUT, DEFAULT_MAX_ERROR_RATE};
 use lab::traffic::payload::PayloadChoice;
 use lab::traffic::payload::PayloadKind;
 use lab::traffic::probe::{DEFAULT_CONCURRENCY, DEFAULT_REQUEST_TIMEOUT};
@@ -198,9 +198,10 @@ pub struct CheckFlags {
     /// The largest share of failed requests that still passes (0–1).
     #[arg(long, default_value_t = DEFAULT_MAX_ERROR_RATE)]
     pub max_error_rate: f64,
-    /// How long the gateway gets to route as the stage says before an assertion.
-    #[arg(long, value_name = "DURATION", default_value_t = DEFAULT_SETTLE_TIMEOUT.into(), value_parser = flag_values::duration)]
-    pub settle_timeout: humantime::Duration,
+    /// Wait up to this long for the routes to take effect before each assertion, as after an apply (default: no
+    /// wait: `lab check` tests what is there, and a wrong route fails at its first wrong answer).
+    #[arg(long, value_name = "DURATION", value_parser = flag_values::duration)]
+    pub settle_timeout: Option<humantime::Duration>,
     /// The deadline of one assertion's requests.
     #[arg(long, value_name = "DURATION", default_value_t = DEFAULT_ASSERTION_TIMEOUT.into(), value_parser = flag_values::duration)]
     pub deadline: humantime::Duration,

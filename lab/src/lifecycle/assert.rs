@@ -34,7 +34,13 @@ pub async fn assert_stage(
         // Not one request before the gateway serves the stage's routes with live endpoints (bounded; skipped with a
         // warning when its admin port cannot be read).
         wait_for_stage(cluster, plan, DEFAULT_SERVE_TIMEOUT, note).await?;
-        let body = payload_body(ingress_url, PayloadChoice::Auto, DEFAULT_IMAGE).await?;
+        let body = payload_body(
+            ingress_url,
+            PayloadChoice::Auto,
+            DEFAULT_IMAGE,
+            crate::traffic::probe::DEFAULT_REQUEST_TIMEOUT,
+        )
+        .await?;
         let references = fetch_references(cluster, &deployed_versions(plan), &body).await;
         run_stage_with(plan, ingress_url, body, references).await
     };

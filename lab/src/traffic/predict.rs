@@ -156,6 +156,17 @@ impl PredictClient {
         })
     }
 
+    /// A client for `url` whose every request, the metadata's included, ends within `request_timeout` (connecting
+    /// and reading together), as `lab check --request-timeout` promises.
+    pub fn with_request_timeout(url: &str, request_timeout: Duration) -> anyhow::Result<PredictClient> {
+        let base_url = url.trim_end_matches('/').to_string();
+        Ok(PredictClient {
+            http: crate::http::client_with_total_timeout(request_timeout)?,
+            predict_url: tf_serving::predict_url(&base_url)?,
+            base_url,
+        })
+    }
+
     /// `bytes` when the model has a `serving_bytes` signature, else `keras`; a model without metadata (404) is
     /// treated as having only `serving_default`. A `503` is asked again every [`METADATA_RETRY_INTERVAL`] for up to
     /// [`METADATA_RETRY_WINDOW`]: right after a rollout the gateway answers `503 no healthy upstream` until istiod

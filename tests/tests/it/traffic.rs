@@ -397,9 +397,14 @@ async fn payload_auto_asks_the_metadata_again_while_the_gateway_answers_503() {
     let model = TfServing::start_with(TfServingConfig::new("resnet101").with_bytes_signature()).await;
     model.answer_no_healthy_upstream(3);
     let image = std::fs::read(tiny_image().path()).unwrap();
-    let body = lab::traffic::checks::payload_body(&model.url(), lab::traffic::payload::PayloadChoice::Auto, &image)
-        .await
-        .expect("the metadata once the endpoint is there");
+    let body = lab::traffic::checks::payload_body(
+        &model.url(),
+        lab::traffic::payload::PayloadChoice::Auto,
+        &image,
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .expect("the metadata once the endpoint is there");
     assert_contains!(String::from_utf8_lossy(&body), "serving_bytes");
 }
 
@@ -541,8 +546,59 @@ async fn payload_auto_asks_the_metadata_of_the_model_a_full_predict_url_names() 
     let model = TfServing::start_with(TfServingConfig::new("resnet101").with_bytes_signature()).await;
     let image = std::fs::read(tiny_image().path()).unwrap();
     let url = format!("{}/v1/models/image_classifier:predict", model.url());
-    let body = lab::traffic::checks::payload_body(&url, lab::traffic::payload::PayloadChoice::Auto, &image)
-        .await
-        .expect("the metadata of the model the URL names");
+    let body = lab::traffic::checks::payload_body(
+        &url,
+        lab::traffic::payload::PayloadChoice::Auto,
+        &image,
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .expect("the metadata of the model the URL names");
     assert_contains!(String::from_utf8_lossy(&body), "serving_bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_check_tests_what_is_there_and_fails_a_wrong_route_at_once() {
+    // Measured before: `lab check stable` against a 70/30 split ran 60 s and 10,749 requests waiting for the routes
+    // to "take effect", though `lab check` applies nothing.
+    let models = Models::start().await;
+    let split = Envoy::start(&StageRouting::of_stage("split-70-30"), &models.both()).await;
+    let image = tiny_image();
+    let output = lab_check(&["stable", "--url", &split.url(), "--format", "json"], &image).await;
+    assert_eq!(output.code, 1, "{output:#?}");
+    let report = output.json();
+    let assertion = &report["stages"][0]["assertions"][0];
+    assert_eq!(assertion["verdict"], "fail", "{assertion:#}");
+    let requests = assertion["requests"].as_u64().unwrap();
+    assert!(requests < 50, "a wrong answer fails it at once, not after {requests} requests: {assertion:#}");
+    assert!(
+        assertion["message"].as_str().unwrap().contains("came from resnet101"),
+        "{assertion:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_ingress_fails_after_a_few_timed_out_requests() {
+    // A server that accepts connections and never answers: the check stops once its error budget is spent, each
+    // request bounded by --request-timeout.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((connection, _)) = listener.accept().await {
+            open.push(connection);
+        }
+    });
+    let image = tiny_image();
+    let output = lab_check(
+        &["stable", "--url", &url, "--payload", "keras", "--request-timeout", "300ms", "--format", "json"],
+        &image,
+    )
+    .await;
+    held.abort();
+    assert_eq!(output.code, 1, "{output:#?}");
+    let assertion = &output.json()["stages"][0]["assertions"][0];
+    let requests = assertion["requests"].as_u64().unwrap();
+    assert!((3..50).contains(&requests), "stopped after the budget of failures: {assertion:#}");
+    assert_eq!(assertion["errors"][0]["kind"], "timeout", "{assertion:#}");
 }

@@ -30,12 +30,12 @@ pub(crate) async fn run(settings: &Settings, flags: &CheckFlags) -> CommandResul
     let lab = LabDefinition::load_default()?;
     let stage = lab.stage(&flags.stage)?;
     let image = super::read_image(flags.image.as_deref())?;
-    let body = checks::payload_body(url, flags.payload.choice(), &image).await?;
+    let body = checks::payload_body(url, flags.payload.choice(), &image, *flags.request_timeout).await?;
     let mut config = CheckConfig::new(url, body);
     config.concurrency = flags.concurrency as usize;
     config.request_timeout = *flags.request_timeout;
     config.max_error_rate = flags.max_error_rate;
-    config.settle_timeout = *flags.settle_timeout;
+    config.settle_timeout = flags.settle_timeout.map(Into::into);
     config.assertion_timeout = *flags.deadline;
     let started = SystemTime::now();
     // Only the stage's routing and assertions matter here, so the models' hostPaths are left as written.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::tally::Tally;
-use super::{CheckConfig, SETTLE_MIN_SPAN, SETTLE_STREAK, describe_headers};
+use super::{SETTLE_MIN_SPAN, SETTLE_STREAK, describe_headers};
 use crate::definition::stages::AssertionSpec;
 use crate::traffic::probe::{Flow, Outcome, Probe, RunEnd};
 
@@ -29,12 +29,12 @@ pub(super) async fn settle_exact(
     spec: &AssertionSpec,
     expected: &str,
     probe: &Probe,
-    config: &CheckConfig,
+    window: Duration,
 ) -> Result<(), (String, Tally)> {
     let started = Instant::now();
-    let deadline = started + config.settle_timeout;
+    let deadline = started + window;
     // A settle timeout shorter than twice the span (the tests' fast failures) leaves room for the streak.
-    let min_span = SETTLE_MIN_SPAN.min(config.settle_timeout / 2);
+    let min_span = SETTLE_MIN_SPAN.min(window / 2);
     let mut streak = 0;
     let mut tally = Tally::default();
     // Responses in launch order, `concurrency` at a time; the deadline bounds it, the streak held long enough ends it.
@@ -65,7 +65,7 @@ pub(super) async fn settle_exact(
     };
     let message = format!(
         "stage \"{stage}\": the routes did not take effect within {}s: {}every response should come from {expected}, but the gateway answered {seen_text}",
-        config.settle_timeout.as_secs_f64(),
+        window.as_secs_f64(),
         describe_headers(spec)
     );
     Err((message, tally))
@@ -76,9 +76,9 @@ pub(super) async fn settle_exact(
 /// that, until [`SHARE_SETTLE_RESPONSES`] answers and [`SHARE_SETTLE_GIVE_UP`] have passed, or the settle timeout.
 /// It never fails: the share test judges. Failed requests (a `503 no healthy upstream` while the gateway waits for a
 /// new pod's endpoint) are propagation: they are not answers, count against nothing, and pause the poll.
-pub(super) async fn settle_share(version: &str, probe: &Probe, config: &CheckConfig) {
+pub(super) async fn settle_share(version: &str, probe: &Probe, window: Duration) {
     let started = Instant::now();
-    let deadline = started + config.settle_timeout;
+    let deadline = started + window;
     let (mut seen_version, mut seen_other) = (false, false);
     let mut answers = 0;
     while !(seen_version && seen_other) {
