@@ -127,30 +127,18 @@ impl Cli {
             .expect("start lab-cli")
     }
 
-    /// Runs the CLI with its stdout on a pseudo-terminal and colour allowed (`NO_COLOR` empty), as a person at a
-    /// terminal sees it; returns the exit code and what the terminal received (escape codes included).
+    /// Runs the CLI with its stdout and stderr on a pseudo-terminal and colour allowed (`NO_COLOR` empty), as a
+    /// person at a terminal sees it; returns the exit code and what the terminal received (escape codes included).
     pub fn run_in_terminal(&self) -> (i32, String) {
         use std::io::Read;
-        use std::os::fd::{FromRawFd, OwnedFd};
-        let (mut leader, mut follower) = (-1, -1);
-        // SAFETY: openpty writes two new descriptors into the two ints; no name, termios or size is passed.
-        let opened = unsafe {
-            libc::openpty(
-                &mut leader,
-                &mut follower,
-                std::ptr::null_mut(),
-                std::ptr::null(),
-                std::ptr::null(),
-            )
-        };
-        assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
-        // SAFETY: both descriptors were just opened by openpty and are owned here only.
-        let (leader, follower) = unsafe { (OwnedFd::from_raw_fd(leader), OwnedFd::from_raw_fd(follower)) };
+        let (leader, follower) = open_terminal();
         let mut child = self
             .process()
             .env("NO_COLOR", "")
+            // As a terminal emulator sets it (indicatif draws nothing where TERM is unset or `dumb`).
+            .env("TERM", "xterm-256color")
+            .stderr(follower.try_clone().expect("a second handle on the terminal"))
             .stdout(follower)
-            .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start lab-cli");
         // The builder that held the follower is gone, so only the child has it: read until the child's end closes
@@ -189,5 +177,42 @@ impl Cli {
             process = process.env(name, value);
         }
         process
+    }
+}
+
+/// A pseudo-terminal of 120 × 24 (a fresh one is 0 × 0, and a status line drawn into no columns draws nothing): its
+/// leader and follower ends, both close-on-exec from the start, so a process another test spawns meanwhile cannot
+/// inherit the follower and keep the terminal open after our child exits (`openpty` cannot do that atomically).
+fn open_terminal() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: plain libc calls on descriptors created here; each result is checked before it is used, and each
+    // descriptor is owned by exactly one OwnedFd.
+    unsafe {
+        let leader = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(leader >= 0, "posix_openpt: {}", std::io::Error::last_os_error());
+        let leader_fd = OwnedFd::from_raw_fd(leader);
+        assert_eq!(libc::grantpt(leader), 0, "grantpt: {}", std::io::Error::last_os_error());
+        assert_eq!(
+            libc::unlockpt(leader),
+            0,
+            "unlockpt: {}",
+            std::io::Error::last_os_error()
+        );
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(leader, name.as_mut_ptr(), name.len()), 0, "ptsname_r");
+        let follower = libc::open(name.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        assert!(
+            follower >= 0,
+            "opening the terminal's follower: {}",
+            std::io::Error::last_os_error()
+        );
+        let size = libc::winsize {
+            ws_row: 24,
+            ws_col: 120,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        assert_eq!(libc::ioctl(leader, libc::TIOCSWINSZ, &size), 0, "TIOCSWINSZ");
+        (leader_fd, OwnedFd::from_raw_fd(follower))
     }
 }

@@ -570,7 +570,10 @@ async fn lab_check_tests_what_is_there_and_fails_a_wrong_route_at_once() {
     let assertion = &report["stages"][0]["assertions"][0];
     assert_eq!(assertion["verdict"], "fail", "{assertion:#}");
     let requests = assertion["requests"].as_u64().unwrap();
-    assert!(requests < 50, "a wrong answer fails it at once, not after {requests} requests: {assertion:#}");
+    assert!(
+        requests < 50,
+        "a wrong answer fails it at once, not after {requests} requests: {assertion:#}"
+    );
     assert!(
         assertion["message"].as_str().unwrap().contains("came from resnet101"),
         "{assertion:#}"
@@ -591,7 +594,17 @@ async fn a_hanging_ingress_fails_after_a_few_timed_out_requests() {
     });
     let image = tiny_image();
     let output = lab_check(
-        &["stable", "--url", &url, "--payload", "keras", "--request-timeout", "300ms", "--format", "json"],
+        &[
+            "stable",
+            "--url",
+            &url,
+            "--payload",
+            "keras",
+            "--request-timeout",
+            "300ms",
+            "--format",
+            "json",
+        ],
         &image,
     )
     .await;
@@ -599,6 +612,46 @@ async fn a_hanging_ingress_fails_after_a_few_timed_out_requests() {
     assert_eq!(output.code, 1, "{output:#?}");
     let assertion = &output.json()["stages"][0]["assertions"][0];
     let requests = assertion["requests"].as_u64().unwrap();
-    assert!((3..50).contains(&requests), "stopped after the budget of failures: {assertion:#}");
+    assert!(
+        (3..50).contains(&requests),
+        "stopped after the budget of failures: {assertion:#}"
+    );
     assert_eq!(assertion["errors"][0]["kind"], "timeout", "{assertion:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_each_assertion_shows_a_live_status_line_then_only_the_results() {
+    // Before, `lab check` printed nothing at all until its verdict, whatever the verbosity.
+    // The `bytes` payload of a tiny image keeps 300 requests cheap.
+    let models = Models::start_with_bytes_signature().await;
+    let envoy = Envoy::start(&StageRouting::of_stage("split-70-30"), &models.both()).await;
+    let image = tiny_image();
+    let cli = Cli::new([
+        "lab",
+        "check",
+        "split-70-30",
+        "--url",
+        &envoy.url(),
+        "--image",
+        image.path().to_str().unwrap(),
+    ]);
+    let (code, terminal) = tokio::task::spawn_blocking(move || cli.run_in_terminal())
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "{terminal}");
+    let shown = console::strip_ansi_codes(&terminal);
+    assert!(
+        shown.contains("share of resnet101 is 30% ± 15%: testing"),
+        "no status line: {shown:?}"
+    );
+    assert!(
+        shown.contains(" requests, resnet101 "),
+        "no counts in the status line: {shown:?}"
+    );
+    assert!(shown.contains("stage split-70-30: pass"), "{shown:?}");
+
+    // Off a terminal: nothing but the results.
+    let plain = lab_check(&["split-70-30", "--url", &envoy.url()], &image).await;
+    assert_eq!(plain.code, 0, "{plain:#?}");
+    assert!(!plain.stderr.contains("testing"), "{}", plain.stderr);
 }

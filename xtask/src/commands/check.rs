@@ -37,6 +37,7 @@ pub(crate) async fn run(settings: &Settings, flags: &CheckFlags) -> CommandResul
     config.max_error_rate = flags.max_error_rate;
     config.settle_timeout = flags.settle_timeout.map(Into::into);
     config.assertion_timeout = *flags.deadline;
+    config.progress = checks::progress::TerminalProgress::on_terminal();
     let started = SystemTime::now();
     // Only the stage's routing and assertions matter here, so the models' hostPaths are left as written.
     let plan = StagePlan::resolve(&lab, stage, None)?;

@@ -4,6 +4,7 @@
 
 use tokio::time::Instant;
 
+use super::progress::Reporter;
 use super::tally::{Tally, error_budget};
 use super::{CheckConfig, LEAK_SHARE, MISS_PROBABILITY};
 use crate::report::Verdict;
@@ -11,7 +12,13 @@ use crate::traffic::probe::{ErrorKind, Flow, Outcome, Probe, RunEnd};
 use crate::traffic::stats;
 
 /// Runs the assertion that every response comes from `expected`: its verdict, message and the requests' tally.
-pub(super) async fn check_exact(expected: &str, probe: &Probe, config: &CheckConfig) -> (Verdict, String, Tally) {
+pub(super) async fn check_exact(
+    expected: &str,
+    probe: &Probe,
+    config: &CheckConfig,
+    reporter: &Reporter<'_>,
+) -> (Verdict, String, Tally) {
+    reporter.start();
     let required = stats::exact_sample_size(LEAK_SHARE, MISS_PROBABILITY);
     let error_budget = error_budget(required, config.max_error_rate);
     let mut tally = Tally::default();
@@ -20,6 +27,7 @@ pub(super) async fn check_exact(expected: &str, probe: &Probe, config: &CheckCon
     let summary = probe
         .run(required + error_budget, deadline, |observation| {
             tally.add(&observation);
+            reporter.observed(&tally, expected);
             match &observation.outcome {
                 Outcome::Answered { version } if version == expected => {
                     if tally.answered() >= required {

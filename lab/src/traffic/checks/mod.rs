@@ -22,11 +22,13 @@
 //! (no window, [`CheckConfig::settle_timeout`] `None`), so a wrong route fails at its first wrong answer.
 
 mod exact;
+pub mod progress;
 mod settle;
 mod share;
 mod tally;
 
 use exact::check_exact;
+use progress::{CheckPhase, Reporter};
 use settle::{settle_exact, settle_share};
 use share::check_share;
 
@@ -98,6 +100,9 @@ pub struct CheckConfig {
     /// The probability of failing a correct split, and of passing one a tolerance off, of a share assertion
     /// ([`SHARE_ERROR_RATE`]; the simulation tests relax it to where the rates are observable).
     pub share_error_rate: f64,
+    /// Where each assertion reports its phase and counts while it runs (a status line on a terminal); `None`: only
+    /// the `-v` log lines.
+    pub progress: Option<progress::ProgressSink>,
 }
 
 impl CheckConfig {
@@ -113,6 +118,7 @@ impl CheckConfig {
             assertion_timeout: DEFAULT_ASSERTION_TIMEOUT,
             references: References::default(),
             share_error_rate: SHARE_ERROR_RATE,
+            progress: None,
         }
     }
 }
@@ -162,6 +168,7 @@ pub async fn run_stage_with(
 ) -> anyhow::Result<StageReport> {
     let mut config = CheckConfig::new(ingress_url, body);
     config.references = references;
+    config.progress = progress::TerminalProgress::on_terminal();
     check_stage(plan, &config).await
 }
 
@@ -216,11 +223,14 @@ pub async fn check_assertion(
             };
             let name = format!("{}every response from {version}", describe_headers(spec));
             let settled = match config.settle_timeout {
-                Some(window) => settle_exact(stage, spec, version, probe, window).await,
+                Some(window) => {
+                    let reporter = reporter(config, &name, CheckPhase::WaitingForRoutes);
+                    settle_exact(stage, spec, version, probe, window, &reporter).await
+                }
                 None => Ok(()),
             };
             let outcome = match settled {
-                Ok(()) => check_exact(version, probe, config).await,
+                Ok(()) => check_exact(version, probe, config, &reporter(config, &name, CheckPhase::Testing)).await,
                 Err((message, settle_tally)) => (Verdict::Fail, message, settle_tally),
             };
             (expectation, name, outcome)
@@ -251,15 +261,17 @@ pub async fn check_assertion(
                 percent(*tolerance)
             );
             if let Some(window) = config.settle_timeout {
+                reporter(config, &name, CheckPhase::WaitingForRoutes).start();
                 settle_share(version, probe, window).await;
             }
-            (
-                expectation,
-                name,
-                check_share(version, test_config, probe, config).await,
-            )
+            let testing = reporter(config, &name, CheckPhase::Testing);
+            let outcome = check_share(version, test_config, probe, config, &testing).await;
+            (expectation, name, outcome)
         }
     };
+    if let Some(sink) = &config.progress {
+        sink.0.finished(&name);
+    }
     AssertionReport {
         name,
         expectation,
@@ -270,6 +282,15 @@ pub async fn check_assertion(
         versions: tally.version_stats(),
         errors: tally.error_counts(),
         configured_weights,
+    }
+}
+
+/// The reporter of assertion `name` in `phase` (not yet started: the phase functions start it).
+fn reporter<'a>(config: &'a CheckConfig, name: &'a str, phase: CheckPhase) -> Reporter<'a> {
+    Reporter {
+        sink: config.progress.as_ref().map(|sink| sink.0.as_ref()),
+        name,
+        phase,
     }
 }
 

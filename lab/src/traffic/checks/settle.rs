@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::progress::Reporter;
 use super::tally::Tally;
 use super::{SETTLE_MIN_SPAN, SETTLE_STREAK, describe_headers};
 use crate::definition::stages::AssertionSpec;
@@ -30,7 +31,9 @@ pub(super) async fn settle_exact(
     expected: &str,
     probe: &Probe,
     window: Duration,
+    reporter: &Reporter<'_>,
 ) -> Result<(), (String, Tally)> {
+    reporter.start();
     let started = Instant::now();
     let deadline = started + window;
     // A settle timeout shorter than twice the span (the tests' fast failures) leaves room for the streak.
@@ -41,6 +44,7 @@ pub(super) async fn settle_exact(
     let summary = probe
         .run(u64::MAX, deadline, |observation| {
             tally.add(&observation);
+            reporter.observed(&tally, expected);
             let matches = matches!(&observation.outcome, Outcome::Answered { version } if version == expected);
             streak = if matches { streak + 1 } else { 0 };
             if streak >= SETTLE_STREAK && started.elapsed() >= min_span {

@@ -3,6 +3,7 @@
 
 use tokio::time::Instant;
 
+use super::progress::Reporter;
 use super::tally::{Tally, error_budget};
 use super::{CheckConfig, percent};
 use crate::report::{Verdict, interval_text};
@@ -15,7 +16,9 @@ pub(super) async fn check_share(
     test_config: ShareTestConfig,
     probe: &Probe,
     config: &CheckConfig,
+    reporter: &Reporter<'_>,
 ) -> (Verdict, String, Tally) {
+    reporter.start();
     let mut test = ShareTest::new(test_config);
     let error_budget = error_budget(test_config.max_requests, config.max_error_rate);
     let mut tally = Tally::default();
@@ -23,6 +26,7 @@ pub(super) async fn check_share(
     let summary = probe
         .run(test_config.max_requests + error_budget, deadline, |observation| {
             tally.add(&observation);
+            reporter.observed(&tally, version);
             match &observation.outcome {
                 Outcome::Answered { version: answered } => match test.observe(answered == version) {
                     Some(_) => Flow::Stop,

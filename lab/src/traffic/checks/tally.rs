@@ -55,6 +55,12 @@ impl Tally {
         }
     }
 
+    /// The share of the answers so far that came from `version`; `None` before any answer.
+    pub(super) fn share_of(&self, version: &str) -> Option<f64> {
+        let answered = self.answered();
+        (answered > 0).then(|| self.latencies_ms.get(version).map_or(0, Vec::len) as f64 / answered as f64)
+    }
+
     /// Responses attributed to a version (every request that did not fail).
     pub(super) fn answered(&self) -> u64 {
         self.requests - self.errors_total
