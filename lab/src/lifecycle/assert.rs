@@ -7,8 +7,7 @@ use crate::cluster::Cluster;
 use crate::definition::plan::StagePlan;
 use crate::istio::gateway_config::{DEFAULT_SERVE_TIMEOUT, wait_for_stage};
 use crate::report::StageReport;
-use crate::traffic::checks::{payload_body, run_stage_with};
-use crate::traffic::payload::{DEFAULT_IMAGE, PayloadChoice};
+use crate::traffic::checks::{run_stage_with, stage_body};
 use crate::traffic::references::{deployed_versions, fetch_references};
 
 /// THE place where a stage's assertions run, after the stage is applied and rolled out: send traffic through
@@ -34,13 +33,7 @@ pub async fn assert_stage(
         // Not one request before the gateway serves the stage's routes with live endpoints (bounded; skipped with a
         // warning when its admin port cannot be read).
         wait_for_stage(cluster, plan, DEFAULT_SERVE_TIMEOUT, note).await?;
-        let body = payload_body(
-            ingress_url,
-            PayloadChoice::Auto,
-            DEFAULT_IMAGE,
-            crate::traffic::probe::DEFAULT_REQUEST_TIMEOUT,
-        )
-        .await?;
+        let body = stage_body(ingress_url).await?;
         let references = fetch_references(cluster, &deployed_versions(plan), &body).await;
         run_stage_with(plan, ingress_url, body, references).await
     };

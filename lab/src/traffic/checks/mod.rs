@@ -148,14 +148,20 @@ pub async fn payload_body(
 /// A stage's assertions as `lab up` and `lab stage` run them against `ingress_url`: the lab's Grace Hopper image with
 /// the payload the model's metadata asks for, and the default concurrency, timeouts and error rate.
 pub async fn run_stage(plan: &StagePlan, ingress_url: &str) -> anyhow::Result<StageReport> {
-    let body = payload_body(
+    let body = stage_body(ingress_url).await?;
+    run_stage_with(plan, ingress_url, body, References::default()).await
+}
+
+/// The body `lab up` and `lab stage` assert with: the lab's Grace Hopper photo as the payload the model's metadata
+/// asks for, the metadata read within the default request timeout.
+pub async fn stage_body(ingress_url: &str) -> anyhow::Result<Bytes> {
+    payload_body(
         ingress_url,
         PayloadChoice::Auto,
         DEFAULT_IMAGE,
         crate::traffic::probe::DEFAULT_REQUEST_TIMEOUT,
     )
-    .await?;
-    run_stage_with(plan, ingress_url, body, References::default()).await
+    .await
 }
 
 /// [`run_stage`] with a prepared request `body` and the versions' `references` for that same body (so responses
