@@ -170,7 +170,7 @@ impl LabDefinition {
             }
             let mut assertions = Vec::new();
             for assertion in entry.assertions {
-                let assertion_offset = assertion.span().start;
+                let assertion_span = assertion.span();
                 let assertion = assertion.into_inner();
                 if let AssertionSpec::Share { share, tolerance, .. } = &assertion
                     && let Some(problem) = share_problem(*share, *tolerance)
@@ -179,7 +179,14 @@ impl LabDefinition {
                         "stage \"{}\": a share assertion of {share} ± {tolerance} {problem}",
                         entry.name
                     );
-                    return Err(error_at(assertion_offset, message));
+                    // At the value to change: the tolerance when it is the problem, else the share.
+                    let key = if problem.contains("tolerance") {
+                        "tolerance"
+                    } else {
+                        "share"
+                    };
+                    let offset = value_offset(text, assertion_span.start, key).unwrap_or(assertion_span.start);
+                    return Err(error_at(offset, message));
                 }
                 assertions.push(assertion);
             }
@@ -265,6 +272,25 @@ fn share_problem(share: f64, tolerance: f64) -> Option<String> {
     None
 }
 
+/// The offset of the value of `key = value` in the table that starts at `table_start` in `text` (up to the next
+/// table header), if the key is written there.
+fn value_offset(text: &str, table_start: usize, key: &str) -> Option<usize> {
+    let mut line_start = table_start;
+    for (index, line) in text.get(table_start..)?.split_inclusive('\n').enumerate() {
+        let trimmed = line.trim_start();
+        if index > 0 && trimmed.starts_with('[') {
+            return None;
+        }
+        if let Some(rest) = trimmed.strip_prefix(key)
+            && let Some(after_equals) = rest.trim_start().strip_prefix('=')
+        {
+            return Some(line_start + line.len() - after_equals.trim_start().len());
+        }
+        line_start += line.len();
+    }
+    None
+}
+
 /// 1-based line and column of a byte offset.
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
@@ -331,23 +357,28 @@ mod tests {
     }
 
     #[test]
-    fn untestable_shares_are_refused_at_their_assertion_with_line_and_column() {
-        for (share, tolerance, expected) in [
-            ("0.0", "0.15", "write `kind = \"exact\"`"),
-            ("1.0", "0.15", "write `kind = \"exact\"`"),
-            ("0", "0.1", "write `kind = \"exact\"`"),
-            ("0.5", "0.5", "no split could fail it"),
-            ("0.3", "0.8", "no split could fail it"),
-            ("0.3", "0.0", "tolerance must be strictly between 0 and 1"),
-            ("0.3", "1.0", "tolerance must be strictly between 0 and 1"),
+    fn untestable_shares_are_refused_at_the_value_to_change() {
+        // Before, the error pointed at the start of the `[[stage.assert]]` table (measured: line 43 reported as 32:1).
+        // Line 8 is `share = …` (its value at column 9), line 9 `tolerance = …` (column 13).
+        for (share, tolerance, expected, at) in [
+            ("0.0", "0.15", "write `kind = \"exact\"`", (8, 9)),
+            ("1.0", "0.15", "write `kind = \"exact\"`", (8, 9)),
+            ("0", "0.1", "write `kind = \"exact\"`", (8, 9)),
+            ("0.5", "0.5", "no split could fail it", (9, 13)),
+            ("0.3", "0.8", "no split could fail it", (9, 13)),
+            ("0.3", "0.0", "tolerance must be strictly between 0 and 1", (9, 13)),
+            ("0.3", "1.0", "tolerance must be strictly between 0 and 1", (9, 13)),
         ] {
             let text = share_stage(share, tolerance);
             let error = LabDefinition::parse(Path::new("lab.toml"), &text, &manifests_dir())
                 .expect_err(&format!("share {share} ± {tolerance} must be refused"));
-            assert_eq!((error.line, error.column), (5, 1), "{error}");
+            assert_eq!((error.line, error.column), at, "{error}");
             let shown = error.to_string();
             assert!(
-                shown.starts_with("lab.toml:5:1: stage \"a\": a share assertion of "),
+                shown.starts_with(&format!(
+                    "lab.toml:{}:{}: stage \"a\": a share assertion of ",
+                    at.0, at.1
+                )),
                 "{shown}"
             );
             assert!(shown.contains(expected), "{share} ± {tolerance}: {shown}");
