@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::flag_values;
 use lab::definition::stages::DEFAULT_RESET_STAGE;
 use lab::istio::ISTIO_VERSION;
+use lab::istio::gateway_config::DEFAULT_SERVE_TIMEOUT;
 use lab::traffic::checks::{DEFAULT_ASSERTION_TIMEOUT, DEFAULT_MAX_ERROR_RATE};
 use lab::traffic::payload::PayloadChoice;
 use lab::traffic::payload::PayloadKind;
@@ -128,6 +129,9 @@ pub struct UpFlags {
     /// How long the model export Job may take.
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = flag_values::duration)]
     pub export_timeout: humantime::Duration,
+    /// `--serve-timeout`.
+    #[command(flatten)]
+    pub serve: ServeFlags,
     /// Where the models come from: `export` (a Job in the cluster) or `host:DIR` (exported already).
     #[arg(long, value_name = "SOURCE", default_value = "export")]
     pub models: String,
@@ -150,6 +154,9 @@ pub struct StageFlags {
     /// `--rollout-timeout`.
     #[command(flatten)]
     pub rollout: RolloutFlags,
+    /// `--serve-timeout`.
+    #[command(flatten)]
+    pub serve: ServeFlags,
     /// Where to write the assertion results besides stdout.
     #[command(flatten)]
     pub reports: ReportFlags,
@@ -164,6 +171,15 @@ pub struct ResetFlags {
     /// `--rollout-timeout`.
     #[command(flatten)]
     pub rollout: RolloutFlags,
+}
+
+/// `--serve-timeout`, shared by the commands that assert a stage they applied (`lab up`, `lab stage`).
+#[derive(Debug, Args)]
+pub struct ServeFlags {
+    /// How long the ingress gateway's Envoy gets to serve an applied stage (its routes and live endpoints) before
+    /// the stage's assertions.
+    #[arg(long, value_name = "DURATION", default_value_t = DEFAULT_SERVE_TIMEOUT.into(), value_parser = flag_values::duration)]
+    pub serve_timeout: humantime::Duration,
 }
 
 /// `--rollout-timeout`, shared by the commands that roll Deployments out (`lab up`, `lab stage`, `lab reset`).

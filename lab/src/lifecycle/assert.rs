@@ -5,7 +5,9 @@ use anyhow::Context;
 
 use crate::cluster::Cluster;
 use crate::definition::plan::StagePlan;
-use crate::istio::gateway_config::{DEFAULT_SERVE_TIMEOUT, wait_for_stage};
+use std::time::Duration;
+
+use crate::istio::gateway_config::wait_for_stage;
 use crate::report::StageReport;
 use crate::traffic::checks::{run_stage_with, stage_body};
 use crate::traffic::references::{deployed_versions, fetch_references};
@@ -27,12 +29,13 @@ pub async fn assert_stage(
     cluster: &Cluster,
     plan: &StagePlan,
     ingress_url: &str,
+    serve_timeout: Duration,
     note: &dyn Fn(&str),
 ) -> anyhow::Result<StageReport> {
     let asserted = async {
         // Not one request before the gateway serves the stage's routes with live endpoints (bounded; skipped with a
         // warning when its admin port cannot be read).
-        wait_for_stage(cluster, plan, DEFAULT_SERVE_TIMEOUT, note).await?;
+        wait_for_stage(cluster, plan, serve_timeout, note).await?;
         let body = stage_body(ingress_url).await?;
         let references = fetch_references(cluster, &deployed_versions(plan), &body).await;
         run_stage_with(plan, ingress_url, body, references).await

@@ -85,6 +85,15 @@ pub struct StageOutcome {
     pub checks: Option<RunReport>,
 }
 
+/// The bounds of `lab stage`'s waits.
+#[derive(Debug, Clone, Copy)]
+pub struct StageTimeouts {
+    /// How long each Deployment may take to roll out.
+    pub rollout: Duration,
+    /// How long the ingress gateway gets to serve the stage before its assertions.
+    pub serve: Duration,
+}
+
 /// Runs `lab stage NAME`: under the lab lock, opens the recorded ingress (unless the assertions are skipped, so an
 /// ingress that cannot be reached fails before anything is applied), applies the stage, asserts it through the
 /// ingress and records it as the active stage only once it passed (a failed or inconclusive stage leaves none
@@ -92,10 +101,14 @@ pub struct StageOutcome {
 pub async fn run_stage(
     settings: &Settings,
     name: &str,
-    rollout_timeout: Duration,
+    timeouts: StageTimeouts,
     assertions: Assertions,
     progress: &dyn StageProgress,
 ) -> anyhow::Result<StageOutcome> {
+    let StageTimeouts {
+        rollout: rollout_timeout,
+        serve: serve_timeout,
+    } = timeouts;
     let lab = LabDefinition::load_default()?;
     let stage = lab.stage(name)?;
     let _lock = LabLock::acquire(settings, "lab stage")?;
@@ -118,7 +131,10 @@ pub async fn run_stage(
         return Ok(StageOutcome { applied, checks: None });
     };
     // The wait for the gateway to serve the stage says what it waits for, as `lab up`'s steps do.
-    let check = assert_stage(&cluster, &plan, &ingress.url, &|text| progress.note(text)).await?;
+    let check = assert_stage(&cluster, &plan, &ingress.url, serve_timeout, &|text| {
+        progress.note(text)
+    })
+    .await?;
     record_stage(settings, &plan.name, check.verdict)?;
     Ok(StageOutcome {
         applied,

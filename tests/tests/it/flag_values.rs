@@ -69,3 +69,26 @@ fn a_profile_name_minikube_refuses_creates_nothing() {
         assert!(!cli.home().join("escape").exists(), "a directory outside the state dir");
     }
 }
+
+#[test]
+fn the_gateway_wait_is_bounded_by_a_flag_with_the_librarys_default() {
+    // Every phase has a bound the user can set: the wait for the gateway to serve an applied stage too.
+    use clap::Parser;
+    use xtask::flags::{LabCommand, TopCommand, Xtask};
+    let parse = |args: &[&str]| Xtask::try_parse_from(std::iter::once("cargo xtask").chain(args.iter().copied()));
+    let TopCommand::Lab(LabCommand::Up(up)) = parse(&["lab", "up"]).unwrap().command else {
+        panic!("not lab up")
+    };
+    assert_eq!(
+        *up.serve.serve_timeout,
+        lab::istio::gateway_config::DEFAULT_SERVE_TIMEOUT
+    );
+    let TopCommand::Lab(LabCommand::Stage(stage)) = parse(&["lab", "stage", "focused", "--serve-timeout", "90s"])
+        .unwrap()
+        .command
+    else {
+        panic!("not lab stage")
+    };
+    assert_eq!(*stage.serve.serve_timeout, std::time::Duration::from_secs(90));
+    assert!(parse(&["lab", "stage", "focused", "--serve-timeout", "0s"]).is_err());
+}

@@ -160,7 +160,13 @@ async fn a_stage_is_asserted_only_once_the_gateway_has_the_new_pods_endpoint() {
     envoy.behind_gateway_pods_of(&kube);
 
     let url = envoy.url();
-    let asserted = lab::lifecycle::assert::assert_stage(&cluster, &stage, &url, &|_| {});
+    let asserted = lab::lifecycle::assert::assert_stage(
+        &cluster,
+        &stage,
+        &url,
+        lab::istio::gateway_config::DEFAULT_SERVE_TIMEOUT,
+        &|_| {},
+    );
     tokio::pin!(asserted);
     // The endpoint arrives once the lab has read the gateway more than once (so it saw the endpoint missing), and
     // never if it does not read it: then the assertions meet the gateway's 503s.

@@ -3,7 +3,7 @@
 
 use lab::lifecycle::apply::AppliedStage;
 use lab::lifecycle::ingress::Ingress;
-use lab::lifecycle::stage::{StageProgress, open_recorded_ingress, run_stage};
+use lab::lifecycle::stage::{StageProgress, StageTimeouts, open_recorded_ingress, run_stage};
 use lab::lifecycle::up::Assertions;
 use lab::output::to_json;
 use lab::{CommandStatus, Format, Settings};
@@ -19,7 +19,11 @@ pub(crate) async fn run(settings: &Settings, flags: &StageFlags) -> CommandResul
         Assertions::Run
     };
     let printer = Printer { settings };
-    let outcome = run_stage(settings, &flags.name, flags.rollout.deadline(), assertions, &printer).await?;
+    let timeouts = StageTimeouts {
+        rollout: flags.rollout.deadline(),
+        serve: *flags.serve.serve_timeout,
+    };
+    let outcome = run_stage(settings, &flags.name, timeouts, assertions, &printer).await?;
     match outcome.checks {
         Some(report) => super::reports::print_and_write(settings, &flags.reports, &report),
         None => Ok(CommandStatus::Ok),

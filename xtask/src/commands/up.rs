@@ -34,6 +34,7 @@ pub(crate) async fn run(settings: &Settings, flags: &UpFlags) -> CommandResult {
         istio_timeout: *flags.istio_timeout,
         rollout_timeout: flags.rollout.deadline(),
         export_timeout: *flags.export_timeout,
+        serve_timeout: *flags.serve.serve_timeout,
         models: flags
             .models
             .parse()

@@ -37,6 +37,9 @@ pub struct UpOptions {
     pub rollout_timeout: Duration,
     /// How long the model export Job may take.
     pub export_timeout: Duration,
+    /// How long the ingress gateway gets to serve each applied stage before its assertions
+    /// ([`crate::istio::gateway_config::DEFAULT_SERVE_TIMEOUT`] by default).
+    pub serve_timeout: Duration,
     /// Where the models come from.
     pub models: ModelSource,
     /// How to reach the ingress gateway.

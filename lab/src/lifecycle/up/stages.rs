@@ -121,7 +121,14 @@ impl Walk<'_> {
         walked.active = plan.name.clone();
         let (verdict, detail) = match self.options.assertions {
             Assertions::Run => {
-                let check = assert_stage(self.cluster, plan, self.ingress_url, self.note).await?;
+                let check = assert_stage(
+                    self.cluster,
+                    plan,
+                    self.ingress_url,
+                    self.options.serve_timeout,
+                    self.note,
+                )
+                .await?;
                 let requests: u64 = check.assertions.iter().map(|assertion| assertion.requests).sum();
                 let verdict = check.verdict;
                 walked.checks.push(check);
