@@ -66,17 +66,17 @@ mod tests {
     }
 
     #[test]
-    fn headers_must_be_valid_http() {
+    fn a_header_is_lab_s_parse_with_its_reason() {
+        // The rules are `lab::traffic::predict::parse_header`'s (tested there); here, that clap gets the reason.
         assert_eq!(
             header("user-group=canary").unwrap(),
             ("user-group".into(), "canary".into())
         );
-        assert_eq!(
-            header("user-group: canary").unwrap(),
-            ("user-group".into(), "canary".into())
+        assert!(
+            header("bad header=x")
+                .unwrap_err()
+                .contains("is not an HTTP header name")
         );
-        assert!(header("bad header=x").is_err());
         assert!(header("novalue").is_err());
-        assert!(header("x=a\u{7}b").is_err());
     }
 }

@@ -21,6 +21,13 @@ fn dirs_home() -> Option<std::path::PathBuf> {
 
 /// A kube client for the settings' context, read from `KUBECONFIG` (or `~/.kube/config`).
 pub async fn client_for(settings: &Settings) -> anyhow::Result<kube::Client> {
+    Ok(client_and_version(settings).await?.0)
+}
+
+/// [`client_for`], with the server's version that its first read (`/version`) returned.
+pub async fn client_and_version(
+    settings: &Settings,
+) -> anyhow::Result<(kube::Client, k8s_openapi::apimachinery::pkg::version::Info)> {
     crate::http::install_crypto_provider();
     let context = settings.kube_context();
     let kubeconfig = Kubeconfig::read().map_err(|error| {
@@ -88,7 +95,7 @@ pub async fn client_for(settings: &Settings) -> anyhow::Result<kube::Client> {
         )
     };
     match tokio::time::timeout(FIRST_READ_TIMEOUT, client.apiserver_version()).await {
-        Ok(Ok(_)) => Ok(client),
+        Ok(Ok(version)) => Ok((client, version)),
         Ok(Err(error)) => Err(unreachable(error_chain(&error)).into()),
         Err(_) => Err(unreachable(format!("no answer within {}s", FIRST_READ_TIMEOUT.as_secs())).into()),
     }

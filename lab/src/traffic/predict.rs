@@ -148,20 +148,19 @@ impl PredictClient {
             // A cold TF Serving answers its first prediction slowly; silence longer than this is a failure.
             idle: Duration::from_secs(60),
         })?;
-        let base_url = url.trim_end_matches('/').to_string();
-        Ok(PredictClient {
-            http,
-            predict_url: tf_serving::predict_url(&base_url)?,
-            base_url,
-        })
+        PredictClient::with_http(url, http)
     }
 
     /// A client for `url` whose every request, the metadata's included, ends within `request_timeout` (connecting
     /// and reading together), as `lab check --request-timeout` promises.
     pub fn with_request_timeout(url: &str, request_timeout: Duration) -> anyhow::Result<PredictClient> {
+        PredictClient::with_http(url, crate::http::client_with_total_timeout(request_timeout)?)
+    }
+
+    fn with_http(url: &str, http: reqwest::Client) -> anyhow::Result<PredictClient> {
         let base_url = url.trim_end_matches('/').to_string();
         Ok(PredictClient {
-            http: crate::http::client_with_total_timeout(request_timeout)?,
+            http,
             predict_url: tf_serving::predict_url(&base_url)?,
             base_url,
         })
@@ -315,6 +314,9 @@ mod tests {
         );
         let error = parse_header("nonsense").unwrap_err().to_string();
         assert!(error.contains("help: e.g. `--header user-group=canary`"), "{error}");
+        // What reqwest would refuse only when the request is built.
+        assert!(parse_header("bad header=x").is_err());
+        assert!(parse_header("x=a\u{7}b").is_err());
     }
 
     #[test]

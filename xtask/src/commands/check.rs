@@ -29,6 +29,9 @@ pub(crate) async fn run(settings: &Settings, flags: &CheckFlags) -> CommandResul
     }
     let lab = LabDefinition::load_default()?;
     let stage = lab.stage(&flags.stage)?;
+    // Only the stage's routing and assertions matter here, so the models' hostPaths are left as written. Resolved
+    // (and so checked) before any request, the metadata's included.
+    let plan = StagePlan::resolve(&lab, stage, None)?;
     let image = super::read_image(flags.image.as_deref())?;
     let body = checks::payload_body(url, flags.payload.choice(), &image, *flags.request_timeout).await?;
     let mut config = CheckConfig::new(url, body);
@@ -39,8 +42,6 @@ pub(crate) async fn run(settings: &Settings, flags: &CheckFlags) -> CommandResul
     config.assertion_timeout = *flags.deadline;
     config.progress = checks::progress::TerminalProgress::on_terminal();
     let started = SystemTime::now();
-    // Only the stage's routing and assertions matter here, so the models' hostPaths are left as written.
-    let plan = StagePlan::resolve(&lab, stage, None)?;
     let stage_report = checks::check_stage(&plan, &config)
         .await
         .with_context(|| format!("checking stage \"{}\" at {url}", stage.name))?;

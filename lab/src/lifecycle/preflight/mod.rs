@@ -260,8 +260,7 @@ async fn check_api(settings: &Settings) -> ApiCheck {
         settings.profile, settings.profile
     );
     let probe = async {
-        let client = crate::cluster::kube_client::client_for(settings).await?;
-        let version = client.apiserver_version().await?;
+        let (client, version) = crate::cluster::kube_client::client_and_version(settings).await?;
         let nodes = kube::Api::<Node>::all(client).list(&ListParams::default()).await.ok();
         anyhow::Ok((version, nodes))
     };

@@ -18,7 +18,7 @@ pub enum CheckPhase {
 }
 
 impl CheckPhase {
-    /// `waiting for the routes` or `testing`.
+    /// `waiting for the routes to take effect` or `testing`.
     pub fn words(self) -> &'static str {
         match self {
             CheckPhase::WaitingForRoutes => "waiting for the routes to take effect",
