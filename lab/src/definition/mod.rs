@@ -2,6 +2,7 @@
 //! a cluster, a network or a process; the only IO is reading the lab's own assets.
 
 pub mod assets;
+pub mod expectations;
 pub mod manifests;
 pub mod plan;
 pub mod routing;

@@ -15,6 +15,12 @@ use crate::definition::manifests::Manifest;
 /// The response header the lab's VirtualServices set on every destination to say which model answered.
 pub const VERSION_HEADER: &str = "x-model-version";
 
+/// The model name the lab's TF Serving pods serve (`--model_name`).
+pub const MODEL_NAME: &str = "image_classifier";
+/// The REST path of a prediction by the lab's model, version 1, relative to the ingress URL: the request whose
+/// route the stages' routes are read for.
+pub const PREDICT_PATH: &str = "/v1/models/image_classifier/versions/1:predict";
+
 /// `spec` of a VirtualService.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

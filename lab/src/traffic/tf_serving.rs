@@ -19,10 +19,8 @@ use serde_json::Value;
 
 use crate::traffic::payload::{BYTES_SIGNATURE, PayloadKind};
 
-/// The model name the lab's TF Serving pods serve (`--model_name`).
-pub const MODEL_NAME: &str = "image_classifier";
-/// The REST path of a prediction by the lab's model, version 1, relative to the ingress URL.
-pub const PREDICT_PATH: &str = "/v1/models/image_classifier/versions/1:predict";
+/// The model name and the prediction path, defined with the routes they take.
+pub use crate::definition::routing::{MODEL_NAME, PREDICT_PATH};
 /// The REST path of a prediction by the latest version of the lab's model (the smoke prediction's).
 pub const LATEST_PREDICT_PATH: &str = "/v1/models/image_classifier:predict";
 /// The REST path of the model's metadata (signatures), relative to the ingress URL.
