@@ -159,6 +159,20 @@ impl Cli {
         )
     }
 
+    /// Starts the CLI with stdin, stdout and stderr on a pseudo-terminal (as [`Cli::run_in_terminal`] sets it up),
+    /// for a test that reads the screen while it runs and types keys into it.
+    pub fn spawn_in_terminal(&self) -> crate::terminal::TerminalSession {
+        let (leader, follower) = open_terminal();
+        let process = self
+            .process()
+            .env("NO_COLOR", "")
+            .env("TERM", "xterm-256color")
+            .stdin(follower.try_clone().expect("a handle on the terminal for stdin"))
+            .stderr(follower.try_clone().expect("a handle on the terminal for stderr"))
+            .stdout(follower);
+        crate::terminal::TerminalSession::start(process, leader, (24, 120))
+    }
+
     fn process(&self) -> Process {
         let home = self.home.path();
         let mut process = Process::new(crate::cargo_bin("lab-cli"))

@@ -12,6 +12,7 @@ pub mod fake_tools;
 pub mod istio_tarball;
 pub mod istiod;
 pub mod process;
+pub mod terminal;
 pub mod tf_serving;
 pub mod traffic;
 pub mod up_args;

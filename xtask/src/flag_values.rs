@@ -17,6 +17,18 @@ pub fn duration(text: &str) -> Result<humantime::Duration, String> {
     Ok(parsed.into())
 }
 
+/// A request rate per second for `lab watch`: more than 0, at most 1000 (a view, not a load test).
+pub fn rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text
+        .parse()
+        .map_err(|_| format!("\"{text}\" is not a number of requests per second"))?;
+    if rate > 0.0 && rate <= 1000.0 {
+        Ok(rate)
+    } else {
+        Err("must be more than 0 and at most 1000 requests per second".to_string())
+    }
+}
+
 /// A minikube profile name as minikube accepts it: dot-separated DNS labels (letters, digits, inner hyphens), at
 /// least two characters (kubernetes/minikube `pkg/minikube/config/profile.go` `ProfileNameValid`). It also names a
 /// directory under the state dir, so nothing that could leave it (`..`, `/`) gets through.
@@ -62,6 +74,15 @@ mod tests {
         }
         for bad in ["", "x", "../../escape", "a/b", "-lab", "lab-", "a..b", "lab_1", "la b"] {
             assert!(profile(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_rate_is_positive_and_bounded() {
+        assert_eq!(rate("20").unwrap(), 20.0);
+        assert_eq!(rate("0.5").unwrap(), 0.5);
+        for bad in ["0", "-1", "1001", "fast", "NaN"] {
+            assert!(rate(bad).is_err(), "{bad}");
         }
     }
 

@@ -97,6 +97,8 @@ pub enum LabCommand {
     Check(CheckFlags),
     /// Check a stage you applied by hand: its objects, pods and routes, then its traffic; a hint for each miss.
     Verify(VerifyFlags),
+    /// Watch the traffic live: one bar per version with its share of the latest responses, until q or Ctrl-C.
+    Watch(WatchFlags),
     /// Send a prediction through the ingress and print the top classes.
     Predict(PredictFlags),
     /// Print, as multi-document YAML, exactly what `lab up` applies.
@@ -242,6 +244,38 @@ pub struct VerifyFlags {
     /// The ingress URL for the traffic checks (default: the one `lab up` recorded).
     #[arg(long)]
     pub url: Option<String>,
+}
+
+/// `lab watch`
+#[derive(Debug, Args)]
+pub struct WatchFlags {
+    /// The ingress URL (default: the one `lab up` recorded).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// A request header, `name=value` (repeatable), e.g. `--header user-group=canary`.
+    #[arg(long = "header", value_name = "NAME=VALUE", value_parser = flag_values::header)]
+    pub headers: Vec<(String, String)>,
+    /// Requests per second.
+    #[arg(long, default_value_t = lab::lifecycle::watch::DEFAULT_RATE, value_parser = flag_values::rate)]
+    pub rate: f64,
+    /// The shares are over the latest this many responses.
+    #[arg(long, default_value_t = lab::traffic::window::DEFAULT_WINDOW as u32, value_parser = clap::value_parser!(u32).range(10..=100_000))]
+    pub window: u32,
+    /// Requests in flight at most.
+    #[arg(long, default_value_t = lab::lifecycle::watch::DEFAULT_WATCH_CONCURRENCY as u32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: u32,
+    /// The timeout of one request.
+    #[arg(long, value_name = "DURATION", default_value_t = DEFAULT_REQUEST_TIMEOUT.into(), value_parser = flag_values::duration)]
+    pub request_timeout: humantime::Duration,
+    /// How often a line of JSON is written off a terminal (the terminal view redraws four times a second).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = flag_values::duration)]
+    pub interval: humantime::Duration,
+    /// Stop after this long (default: until q or Ctrl-C).
+    #[arg(long = "for", value_name = "DURATION", value_parser = flag_values::duration)]
+    pub duration: Option<humantime::Duration>,
+    /// The image sent as the prediction payload (default: the lab's Grace Hopper photo).
+    #[arg(long)]
+    pub image: Option<PathBuf>,
 }
 
 /// Report files written besides stdout by the commands that assert stages.

@@ -15,3 +15,4 @@ pub mod state;
 pub mod status;
 pub mod up;
 pub mod verify;
+pub mod watch;

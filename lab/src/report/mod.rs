@@ -12,6 +12,7 @@ mod html;
 mod human;
 mod json;
 mod junit;
+pub mod live;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -13,3 +13,4 @@ pub mod references;
 pub mod smoke;
 pub mod stats;
 pub mod tf_serving;
+pub mod window;

@@ -25,4 +25,5 @@ mod tidy;
 mod traffic;
 mod up;
 mod verify;
+mod watch;
 mod whole_lab;

@@ -1,0 +1,154 @@
+//! `lab watch`: paced predictions through the ingress, and a view of where the latest ones went, refreshed until the
+//! view says stop, Ctrl-C, or `--for` runs out. Read-only: it sends traffic and nothing else.
+//!
+//! Requests go out at a steady `rate` (a tokio interval; at most `concurrency` in flight, so a slow model lowers the
+//! rate shown rather than piling requests up), each bounded by `request_timeout`. Every completed request goes into
+//! a [`TrafficWindow`]; every `refresh` its snapshot is shown. When the watch ends, the pacer and every request in
+//! flight are cancelled before `watch` returns.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::Settings;
+use crate::lifecycle::stage::open_recorded_ingress;
+use crate::report::live::TrafficSnapshot;
+use crate::traffic::attribution::References;
+use crate::traffic::checks::payload_body;
+use crate::traffic::payload::PayloadChoice;
+use crate::traffic::probe::{Observation, Probe, ProbeConfig};
+use crate::traffic::tf_serving::predict_url;
+use crate::traffic::window::TrafficWindow;
+
+/// The default request rate, per second: enough for a share to move within seconds, modest for a laptop's model.
+pub const DEFAULT_RATE: f64 = 20.0;
+
+/// The default number of requests in flight at most.
+pub const DEFAULT_WATCH_CONCURRENCY: usize = 16;
+
+/// What to watch, and how.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// The ingress URL; `None`: the one `lab up` recorded.
+    pub url: Option<String>,
+    /// Headers every request carries.
+    pub headers: BTreeMap<String, String>,
+    /// Requests per second.
+    pub rate: f64,
+    /// Requests in flight at most.
+    pub concurrency: usize,
+    /// The timeout of one request.
+    pub request_timeout: Duration,
+    /// The shares are over the latest this many responses.
+    pub window: usize,
+    /// How often the view is refreshed.
+    pub refresh: Duration,
+    /// Stop after this long; `None`: until the view or Ctrl-C stops it.
+    pub duration: Option<Duration>,
+    /// The image sent (a JPEG or PNG file's bytes), in the payload the model's metadata asks for.
+    pub image: Vec<u8>,
+}
+
+/// Whether the view wants more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewControl {
+    /// Keep watching.
+    Continue,
+    /// Stop (the user pressed `q`).
+    Stop,
+}
+
+/// Where the snapshots go: a terminal view or lines of JSON.
+pub trait WatchView {
+    /// Shows one snapshot; says whether to go on.
+    fn show(&mut self, snapshot: &TrafficSnapshot) -> anyhow::Result<ViewControl>;
+}
+
+/// Watches the traffic through the ingress until `view` says stop, Ctrl-C, or `options.duration` passes; the last
+/// snapshot is shown before it returns.
+pub async fn watch(settings: &Settings, options: &WatchOptions, view: &mut dyn WatchView) -> anyhow::Result<()> {
+    let recorded;
+    let url = match &options.url {
+        Some(url) => url.clone(),
+        None => {
+            recorded = open_recorded_ingress(
+                settings,
+                "no ingress URL is recorded, so there is nothing to watch",
+                "pass the ingress with `--url http://HOST:PORT`, or run `cargo xtask lab up` first",
+                &|note| tracing::info!("{note}"),
+            )
+            .await?;
+            recorded.url.clone()
+        }
+    };
+    let predict = predict_url(&url)?;
+    let body = payload_body(&url, PayloadChoice::Auto, &options.image, options.request_timeout).await?;
+    let probe = Probe::new(ProbeConfig {
+        url: predict.clone(),
+        body,
+        headers: options.headers.clone(),
+        concurrency: options.concurrency,
+        request_timeout: options.request_timeout,
+        references: References::default(),
+    })?;
+    let started = Instant::now();
+    let mut window = TrafficWindow::new(options.window, started);
+    let (completed, mut arrivals) = mpsc::unbounded_channel();
+    // Dropping the set (however the watch ends) aborts the pacer and, with its own set, every request in flight.
+    let mut pacer = JoinSet::new();
+    pacer.spawn(pace(probe, options.rate, options.concurrency, completed));
+    let mut refresh = tokio::time::interval(options.refresh);
+    refresh.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let end = options.duration.map(|duration| started + duration);
+    let until_end = async move {
+        match end {
+            Some(end) => tokio::time::sleep_until(end).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(until_end);
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        tokio::select! {
+            Some((observation, at)) = arrivals.recv() => window.record(observation, at),
+            _ = refresh.tick() => {
+                if view.show(&window.snapshot(Instant::now(), &predict, &options.headers))? == ViewControl::Stop {
+                    break;
+                }
+            }
+            () = &mut until_end => break,
+            _ = &mut interrupted => break,
+        }
+    }
+    pacer.shutdown().await;
+    view.show(&window.snapshot(Instant::now(), &predict, &options.headers))?;
+    Ok(())
+}
+
+/// Launches one request every `1/rate` seconds, at most `concurrency` in flight, sending each observation and when
+/// it completed to `completed`; runs until aborted (its requests are aborted with it).
+async fn pace(probe: Probe, rate: f64, concurrency: usize, completed: mpsc::UnboundedSender<(Observation, Instant)>) {
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut in_flight = JoinSet::new();
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let (probe, completed) = (probe.clone(), completed.clone());
+        in_flight.spawn(async move {
+            let observation = probe.send_one().await;
+            let _ = completed.send((observation, Instant::now()));
+            drop(permit);
+        });
+        // Reap finished requests so the set stays as small as what is in flight.
+        while in_flight.try_join_next().is_some() {}
+    }
+}
