@@ -47,7 +47,11 @@ fn write_stage(markdown: &mut String, stage: &HandoutStage) {
     let _ = write!(
         markdown,
         "## Stage {}: {} — {}\n\n*{}*\n\n{}\n\n### What the stage applies\n\n",
-        stage.number, stage.name, stage.title, stage.summary, stage.explanation
+        stage.number,
+        stage.name,
+        stage.title,
+        stage.summary,
+        shift_headings(&stage.explanation)
     );
     for file in &stage.files {
         let _ = write!(markdown, "`{}`:\n\n{}\n", file.path, fenced("yaml", &file.yaml));
@@ -123,6 +127,38 @@ fn text_chart(expected: &ExpectedResult) -> String {
     lines.join("\n")
 }
 
+/// Markdown with its ATX headings two levels down (at most `######`), so that an explanation's `#` sits below the
+/// stage's own `##` heading; lines inside fenced code blocks are left alone.
+fn shift_headings(markdown: &str) -> String {
+    let mut fence: Option<String> = None;
+    let mut lines = Vec::new();
+    for line in markdown.lines() {
+        let trimmed = line.trim_start_matches(' ');
+        let indent = line.len() - trimmed.len();
+        let marker: String = trimmed.chars().take_while(|c| *c == '`' || *c == '~').collect();
+        match &fence {
+            Some(open) if marker.starts_with(open.as_str()) && trimmed.trim_end() == marker => fence = None,
+            Some(_) => {}
+            None if indent < 4 && marker.len() >= 3 => {
+                fence = Some(marker.chars().take(3).collect());
+            }
+            None => {
+                let hashes = trimmed.chars().take_while(|c| *c == '#').count();
+                let is_heading = indent < 4
+                    && (1..=6).contains(&hashes)
+                    && trimmed[hashes..].chars().next().is_none_or(|c| c == ' ' || c == '\t');
+                if is_heading {
+                    let level = (hashes + 2).min(6);
+                    lines.push(format!("{}{}", "#".repeat(level), &trimmed[hashes..]));
+                    continue;
+                }
+            }
+        }
+        lines.push(line.to_string());
+    }
+    lines.join("\n")
+}
+
 /// `content` in a fenced code block whose fence is longer than any run of backticks inside it.
 fn fenced(language: &str, content: &str) -> String {
     let mut longest = 0;
@@ -157,6 +193,10 @@ mod tests {
         assert_eq!(fenced("sh", "ls\n"), "```sh\nls\n```\n");
         assert_eq!(fenced("yaml", "a: ```x```"), "````yaml\na: ```x```\n````\n");
         assert_eq!(escape("hosts * and a_b"), r"hosts \* and a\_b");
+        assert_eq!(
+            shift_headings("# Why\ntext #1\n```sh\n# a comment\n```\n##### Deep\n#hashtag"),
+            "### Why\ntext #1\n```sh\n# a comment\n```\n###### Deep\n#hashtag"
+        );
     }
 
     #[test]
