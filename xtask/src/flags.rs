@@ -95,6 +95,8 @@ pub enum LabCommand {
     Reset(ResetFlags),
     /// Run only a stage's assertions against an ingress URL given by hand.
     Check(CheckFlags),
+    /// Check a stage you applied by hand: its objects, pods and routes, then its traffic; a hint for each miss.
+    Verify(VerifyFlags),
     /// Send a prediction through the ingress and print the top classes.
     Predict(PredictFlags),
     /// Print, as multi-document YAML, exactly what `lab up` applies.
@@ -232,6 +234,16 @@ pub struct CheckFlags {
     /// Where to write the results besides stdout.
     #[command(flatten)]
     pub reports: ReportFlags,
+}
+
+/// `lab verify`
+#[derive(Debug, Args)]
+pub struct VerifyFlags {
+    /// The stage you applied by hand, e.g. split-70-30.
+    pub stage: String,
+    /// The ingress URL for the traffic checks (default: the one `lab up` recorded).
+    #[arg(long)]
+    pub url: Option<String>,
 }
 
 /// Report files written besides stdout by the commands that assert stages.

@@ -146,7 +146,7 @@ impl HintKind {
     /// The placeholders its finding fills (and so its hint may use).
     pub fn placeholders(self) -> &'static [&'static str] {
         match self {
-            HintKind::MissingObject => &["kind", "name", "namespace", "file"],
+            HintKind::MissingObject => &["kind", "name", "namespace", "file", "stage"],
             HintKind::UnknownKind => &["kind", "api_version", "file"],
             HintKind::NamespaceLabel => &["namespace", "label"],
             HintKind::PodLabels | HintKind::ServiceSelector | HintKind::GatewaySelector => &["name", "got", "want"],
@@ -335,8 +335,11 @@ mod tests {
     fn every_shipped_hint_uses_every_placeholder_it_is_given_or_fewer() {
         let hints = Hints::load_default().unwrap();
         for kind in HintKind::ALL {
-            let values: Vec<(&'static str, String)> =
-                kind.placeholders().iter().map(|name| (*name, "X".to_string())).collect();
+            let values: Vec<(&'static str, String)> = kind
+                .placeholders()
+                .iter()
+                .map(|name| (*name, "X".to_string()))
+                .collect();
             let text = hints.render(&Finding::new(kind, &values));
             assert!(!text.contains('{'), "{} leaves a placeholder: {text}", kind.key());
         }
@@ -357,7 +360,10 @@ mod tests {
             .collect();
         let error = Hints::parse(Path::new("hints.toml"), &text).unwrap_err().to_string();
         let line = text.lines().position(|line| line.starts_with("weight =")).unwrap() + 1;
-        assert!(error.starts_with(&format!("hints.toml:{line}:10: hint `weight` uses {{subest}}")), "{error}");
+        assert!(
+            error.starts_with(&format!("hints.toml:{line}:10: hint `weight` uses {{subest}}")),
+            "{error}"
+        );
         assert!(error.contains("help: it may use {name}, {subset}"), "{error}");
     }
 

@@ -14,3 +14,4 @@ pub mod stage;
 pub mod state;
 pub mod status;
 pub mod up;
+pub mod verify;

@@ -25,4 +25,5 @@ mod tf_serving;
 mod tidy;
 mod traffic;
 mod up;
+mod verify;
 mod whole_lab;

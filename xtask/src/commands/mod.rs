@@ -15,6 +15,7 @@ mod stages;
 mod status;
 mod test;
 mod up;
+mod verify;
 
 use std::path::Path;
 
@@ -35,6 +36,7 @@ pub(crate) async fn run(flags: Xtask) -> CommandResult {
         TopCommand::Lab(LabCommand::Stage(stage_flags)) => stage::run(&settings, &stage_flags).await,
         TopCommand::Lab(LabCommand::Reset(reset_flags)) => reset::run(&settings, &reset_flags).await,
         TopCommand::Lab(LabCommand::Check(check_flags)) => check::run(&settings, &check_flags).await,
+        TopCommand::Lab(LabCommand::Verify(verify_flags)) => verify::run(&settings, &verify_flags).await,
         TopCommand::Lab(LabCommand::Predict(predict_flags)) => predict::run(&settings, &predict_flags).await,
         TopCommand::Lab(LabCommand::Render(render_flags)) => render::run(&settings, &render_flags),
         TopCommand::Lab(LabCommand::Handout(handout_flags)) => handout::run(&settings, &handout_flags),

@@ -1,0 +1,310 @@
+//! `lab verify STAGE` through the CLI as a process, as a learner meets it: the lab brought up to `stable`, then a
+//! stage applied by hand (objects stored in the fake Kubernetes API as another client — the learner's
+//! `kubectl apply` — would store them), with the mistakes learners make, one after the other. The gateway follows
+//! the API as istiod would (`canary_lab_tests::istiod`), so the traffic items go through real Envoy.
+//!
+//! Each run must send no write request to the API server.
+
+use std::time::Duration;
+
+use canary_lab_tests::cli::{Cli, CliOutput};
+use canary_lab_tests::fake_kube::FakeKube;
+use canary_lab_tests::fake_tools::{FakeTools, MinikubeCluster};
+use canary_lab_tests::istiod::{IstioGateway, PushTiming};
+use canary_lab_tests::traffic::Models;
+use canary_lab_tests::up_args::UpArgs;
+use lab::definition::manifests::parse_documents;
+use serde_json::Value;
+
+const PROFILE: &str = "lab";
+
+/// A learner's laptop: the lab up to `stable`, a gateway that follows the API.
+struct Laptop {
+    kube: FakeKube,
+    tools: FakeTools,
+    gateway: IstioGateway,
+    _models: Models,
+    home: tempfile::TempDir,
+}
+
+impl Laptop {
+    async fn at_stable() -> Laptop {
+        let kube = FakeKube::start("v1.24.3", "amd64").await;
+        let tools = FakeTools::new();
+        tools.script_minikube(&MinikubeCluster::healthy(PROFILE).kubernetes("v1.24.3"));
+        tools.script_sudo(false);
+        tools.script_istioctl("1.12.7", &kube.url());
+        kube.install_istio_when_asked("1.12.7");
+        let models = Models::start_with_bytes_signature().await;
+        kube.port_forward_selected_to("version=resnet50", models.resnet50.addr());
+        kube.port_forward_selected_to("version=resnet101", models.resnet101.addr());
+        let gateway = IstioGateway::start(&kube, models.both(), PushTiming::default()).await;
+        let home = tempfile::tempdir().unwrap();
+        kube.write_kubeconfig(&home.path().join("kubeconfig"), PROFILE);
+        let laptop = Laptop {
+            kube,
+            tools,
+            gateway,
+            _models: models,
+            home,
+        };
+        let up = UpArgs::new(&laptop.tools, &laptop.gateway.url())
+            .stage("stable")
+            .no_assert()
+            .args();
+        let up = laptop.run(&up.iter().map(String::as_str).collect::<Vec<_>>()).await;
+        assert_eq!(up.code, 0, "lab up --stage stable:\n{}\n{}", up.stdout, up.stderr);
+        laptop
+    }
+
+    async fn run(&self, args: &[&str]) -> CliOutput {
+        let home = self.home.path();
+        let cli = Cli::for_lab(
+            PROFILE,
+            &home.join("state"),
+            &self.tools,
+            &home.join("kubeconfig"),
+            args,
+        );
+        tokio::time::timeout(Duration::from_secs(240), cli.run_async())
+            .await
+            .unwrap_or_else(|_| panic!("`{}` did not finish within 240s", args.join(" ")))
+    }
+
+    /// `lab verify STAGE` (with `extra` flags); asserts it wrote nothing to the API.
+    async fn verify(&self, stage: &str, extra: &[&str]) -> CliOutput {
+        self.kube.clear_requests();
+        let mut args = vec!["lab", "verify", stage];
+        args.extend(extra);
+        let verified = self.run(&args).await;
+        let writes = self.kube.writes();
+        assert!(writes.is_empty(), "lab verify wrote to the API: {writes:#?}");
+        verified
+    }
+
+    /// What `kubectl apply -f FILE` of the lab's manifest `file` stores, after `edit` changed its text.
+    fn apply_by_hand(&self, file: &str, edit: impl Fn(String) -> String) {
+        let path = lab::definition::assets::manifests_dir().join(file);
+        let text = edit(std::fs::read_to_string(&path).unwrap());
+        for manifest in parse_documents(file, &text).unwrap() {
+            self.kube.put(&plural(manifest.kind()), manifest.object);
+        }
+    }
+
+    /// Waits until every pod of `deployment` runs its current template and is Ready (the fake's rollout).
+    async fn until_rolled_out(&self, selector_version: &str) {
+        let rolled_out = async {
+            loop {
+                let pods: Vec<Value> = self
+                    .kube
+                    .view()
+                    .objects("pods", "tf-serving")
+                    .into_iter()
+                    .filter(|pod| pod["metadata"]["labels"]["version"] == selector_version)
+                    .collect();
+                let ready = |pod: &Value| {
+                    pod["metadata"]["deletionTimestamp"].is_null()
+                        && pod["status"]["conditions"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                };
+                if !pods.is_empty() && pods.iter().all(ready) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), rolled_out)
+            .await
+            .expect("the pods rolled out within 30s");
+    }
+}
+
+fn plural(kind: &str) -> String {
+    match kind {
+        "Namespace" => "namespaces",
+        "ConfigMap" => "configmaps",
+        "Deployment" => "deployments",
+        "Service" => "services",
+        "Gateway" => "gateways",
+        "DestinationRule" => "destinationrules",
+        "VirtualService" => "virtualservices",
+        other => panic!("no plural for {other}"),
+    }
+    .to_string()
+}
+
+/// The output's lines that start with a mark (`✓`, `✗`, `-`) and the hints under them.
+fn assert_item(output: &CliOutput, mark: &str, item: &str) {
+    let line = format!("  {mark} {item}");
+    assert!(
+        output.stdout.lines().any(|candidate| candidate == line),
+        "no line {line:?} in:\n{}\n{}",
+        output.stdout,
+        output.stderr
+    );
+}
+
+fn assert_hint(output: &CliOutput, hint: &str) {
+    let line = format!("      hint: {hint}");
+    assert!(
+        output.stdout.lines().any(|candidate| candidate == line),
+        "no hint {line:?} in:\n{}\n{}",
+        output.stdout,
+        output.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_learner_applies_the_split_by_hand_and_each_mistake_gets_its_hint() {
+    let laptop = Laptop::at_stable().await;
+
+    // 1. The DestinationRule and VirtualService of the split, but ResNet101 never deployed.
+    laptop.apply_by_hand("destinationrule.yaml", |text| text);
+    laptop.apply_by_hand("virtualservice-70-30.yaml", |text| text);
+    let verified = laptop.verify("split-70-30", &[]).await;
+    assert_eq!(verified.code, 1, "{}\n{}", verified.stdout, verified.stderr);
+    assert_item(
+        &verified,
+        "✗",
+        "Deployment image-classifier-resnet101 runs tensorflow/serving:2.5.1 for pods labelled app=image-classifier, \
+         version=resnet101",
+    );
+    assert_hint(
+        &verified,
+        "Deployment image-classifier-resnet101 is not in the cluster: apply it with `kubectl apply -f resnet101.yaml` \
+         (`cargo xtask lab render split-70-30` prints the objects of the stage)",
+    );
+    assert_item(
+        &verified,
+        "-",
+        "traffic without headers: the resnet101 share is consistent with 30% (accepted 15–45%)",
+    );
+    assert!(
+        verified
+            .stdout
+            .contains("fix what the hints say, then run `cargo xtask lab verify split-70-30` again"),
+        "{}",
+        verified.stdout
+    );
+
+    // 2. ResNet101 deployed; the DestinationRule written without its subset.
+    laptop.apply_by_hand("resnet101.yaml", |text| text);
+    laptop.until_rolled_out("resnet101").await;
+    laptop.apply_by_hand("destinationrule.yaml", |text| {
+        let cut = text.find("  - name: resnet101").expect("the resnet101 subset");
+        text[..cut].to_string()
+    });
+    let verified = laptop.verify("split-70-30", &[]).await;
+    assert_eq!(verified.code, 1, "{}\n{}", verified.stdout, verified.stderr);
+    assert_hint(
+        &verified,
+        "subset resnet101 has no DestinationRule entry: add it to spec.subsets of DestinationRule image-classifier \
+         with labels version=resnet101",
+    );
+    assert_item(
+        &verified,
+        "✓",
+        "the pods of image-classifier-resnet101 are ready, each with an istio-proxy sidecar",
+    );
+
+    // 3. The subset fixed; the weights written 50/50.
+    laptop.apply_by_hand("destinationrule.yaml", |text| text);
+    laptop.apply_by_hand("virtualservice-70-30.yaml", |text| {
+        text.replace("weight: 70", "weight: 50")
+            .replace("weight: 30", "weight: 50")
+    });
+    let verified = laptop.verify("split-70-30", &["--format", "json"]).await;
+    assert_eq!(verified.code, 1, "{}\n{}", verified.stdout, verified.stderr);
+    let checklist = verified.json();
+    assert_eq!(checklist["holds"], false);
+    let hints: Vec<&str> = checklist["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|item| item["hints"].as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        hints.contains(
+            &"VirtualService image-classifier sends 50% to subset resnet101; this stage wants 30% — see \
+              spec.http[0].route[1].weight"
+        ),
+        "{hints:#?}"
+    );
+
+    // 4. Everything as the stage says: every item holds, the traffic included.
+    let pushes = laptop.gateway.pushes();
+    laptop.apply_by_hand("virtualservice-70-30.yaml", |text| text);
+    let pushed = async {
+        while laptop.gateway.pushes() <= pushes {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), pushed).await.unwrap();
+    let verified = laptop.verify("split-70-30", &[]).await;
+    assert_eq!(verified.code, 0, "{}\n{}", verified.stdout, verified.stderr);
+    assert_item(
+        &verified,
+        "✓",
+        "traffic without headers: the resnet101 share is consistent with 30% (accepted 15–45%)",
+    );
+    assert!(
+        verified.stdout.contains("hold: stage \"split-70-30\" is done"),
+        "{}",
+        verified.stdout
+    );
+
+    // 5. The header match of `focused` written with an underscore.
+    laptop.apply_by_hand("virtualservice-focused.yaml", |text| {
+        text.replace("user-group:", "user_group:")
+    });
+    let verified = laptop.verify("focused", &[]).await;
+    assert_eq!(verified.code, 1, "{}\n{}", verified.stdout, verified.stderr);
+    assert_hint(
+        &verified,
+        "the header match is `user_group`, the lab sends `user-group` — see spec.http[0].match[0].headers",
+    );
+
+    // 6. The namespace's label lost, and ResNet101 restarted since: its new pods have no sidecar.
+    laptop.apply_by_hand("namespace.yaml", |text| {
+        text.replace("  labels:\n    istio-injection: enabled\n", "")
+    });
+    laptop.apply_by_hand("resnet101.yaml", |text| {
+        text.replace(
+            "    metadata:\n      labels:\n        app: image-classifier\n        version: resnet101\n",
+            "    metadata:\n      annotations:\n        kubectl.kubernetes.io/restartedAt: \"now\"\n      labels:\n        \
+             app: image-classifier\n        version: resnet101\n",
+        )
+    });
+    laptop.until_rolled_out("resnet101").await;
+    let verified = laptop.verify("split-70-30", &[]).await;
+    assert_eq!(verified.code, 1, "{}\n{}", verified.stdout, verified.stderr);
+    assert_hint(
+        &verified,
+        "namespace tf-serving lacks the label istio-injection=enabled, so Istio injects no sidecar into its pods: \
+         `kubectl label namespace tf-serving istio-injection=enabled`, then restart its Deployments (`kubectl rollout \
+         restart deployment -n tf-serving`)",
+    );
+    assert_hint(
+        &verified,
+        "pods of image-classifier-resnet101 have no istio-proxy sidecar: the namespace tf-serving lacks \
+         istio-injection=enabled — `kubectl label namespace tf-serving istio-injection=enabled`, then `kubectl \
+         rollout restart deployment/image-classifier-resnet101 -n tf-serving`",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_refuses_an_unknown_stage_before_reading_the_cluster() {
+    let kube = FakeKube::start("v1.24.3", "amd64").await;
+    let home = tempfile::tempdir().unwrap();
+    kube.write_kubeconfig(&home.path().join("kubeconfig"), PROFILE);
+    let output = Cli::new(["lab", "verify", "split-60-40"])
+        .kubeconfig(&home.path().join("kubeconfig"))
+        .run();
+    assert_eq!(output.code, 2, "{}\n{}", output.stdout, output.stderr);
+    assert!(output.stderr.contains("split-60-40"), "{}", output.stderr);
+    assert!(kube.requests().is_empty(), "{:#?}", kube.requests());
+}
