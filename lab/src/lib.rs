@@ -2,8 +2,8 @@
 //!
 //! The crate holds all behaviour; the `xtask` binary only parses flags and calls in here. The modules are grouped in
 //! areas — the lab as data ([`definition`]), sending and judging requests ([`traffic`]), Kubernetes ([`cluster`]),
-//! Istio ([`istio`]), processes ([`tool`]), results ([`report`]) and the commands that change the lab
-//! ([`lifecycle`]) — with the dependency rules that `ARCHITECTURE.md` states and the tidy test checks.
+//! Istio ([`istio`]), processes ([`tool`]), results ([`report`]), workshop material ([`teaching`]) and the commands
+//! that change the lab ([`lifecycle`]) — with the dependency rules that `ARCHITECTURE.md` states and the tidy test checks.
 
 #![warn(missing_docs)]
 
@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod output;
 pub mod report;
 pub mod settings;
+pub mod teaching;
 pub mod tool;
 pub mod traffic;
 

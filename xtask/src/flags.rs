@@ -103,6 +103,8 @@ pub enum LabCommand {
     Predict(PredictFlags),
     /// Print, as multi-document YAML, exactly what `lab up` applies.
     Render(RenderFlags),
+    /// Write the workshop handout (Markdown and HTML) from the stages, their YAML and their checks.
+    Handout(HandoutFlags),
     /// Show what is deployed and ready, the ingress URL and the active stage.
     Status,
     /// Delete the lab's namespace (and with --all, Istio and the tunnel).
@@ -346,6 +348,14 @@ pub struct RenderFlags {
     /// Render this stage's objects instead of the bring-up set.
     #[arg(long)]
     pub stage: Option<String>,
+}
+
+/// `lab handout`
+#[derive(Debug, Args)]
+pub struct HandoutFlags {
+    /// The directory to write handout.md and handout.html into (created when missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// `lab down`

@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod expectations;
+pub mod explanations;
 pub mod hints;
 pub mod manifests;
 pub mod plan;

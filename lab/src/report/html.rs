@@ -7,16 +7,8 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use super::chart::{ChartRow, Observed, escape};
 use super::{AssertionReport, Expectation, RunReport, StageReport, Verdict, write_atomically};
-
-/// The chart's geometry: labels on the left, then 100% = `BAR_WIDTH` pixels.
-const LABEL_WIDTH: f64 = 120.0;
-const BAR_WIDTH: f64 = 400.0;
-const ROW_HEIGHT: f64 = 44.0;
-const CHART_TOP: f64 = 22.0;
-
-/// Colours per version, in order of first appearance in an assertion.
-const VERSION_COLOURS: [&str; 5] = ["#0969da", "#bc4c00", "#8250df", "#1a7f37", "#bf3989"];
 
 /// The report as an HTML document.
 pub fn render_html(report: &RunReport) -> String {
@@ -142,8 +134,8 @@ fn write_assertion(html: &mut String, assertion: &AssertionReport) {
     html.push_str("</div>\n</div>\n");
 }
 
-/// An SVG chart: per version (every version observed or configured), the configured weight as an outlined bar
-/// and the observed share as a filled bar with its 95% interval as a whisker.
+/// An SVG chart ([`super::chart`]): per version (every version observed or configured), the configured weight as an
+/// outlined bar and the observed share as a filled bar with its 95% interval as a whisker.
 fn split_chart(assertion: &AssertionReport) -> String {
     let mut versions: Vec<&str> = assertion.versions.iter().map(|stats| stats.version.as_str()).collect();
     for version in assertion.configured_weights.keys() {
@@ -151,118 +143,39 @@ fn split_chart(assertion: &AssertionReport) -> String {
             versions.push(version);
         }
     }
-    let height = CHART_TOP + ROW_HEIGHT * versions.len() as f64 + 22.0;
-    let width = LABEL_WIDTH + BAR_WIDTH + 150.0;
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" class="split" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="observed split against configured weights">"#
-    );
-    let _ = writeln!(
-        svg,
-        r##"<text x="{LABEL_WIDTH}" y="12">observed share (filled, 95% interval) vs configured weight (outline) and accepted range (band)</text>"##
-    );
-    // Axis ticks at 0, 25, 50, 75 and 100%.
-    let axis_bottom = CHART_TOP + ROW_HEIGHT * versions.len() as f64;
-    for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
-        let x = LABEL_WIDTH + tick * BAR_WIDTH;
-        let _ = writeln!(
-            svg,
-            r#"<line class="axis" x1="{x}" y1="{CHART_TOP}" x2="{x}" y2="{axis_bottom}"/><text class="tick" x="{x}" y="{}" text-anchor="middle">{}%</text>"#,
-            axis_bottom + 14.0,
-            tick * 100.0
-        );
-    }
-    for (row, version) in versions.iter().enumerate() {
-        let colour = VERSION_COLOURS[row % VERSION_COLOURS.len()];
-        let top = CHART_TOP + ROW_HEIGHT * row as f64;
-        let stats = assertion.versions.iter().find(|stats| stats.version == *version);
-        let share = stats.map(|stats| stats.share).unwrap_or(0.0);
-        let weight = assertion.configured_weights.get(*version).copied().unwrap_or(0);
-        let version_text = escape(version);
-        let _ = writeln!(
-            svg,
-            r#"<g class="version" data-version="{version_text}" data-share="{share}" data-weight="{weight}">"#
-        );
-        let _ = writeln!(svg, r#"<text x="0" y="{}">{version_text}</text>"#, top + 22.0);
-        // A share assertion's accepted range (share ± tolerance) as a band behind the bars.
-        if let Expectation::Share {
-            version: tested,
-            share: wanted,
-            tolerance,
-            ..
-        } = &assertion.expectation
-            && tested == version
-        {
-            let (low, high) = ((wanted - tolerance).max(0.0), (wanted + tolerance).min(1.0));
-            let _ = writeln!(
-                svg,
-                r#"<rect class="accepted" data-low="{low:.4}" data-high="{high:.4}" x="{:.2}" y="{}" width="{:.2}" height="38" fill="{colour}" fill-opacity="0.15"><title>accepted: {:.0}–{:.0}%</title></rect>"#,
-                LABEL_WIDTH + low * BAR_WIDTH,
-                top,
-                (high - low) * BAR_WIDTH,
-                low * 100.0,
-                high * 100.0
-            );
-        }
-        let _ = writeln!(
-            svg,
-            r#"<rect class="configured" x="{LABEL_WIDTH}" y="{}" width="{:.2}" height="30" fill="none" stroke="{colour}" stroke-width="2" stroke-dasharray="5 3"/>"#,
-            top + 4.0,
-            f64::from(weight) / 100.0 * BAR_WIDTH
-        );
-        let _ = writeln!(
-            svg,
-            r#"<rect class="observed" x="{LABEL_WIDTH}" y="{}" width="{:.2}" height="18" fill="{colour}" fill-opacity="0.85"/>"#,
-            top + 10.0,
-            share * BAR_WIDTH
-        );
-        if let Some(stats) = stats {
-            let [low, high] = stats.share_interval_95;
-            let (x1, x2) = (LABEL_WIDTH + low * BAR_WIDTH, LABEL_WIDTH + high * BAR_WIDTH);
-            let middle = top + 19.0;
-            let _ = writeln!(
-                svg,
-                r##"<path class="interval" d="M{x1:.2} {middle} H{x2:.2} M{x1:.2} {} V{} M{x2:.2} {} V{}" stroke="#1f2328" stroke-width="1.5" fill="none"/>"##,
-                middle - 6.0,
-                middle + 6.0,
-                middle - 6.0,
-                middle + 6.0
-            );
-        }
-        let _ = writeln!(
-            svg,
-            r#"<text x="{}" y="{}">{:.1}% (weight {weight}%)</text>"#,
-            LABEL_WIDTH + BAR_WIDTH + 8.0,
-            top + 24.0,
-            share * 100.0
-        );
-        svg.push_str("</g>\n");
-    }
-    svg.push_str("</svg>\n");
-    svg
+    let rows: Vec<ChartRow> = versions
+        .into_iter()
+        .map(|version| {
+            let stats = assertion.versions.iter().find(|stats| stats.version == version);
+            // A share assertion's accepted range (share ± tolerance), on the tested version's row.
+            let accepted = match &assertion.expectation {
+                Expectation::Share {
+                    version: tested,
+                    share,
+                    tolerance,
+                    ..
+                } if tested == version => Some((share - tolerance, share + tolerance)),
+                _ => None,
+            };
+            ChartRow {
+                version,
+                weight: assertion.configured_weights.get(version).copied().unwrap_or(0),
+                observed: Some(Observed {
+                    share: stats.map(|stats| stats.share).unwrap_or(0.0),
+                    interval: stats.map(|stats| stats.share_interval_95),
+                }),
+                accepted,
+            }
+        })
+        .collect();
+    super::chart::split_chart(
+        &rows,
+        "observed share (filled, 95% interval) vs configured weight (outline) and accepted range (band)",
+    )
 }
 
 fn badge(verdict: Verdict) -> String {
     format!("<span class=\"badge {0}\">{0}</span>", verdict.as_str())
-}
-
-/// Escapes text for HTML content and attribute values.
-fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for character in text.chars() {
-        match character {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            // Control characters are parse errors in HTML: show the replacement character instead.
-            '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{7f}' => escaped.push('\u{fffd}'),
-            other => escaped.push(other),
-        }
-    }
-    escaped
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! Renderers: [`render_human`] (the stdout table), [`write_json`], [`write_junit`] and [`write_html`]; the
 //! writers replace their file atomically, so a reader never sees half a report.
 
+pub(crate) mod chart;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 mod html;

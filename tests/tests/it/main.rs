@@ -7,6 +7,7 @@ mod exit_codes;
 mod faults;
 mod flag_values;
 mod gateway;
+mod handout;
 mod help_text;
 mod ingress;
 mod istio_fetch;

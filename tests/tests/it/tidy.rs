@@ -195,6 +195,9 @@ fn broken_rule(importer: &str, imported: &str) -> Option<&'static str> {
             Some("report renders results: it imports only output, fs_atomic and error")
         }
         "tool" if !["error", "LabError"].contains(&target) => Some("tool starts processes: it imports only error"),
+        "teaching" if !["definition", "report", "output", "fs_atomic", "error", "LabError"].contains(&target) => Some(
+            "teaching reads the lab's definitions and renders them: it imports only definition, report, output, fs_atomic and error",
+        ),
         "traffic" if ["lifecycle", "istio"].contains(&target) => {
             Some("traffic sends and judges requests: it never imports lifecycle or istio")
         }
@@ -260,6 +263,20 @@ fn the_rules_see_what_they_forbid() {
     assert!(broken_rule("report", "traffic::stats").is_some());
     assert!(broken_rule("lifecycle::up", "traffic::checks").is_none());
     assert!(broken_rule("istio::install", "lifecycle::state").is_some());
+    assert!(broken_rule("teaching::handout", "definition::plan").is_none());
+    assert!(broken_rule("teaching::handout", "report::chart").is_none());
+    for reaching_out in [
+        "cluster::apply",
+        "traffic::checks",
+        "istio::install",
+        "tool::minikube",
+        "Settings",
+    ] {
+        assert!(
+            broken_rule("teaching::handout", reaching_out).is_some(),
+            "{reaching_out}"
+        );
+    }
 }
 
 /// The longest a library file may be, tests included.

@@ -4,6 +4,7 @@ mod bench;
 mod check;
 mod doctor;
 mod down;
+mod handout;
 mod istio;
 mod predict;
 mod render;
@@ -40,6 +41,7 @@ pub(crate) async fn run(flags: Xtask) -> CommandResult {
         TopCommand::Lab(LabCommand::Watch(watch_flags)) => watch::run(&settings, &watch_flags).await,
         TopCommand::Lab(LabCommand::Predict(predict_flags)) => predict::run(&settings, &predict_flags).await,
         TopCommand::Lab(LabCommand::Render(render_flags)) => render::run(&settings, &render_flags),
+        TopCommand::Lab(LabCommand::Handout(handout_flags)) => handout::run(&settings, &handout_flags),
         TopCommand::Lab(LabCommand::Status) => status::run(&settings).await,
         TopCommand::Lab(LabCommand::Down(down_flags)) => down::run(&settings, &down_flags).await,
         TopCommand::Istio(IstioCommand::Fetch(fetch_flags)) => istio::run_fetch(&settings, &fetch_flags).await,
