@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cli;
 pub mod envoy;
 pub mod fake_kube;
+pub mod fake_node;
 pub mod fake_tools;
 pub mod istio_tarball;
 pub mod istiod;

@@ -97,6 +97,9 @@ pub enum LabCommand {
     Check(CheckFlags),
     /// Check a stage you applied by hand: its objects, pods and routes, then its traffic; a hint for each miss.
     Verify(VerifyFlags),
+    /// Offline rooms: everything `lab up` downloads, in one directory for laptops without internet.
+    #[command(subcommand)]
+    Bundle(BundleCommand),
     /// Watch the traffic live: one bar per version with its share of the latest responses, until q or Ctrl-C.
     Watch(WatchFlags),
     /// Send a prediction through the ingress and print the top classes.
@@ -147,6 +150,9 @@ pub struct UpFlags {
     /// Where to write the stages' assertion results besides stdout.
     #[command(flatten)]
     pub reports: ReportFlags,
+    /// Bring the lab up offline from a bundle made by `lab bundle create` (images, istioctl archive, models).
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
 }
 
 /// `lab stage`
@@ -246,6 +252,23 @@ pub struct VerifyFlags {
     /// The ingress URL for the traffic checks (default: the one `lab up` recorded).
     #[arg(long)]
     pub url: Option<String>,
+}
+
+/// `lab bundle …`
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Make a bundle here, where `lab up` has run: istioctl's archive, every image, the exported models.
+    Create(BundleCreateFlags),
+}
+
+/// `lab bundle create`
+#[derive(Debug, Args)]
+pub struct BundleCreateFlags {
+    /// The bundle directory to make (new, or empty).
+    pub dir: PathBuf,
+    /// Leave the models out and bundle the export image instead (each laptop then exports them itself).
+    #[arg(long)]
+    pub without_models: bool,
 }
 
 /// `lab watch`

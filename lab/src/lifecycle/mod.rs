@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod assert;
 pub mod bring_up;
+pub mod bundle;
 pub mod down;
 pub mod exit_code;
 pub mod ingress;

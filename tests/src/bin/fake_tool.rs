@@ -35,6 +35,18 @@ fn main() -> ExitCode {
         .expect("open calls log");
     writeln!(file, "{record}").expect("write calls log");
 
+    // A modelled node (`$FAKE_TOOLS_DIR/node/`) answers minikube's image, cp and ssh commands itself.
+    let node_dir = dir.join("node");
+    if tool == "minikube" && node_dir.is_dir() {
+        let without_profile = strip_profile(&args);
+        if let Some(answer) = canary_lab_tests::fake_node::FakeNode::at(&node_dir).answer(&without_profile) {
+            print!("{}", answer.stdout);
+            eprint!("{}", answer.stderr);
+            let _ = std::io::stdout().flush();
+            return ExitCode::from(answer.code);
+        }
+    }
+
     let script_path = dir.join(format!("{tool}.json"));
     let script: Script = match std::fs::read_to_string(&script_path) {
         Ok(text) => serde_json::from_str(&text).expect("fake tool script is valid JSON"),
@@ -59,6 +71,22 @@ fn main() -> ExitCode {
     eprint!("{}", rule.stderr);
     let _ = std::io::stdout().flush();
     ExitCode::from(u8::try_from(rule.code).unwrap_or(1))
+}
+
+/// minikube's argv without `-p P` / `--profile P` / `--profile=P`.
+fn strip_profile(args: &[String]) -> Vec<String> {
+    let mut kept = Vec::new();
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "-p" | "--profile" => {
+                rest.next();
+            }
+            other if other.starts_with("--profile=") => {}
+            _ => kept.push(arg.clone()),
+        }
+    }
+    kept
 }
 
 /// A minimal HTTP/1.0 GET to a loopback URL (`http://127.0.0.1:PORT/path`); the answer is ignored.

@@ -1,5 +1,6 @@
 //! canary-lab's integration tests: one binary, one module per area.
 
+mod bundle;
 mod cli_surface;
 mod cluster;
 mod doctor;

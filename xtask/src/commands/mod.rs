@@ -1,6 +1,7 @@
 //! Dispatch: turn flags into `lab` settings and call the command's module.
 
 mod bench;
+mod bundle;
 mod check;
 mod doctor;
 mod down;
@@ -25,7 +26,7 @@ use lab::traffic::payload::DEFAULT_IMAGE;
 use lab::{Format, Settings};
 
 use crate::CommandResult;
-use crate::flags::{FormatFlag, GlobalFlags, IstioCommand, LabCommand, TopCommand, Xtask};
+use crate::flags::{BundleCommand, FormatFlag, GlobalFlags, IstioCommand, LabCommand, TopCommand, Xtask};
 
 /// Runs the parsed command.
 pub(crate) async fn run(flags: Xtask) -> CommandResult {
@@ -39,6 +40,9 @@ pub(crate) async fn run(flags: Xtask) -> CommandResult {
         TopCommand::Lab(LabCommand::Check(check_flags)) => check::run(&settings, &check_flags).await,
         TopCommand::Lab(LabCommand::Verify(verify_flags)) => verify::run(&settings, &verify_flags).await,
         TopCommand::Lab(LabCommand::Watch(watch_flags)) => watch::run(&settings, &watch_flags).await,
+        TopCommand::Lab(LabCommand::Bundle(BundleCommand::Create(create_flags))) => {
+            bundle::create(&settings, &create_flags).await
+        }
         TopCommand::Lab(LabCommand::Predict(predict_flags)) => predict::run(&settings, &predict_flags).await,
         TopCommand::Lab(LabCommand::Render(render_flags)) => render::run(&settings, &render_flags),
         TopCommand::Lab(LabCommand::Handout(handout_flags)) => handout::run(&settings, &handout_flags),

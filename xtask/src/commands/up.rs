@@ -1,5 +1,7 @@
 //! `lab up`: bring the lab up, printing each step with its duration; Ctrl-C stops it with the lock released.
 
+use lab::lifecycle::bundle::VerifiedBundle;
+use lab::lifecycle::models::ModelSource;
 use lab::lifecycle::up::{Assertions, StepOutcome, StepRecord, UpOptions, UpProgress, up};
 use lab::output::to_json;
 use lab::report::{RunReport, Verdict, render_human};
@@ -28,7 +30,12 @@ impl UpProgress for StderrProgress {
 
 /// Runs `lab up`.
 pub(crate) async fn run(settings: &Settings, flags: &UpFlags) -> CommandResult {
-    let options = UpOptions {
+    // Every file of a bundle is checked before anything else runs, let alone loads.
+    let bundle = match &flags.bundle {
+        Some(dir) => Some(VerifiedBundle::open(dir)?),
+        None => None,
+    };
+    let mut options = UpOptions {
         istioctl: flags.istioctl.clone(),
         reinstall_istio: flags.reinstall_istio,
         istio_timeout: *flags.istio_timeout,
@@ -49,7 +56,23 @@ pub(crate) async fn run(settings: &Settings, flags: &UpFlags) -> CommandResult {
         } else {
             Assertions::Run
         },
+        bundle: None,
     };
+    if let Some(bundle) = bundle {
+        if let Some(models) = bundle.models_dir() {
+            if flags.models != "export" {
+                anyhow::bail!(
+                    "--models {} and --bundle: the bundle brings the models\nhelp: drop --models",
+                    flags.models
+                );
+            }
+            options.models = ModelSource::Host(models);
+        }
+        if flags.istioctl.is_some() {
+            anyhow::bail!("--istioctl and --bundle: the bundle brings istioctl's archive\nhelp: drop --istioctl");
+        }
+        options.bundle = Some(bundle);
+    }
     let started = std::time::SystemTime::now();
     let report = tokio::select! {
         report = up(settings, &options, &StderrProgress) => report?,

@@ -48,6 +48,9 @@ pub struct UpOptions {
     pub last_stage: Option<String>,
     /// Run each stage's assertions (`--no-assert` turns this off).
     pub assertions: Assertions,
+    /// A verified offline bundle (`--bundle DIR`): its images are loaded into the node and its istioctl archive
+    /// used instead of a download (the caller points [`UpOptions::models`] at its models).
+    pub bundle: Option<crate::lifecycle::bundle::VerifiedBundle>,
 }
 
 /// Whether the stages' assertions run.
@@ -200,6 +203,9 @@ pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn UpProgr
             }
         })
         .collect::<anyhow::Result<Vec<StagePlan>>>()?;
+    if let Some(bundle) = &options.bundle {
+        steps.run("bundle", steps::bundle_images(settings, bundle)).await?;
+    }
     let istioctl = steps.run("istioctl", steps::istioctl(settings, options)).await?;
     let mut cluster = Cluster::connect(settings).await?;
     let note = |text: &str| progress.note(text);

@@ -74,6 +74,29 @@ pub(super) fn settle_models(settings: &Settings, source: &ModelSource, driver: D
     })
 }
 
+/// The bundle's images in the node: each one the node lacks loaded (`minikube image load`).
+pub(super) async fn bundle_images(
+    settings: &Settings,
+    bundle: &crate::lifecycle::bundle::VerifiedBundle,
+) -> anyhow::Result<Ended> {
+    let minikube = crate::tool::minikube::Minikube::new(settings.minikube_program());
+    let (loaded, had) = bundle
+        .load_images(&minikube, &settings.profile)
+        .with_context(|| format!("loading the images of the bundle \"{}\"", bundle.dir.display()))?;
+    let had_text = crate::output::plural(had.len() as u64, "image");
+    Ok(if loaded.is_empty() {
+        Ended::new(
+            StepOutcome::AlreadyDone,
+            format!("{had_text} of the bundle already in the node"),
+        )
+    } else {
+        Ended::new(
+            StepOutcome::Done,
+            format!("loaded {} ({had_text} already in the node)", loaded.join(", ")),
+        )
+    })
+}
+
 /// The `istioctl` to install with: the one given with `--istioctl`, or Istio 1.12.7's, fetched and verified.
 pub(super) async fn istioctl(settings: &Settings, options: &UpOptions) -> anyhow::Result<Ended<PathBuf>> {
     match &options.istioctl {
@@ -84,9 +107,10 @@ pub(super) async fn istioctl(settings: &Settings, options: &UpOptions) -> anyhow
         )
         .with(path.clone())),
         None => {
-            let fetched = fetch_istioctl_with_origin(&FetchOptions::lab_default(settings.cache_dir.clone()))
-                .await
-                .context("getting istioctl")?;
+            let mut fetch = FetchOptions::lab_default(settings.cache_dir.clone());
+            // An offline room: the bundle's archive, verified as `--archive` is.
+            fetch.archive = options.bundle.as_ref().map(|bundle| bundle.istio_archive());
+            let fetched = fetch_istioctl_with_origin(&fetch).await.context("getting istioctl")?;
             let (outcome, how) = match fetched.origin {
                 FetchedFrom::Cache => (StepOutcome::AlreadyDone, "verified, in the cache"),
                 FetchedFrom::Unpacked => (StepOutcome::Done, "unpacked from the verified archive in the cache"),
