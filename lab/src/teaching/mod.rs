@@ -9,3 +9,4 @@ pub mod handout;
 mod handout_html;
 mod handout_markdown;
 pub mod learner_commands;
+pub mod tour;
