@@ -2,6 +2,7 @@
 
 mod cli_surface;
 mod cluster;
+mod diagnostics;
 mod doctor;
 mod exit_codes;
 mod faults;
