@@ -189,7 +189,7 @@ mod tests {
     #[test]
     fn a_collection_is_pointed_at_by_its_key_and_a_missing_field_by_its_deepest_parent() {
         assert_eq!(at("spec.http", Target::Value), ("http".into(), true));
-        assert_eq!(at("spec.http[0].route[0].subset", Target::Value).1, false);
+        assert!(!at("spec.http[0].route[0].subset", Target::Value).1);
         // A sequence item has no key: its first line is pointed at.
         assert_eq!(at("spec.http[0].route[0].subset", Target::Value).0, "weight: 70");
         assert_eq!(at("spec.tcp", Target::Value), ("spec".into(), false));
