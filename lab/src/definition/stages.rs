@@ -292,8 +292,11 @@ impl LabDefinition {
             let path = self.manifests_dir.join(file);
             let text =
                 std::fs::read_to_string(&path).with_context(|| format!("reading manifest {}", path.display()))?;
-            loaded.extend(manifests::parse_documents(file, &text)?);
-            sources.manifests.insert(file.clone(), SourceFile::new(&path, text));
+            let source = SourceFile::new(&path, text);
+            let documents = manifests::parse_documents(file, &source.text)
+                .map_err(|error| crate::definition::validate::yaml_syntax_error(stage, &source, error))?;
+            loaded.extend(documents);
+            sources.manifests.insert(file.clone(), source);
         }
         crate::definition::validate::validate_stage(stage, &loaded, &sources, self.schemas()?)?;
         Ok(loaded)

@@ -223,6 +223,37 @@ pub fn validate_stage(
     }
 }
 
+/// A manifest that is not YAML, as an [`InvalidStage`] pointing at where the parser stopped (serde_yaml_ng gives the
+/// byte index); any other error as it is.
+pub(crate) fn yaml_syntax_error(stage: &Stage, file: &SourceFile, error: anyhow::Error) -> anyhow::Error {
+    let Some(location) = error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<serde_yaml_ng::Error>()?.location())
+    else {
+        return error;
+    };
+    let start = location.index().min(file.text.len());
+    let end = file.text[start..]
+        .chars()
+        .next()
+        .map_or(start, |first| start + first.len_utf8());
+    let message = error.root_cause().to_string();
+    let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+    let context = error.chain().next().map(ToString::to_string).unwrap_or_default();
+    anyhow::Error::new(InvalidStage {
+        stage: stage.name.clone(),
+        problems: vec![Diagnostic {
+            message: format!("invalid YAML: {message}"),
+            place: Place::Span {
+                file: file.clone(),
+                span: start..end,
+                label: context,
+            },
+            help: Some("fix the YAML at the caret (indent with spaces, not tabs; one `key: value` per line)".into()),
+        }],
+    })
+}
+
 /// The pod-template labels of each Deployment of the stage.
 fn deployment_pod_labels(manifests: &[Manifest]) -> Vec<BTreeMap<String, String>> {
     manifests

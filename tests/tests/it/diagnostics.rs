@@ -309,3 +309,26 @@ fn on_a_terminal_the_diagnostic_has_colour() {
     assert!(terminal.contains('\u{1b}'), "colour on a terminal:\n{terminal}");
     assert_contains!(terminal, "eighty");
 }
+
+#[test]
+fn a_manifest_that_is_not_yaml_is_shown_where_the_parser_stopped() {
+    let assets = assets_copy();
+    edit(
+        assets.path(),
+        "manifests/gateway.yaml",
+        "  selector:\n",
+        "  selector: x\n    y: z\n",
+    );
+    let output = run(assets.path(), &["lab", "render", "--stage", "stable"]);
+    assert_diagnostic(
+        &output,
+        &Expected {
+            title: "invalid YAML: mapping values are not allowed in this context",
+            file: "manifests/gateway.yaml",
+            line: 9,
+            column: 6,
+            source_line: "    y: z",
+            help: "fix the YAML at the caret",
+        },
+    );
+}
