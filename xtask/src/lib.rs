@@ -36,7 +36,14 @@ pub fn main() -> ExitCode {
         Ok(status) => ExitCode::from(status.exit_code()),
         Err(error) => {
             let code = lab::lifecycle::exit_code::exit_code_for(&error);
-            eprintln!("{}", render_error(&error));
+            // An error in a file the lab reads (lab.toml, a manifest) shows the line, as rustc shows one; colour
+            // only on a terminal without NO_COLOR, as the logs.
+            let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+            let styled = !no_color && std::io::stderr().is_terminal();
+            match lab::definition::diagnostic::render_error(&error, styled) {
+                Some(rendered) => eprintln!("{rendered}"),
+                None => eprintln!("{}", render_error(&error)),
+            }
             if json {
                 // With --format json stdout stays one JSON document, also when the command fails.
                 println!("{}", error_json(&error, code));

@@ -69,6 +69,14 @@ pub fn load_files(dir: &Path, files: &[String]) -> anyhow::Result<Vec<Manifest>>
     Ok(manifests)
 }
 
+/// The value of each document of multi-document YAML, an empty one as null (a document's 1-based number is its
+/// index + 1).
+pub fn document_values(text: &str) -> Result<Vec<Value>, serde_yaml_ng::Error> {
+    serde_yaml_ng::Deserializer::from_str(text)
+        .map(serde::Deserialize::deserialize)
+        .collect()
+}
+
 /// Parses multi-document YAML; empty documents are skipped, and every object needs apiVersion, kind and a name.
 pub fn parse_documents(file: &str, text: &str) -> anyhow::Result<Vec<Manifest>> {
     let mut manifests = Vec::new();

@@ -5,11 +5,17 @@
 //! column.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
+use anyhow::Context;
 use serde::Deserialize;
 
+use crate::definition::diagnostic::{Diagnostic, Place, SourceFile};
 use crate::definition::manifests::{self, Manifest};
+use crate::definition::schema::{CRD_FILE, CrdSchemas};
+use crate::definition::validate::StageSources;
 
 /// The stage `lab reset` returns to by default.
 pub const DEFAULT_RESET_STAGE: &str = "stable";
@@ -21,6 +27,10 @@ pub struct LabDefinition {
     pub stages: Vec<Stage>,
     /// Where the manifests named by the stages live.
     pub manifests_dir: PathBuf,
+    /// The stage file as read, for errors that point into it.
+    pub source: SourceFile,
+    /// Istio's CRD schemas (`assets/istio-1.12.7-crds.yaml`, beside `manifests/`), read when a stage is first loaded.
+    schemas: Arc<OnceLock<CrdSchemas>>,
 }
 
 /// One stage of the lab.
@@ -34,6 +44,8 @@ pub struct Stage {
     pub manifests: Vec<String>,
     /// Where the traffic must go.
     pub assertions: Vec<AssertionSpec>,
+    /// The byte range of each assertion's table in the stage file, for errors that point at it.
+    pub assertion_spans: Vec<Range<usize>>,
 }
 
 /// Where traffic must go, as written in `lab.toml`.
@@ -78,9 +90,10 @@ impl AssertionSpec {
     }
 }
 
-/// A malformed `lab.toml`: the file, line and column, and what is wrong.
+/// A malformed `lab.toml`: the file, line and column, and what is wrong; rendered as rustc renders an error
+/// ([`Diagnostic::render`]), in one line (and a `help:`) by `Display`.
 #[derive(Debug, thiserror::Error)]
-#[error("{}:{line}:{column}: {message}\nhelp: fix the stage definitions in {}", .path.display(), .path.display())]
+#[error("{}:{line}:{column}: {message}{}", .diagnostic.path(), .diagnostic.help.as_deref().map(|help| format!("\nhelp: {help}")).unwrap_or_default())]
 pub struct DefinitionError {
     /// The file.
     pub path: PathBuf,
@@ -90,6 +103,8 @@ pub struct DefinitionError {
     pub column: usize,
     /// What is wrong.
     pub message: String,
+    /// The same with the source line and a `help:` (boxed: errors travel in `Result`s).
+    pub diagnostic: Box<Diagnostic>,
 }
 
 #[derive(Deserialize)]
@@ -126,37 +141,52 @@ impl LabDefinition {
 
     /// Parses and validates stage definitions from `text` (read from `path`, used in messages).
     pub fn parse(path: &Path, text: &str, manifests_dir: &Path) -> Result<LabDefinition, DefinitionError> {
-        let error_at = |offset: usize, message: String| {
-            let (line, column) = line_column(text, offset);
+        let source = SourceFile::new(path, text);
+        let format_help = format!("the opening comment of {} describes the format", source.path);
+        let error_at = |span: Range<usize>, message: String, help: String| {
+            let (line, column) = source.line_column(span.start);
+            let diagnostic = Box::new(Diagnostic {
+                message: message.clone(),
+                place: Place::Span {
+                    file: source.clone(),
+                    span,
+                    label: String::new(),
+                },
+                help: Some(help),
+            });
             DefinitionError {
                 path: path.to_path_buf(),
                 line,
                 column,
                 message,
+                diagnostic,
             }
         };
         let file: LabFile = toml::from_str(text).map_err(|error| {
-            let offset = error.span().map(|span| span.start).unwrap_or(0);
-            error_at(offset, error.message().to_string())
+            let span = error.span().unwrap_or(0..0);
+            error_at(span, error.message().trim_end().to_string(), format_help.clone())
         })?;
         if file.stages.is_empty() {
-            return Err(error_at(0, "no [[stage]] defined".to_string()));
+            return Err(error_at(0..0, "no [[stage]] defined".to_string(), format_help));
         }
         let mut stages = Vec::new();
         for spanned in file.stages {
-            let offset = spanned.span().start;
+            let table = spanned.span();
             let entry = spanned.into_inner();
+            let at = |key: &str| value_span(text, table.start, key).unwrap_or(table.start..table.start);
             if stages.iter().any(|seen: &Stage| seen.name == entry.name) {
-                return Err(error_at(offset, format!("stage \"{}\" is defined twice", entry.name)));
+                let message = format!("stage \"{}\" is defined twice", entry.name);
+                return Err(error_at(at("name"), message, "give each stage its own name".into()));
             }
             if entry.manifests.is_empty() {
-                return Err(error_at(offset, format!("stage \"{}\" names no manifests", entry.name)));
+                let message = format!("stage \"{}\" names no manifests", entry.name);
+                let help = "list the stage's files of assets/manifests/, in the order they are applied";
+                return Err(error_at(at("manifests"), message, help.into()));
             }
             if entry.assertions.is_empty() {
-                return Err(error_at(
-                    offset,
-                    format!("stage \"{}\" has no [[stage.assert]]", entry.name),
-                ));
+                let message = format!("stage \"{}\" has no [[stage.assert]]", entry.name);
+                let help = "add a `[[stage.assert]]` table saying where the stage's traffic must go";
+                return Err(error_at(at("name"), message, help.into()));
             }
             for file in &entry.manifests {
                 if !manifests_dir.join(file).is_file() {
@@ -165,15 +195,25 @@ impl LabDefinition {
                         entry.name,
                         manifests_dir.display()
                     );
-                    return Err(error_at(offset, message));
+                    let quoted = format!("\"{file}\"");
+                    // toml's span of a `[[stage]]` is its header: search on to the next stage's.
+                    let rest = &text[table.end..];
+                    let stage_text = &rest[..rest.find("\n[[stage]]").unwrap_or(rest.len())];
+                    let span = stage_text
+                        .find(&quoted)
+                        .map(|offset| table.end + offset..table.end + offset + quoted.len())
+                        .unwrap_or_else(|| at("manifests"));
+                    let help = format!("name a file of {}, or add the file there", manifests_dir.display());
+                    return Err(error_at(span, message, help));
                 }
             }
             let mut assertions = Vec::new();
+            let mut assertion_spans = Vec::new();
             for assertion in entry.assertions {
                 let assertion_span = assertion.span();
                 let assertion = assertion.into_inner();
                 if let AssertionSpec::Share { share, tolerance, .. } = &assertion
-                    && let Some(problem) = share_problem(*share, *tolerance)
+                    && let Some((problem, help)) = share_problem(*share, *tolerance)
                 {
                     let message = format!(
                         "stage \"{}\": a share assertion of {share} ± {tolerance} {problem}",
@@ -185,21 +225,26 @@ impl LabDefinition {
                     } else {
                         "share"
                     };
-                    let offset = value_offset(text, assertion_span.start, key).unwrap_or(assertion_span.start);
-                    return Err(error_at(offset, message));
+                    let start = assertion_span.start;
+                    let span = value_span(text, start, key).unwrap_or(start..start);
+                    return Err(error_at(span, message, help));
                 }
                 assertions.push(assertion);
+                assertion_spans.push(assertion_span);
             }
             stages.push(Stage {
                 name: entry.name,
                 summary: entry.summary,
                 manifests: entry.manifests,
                 assertions,
+                assertion_spans,
             });
         }
         Ok(LabDefinition {
             stages,
             manifests_dir: manifests_dir.to_path_buf(),
+            source,
+            schemas: Arc::default(),
         })
     }
 
@@ -235,11 +280,36 @@ impl LabDefinition {
     }
 
     /// Every object a stage applies, in order, checked as Istio would check them
-    /// ([`crate::definition::validate::validate_stage`]): every command that loads a stage refuses an invalid one.
+    /// ([`crate::definition::validate::validate_stage`], with Istio's CRD schemas): every command that loads a stage
+    /// refuses an invalid one.
     pub fn stage_manifests(&self, stage: &Stage) -> anyhow::Result<Vec<Manifest>> {
-        let loaded = manifests::load_files(&self.manifests_dir, &stage.manifests)?;
-        crate::definition::validate::validate_stage(stage, &loaded)?;
+        let mut loaded = Vec::new();
+        let mut sources = StageSources {
+            manifests: BTreeMap::new(),
+            definition: Some((self.source.clone(), stage.assertion_spans.clone())),
+        };
+        for file in &stage.manifests {
+            let path = self.manifests_dir.join(file);
+            let text =
+                std::fs::read_to_string(&path).with_context(|| format!("reading manifest {}", path.display()))?;
+            let source = SourceFile::new(&path, text);
+            let documents = manifests::parse_documents(file, &source.text)
+                .map_err(|error| crate::definition::validate::yaml_syntax_error(stage, &source, error))?;
+            loaded.extend(documents);
+            sources.manifests.insert(file.clone(), source);
+        }
+        crate::definition::validate::validate_stage(stage, &loaded, &sources, self.schemas()?)?;
         Ok(loaded)
+    }
+
+    /// Istio's CRD schemas, read once: `istio-1.12.7-crds.yaml` in the assets directory (the manifests' parent).
+    fn schemas(&self) -> anyhow::Result<&CrdSchemas> {
+        if let Some(schemas) = self.schemas.get() {
+            return Ok(schemas);
+        }
+        let assets = self.manifests_dir.parent().unwrap_or(&self.manifests_dir);
+        let loaded = CrdSchemas::load(&assets.join(CRD_FILE))?;
+        Ok(self.schemas.get_or_init(|| loaded))
     }
 }
 
@@ -247,34 +317,45 @@ impl LabDefinition {
 /// configured share against the shares `tolerance` above and below it, so it needs a share strictly between 0 and 1
 /// (0 and 1 are what `kind = "exact"` checks, and the likelihood ratio divides by both `share` and `1 − share`) and at
 /// least one of those alternatives strictly between 0 and 1 (with neither, nothing could ever fail the test).
-fn share_problem(share: f64, tolerance: f64) -> Option<String> {
+fn share_problem(share: f64, tolerance: f64) -> Option<(String, String)> {
     if !(share > 0.0 && share < 1.0) {
-        return Some(format!(
-            "cannot be tested: the share must be strictly between 0 and 1 (for {}, write `kind = \"exact\"`)",
-            if share >= 1.0 {
-                "every response from the version"
-            } else {
-                "no response from the version"
-            }
+        return Some((
+            format!(
+                "cannot be tested: the share must be strictly between 0 and 1 (for {}, write `kind = \"exact\"`)",
+                if share >= 1.0 {
+                    "every response from the version"
+                } else {
+                    "no response from the version"
+                }
+            ),
+            "write the share as a fraction strictly between 0 and 1, e.g. `share = 0.3` for 30%".to_string(),
         ));
     }
     if !(tolerance > 0.0 && tolerance < 1.0) {
-        return Some("cannot be tested: the tolerance must be strictly between 0 and 1".to_string());
+        return Some((
+            "cannot be tested: the tolerance must be strictly between 0 and 1".to_string(),
+            "write the smallest deviation the test must catch as a fraction, e.g. `tolerance = 0.15`".to_string(),
+        ));
     }
     let below_exists = share - tolerance > 0.0;
     let above_exists = share + tolerance < 1.0;
     if !below_exists && !above_exists {
-        return Some(
+        return Some((
             "cannot be tested: with share − tolerance ≤ 0 and share + tolerance ≥ 1 no split could fail it (use a smaller tolerance)"
                 .to_string(),
-        );
+            format!(
+                "use a tolerance below {}, so that share − tolerance or share + tolerance lies strictly between 0 and 1",
+                share.max(1.0 - share)
+            ),
+        ));
     }
     None
 }
 
-/// The offset of the value of `key = value` in the table that starts at `table_start` in `text` (up to the next
-/// table header), if the key is written there.
-fn value_offset(text: &str, table_start: usize, key: &str) -> Option<usize> {
+/// The byte range of the value of `key = value` in the table that starts at `table_start` in `text` (up to the next
+/// table header), if the key is written there: from the value's first character to the end of the line, without a
+/// trailing comment.
+pub(crate) fn value_span(text: &str, table_start: usize, key: &str) -> Option<Range<usize>> {
     let mut line_start = table_start;
     for (index, line) in text.get(table_start..)?.split_inclusive('\n').enumerate() {
         let trimmed = line.trim_start();
@@ -284,125 +365,16 @@ fn value_offset(text: &str, table_start: usize, key: &str) -> Option<usize> {
         if let Some(rest) = trimmed.strip_prefix(key)
             && let Some(after_equals) = rest.trim_start().strip_prefix('=')
         {
-            return Some(line_start + line.len() - after_equals.trim_start().len());
+            let value = after_equals.trim_start();
+            let start = line_start + line.len() - value.len();
+            let written = value.split(" #").next().unwrap_or(value).trim_end();
+            return Some(start..start + written.len());
         }
         line_start += line.len();
     }
     None
 }
 
-/// 1-based line and column of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map(|rest| rest.chars().count()).unwrap_or(0) + 1;
-    (line, column)
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn manifests_dir() -> PathBuf {
-        crate::definition::assets::manifests_dir()
-    }
-
-    #[test]
-    fn the_shipped_stages_load_in_order() {
-        let lab = LabDefinition::load_default().unwrap();
-        let names: Vec<&str> = lab.stages.iter().map(|stage| stage.name.as_str()).collect();
-        assert_eq!(names, ["stable", "canary-deployed", "split-70-30", "focused"]);
-        let focused = lab.stage("focused").unwrap();
-        assert_eq!(
-            focused.assertions[0].headers().get("user-group").map(String::as_str),
-            Some("canary")
-        );
-        assert_eq!(lab.stages_through(Some("split-70-30")).unwrap().len(), 3);
-        for stage in &lab.stages {
-            assert!(!lab.stage_manifests(stage).unwrap().is_empty());
-        }
-    }
-
-    #[test]
-    fn a_typo_is_reported_with_line_and_column() {
-        let text = "[[stage]]\nname = \"a\"\nsumary = \"x\"\n";
-        let error = LabDefinition::parse(Path::new("lab.toml"), text, &manifests_dir()).unwrap_err();
-        assert_eq!((error.line, error.column), (3, 1), "{error}");
-        assert!(
-            error.to_string().starts_with("lab.toml:3:1: unknown field `sumary`"),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn a_missing_manifest_is_reported_at_its_stage() {
-        let text = "[[stage]]\nname = \"a\"\nsummary = \"x\"\nmanifests = [\"nope.yaml\"]\n[[stage.assert]]\nkind = \"exact\"\nversion = \"v\"\n";
-        let error = LabDefinition::parse(Path::new("lab.toml"), text, &manifests_dir()).unwrap_err();
-        assert_eq!(error.line, 1);
-        assert!(error.message.contains("\"nope.yaml\""), "{error}");
-    }
-
-    /// A one-stage file whose only assertion is a share of `share` ± `tolerance`; the assertion table is on line 5.
-    fn share_stage(share: &str, tolerance: &str) -> String {
-        format!(
-            "[[stage]]\nname = \"a\"\nsummary = \"x\"\nmanifests = [\"namespace.yaml\"]\n[[stage.assert]]\nkind = \"share\"\nversion = \"v\"\nshare = {share}\ntolerance = {tolerance}\n"
-        )
-    }
-
-    #[test]
-    fn a_share_outside_zero_to_one_is_refused() {
-        let text = share_stage("30.0", "0.15");
-        let error = LabDefinition::parse(Path::new("lab.toml"), &text, &manifests_dir()).unwrap_err();
-        assert!(error.message.contains("strictly between 0 and 1"), "{error}");
-    }
-
-    #[test]
-    fn untestable_shares_are_refused_at_the_value_to_change() {
-        // Before, the error pointed at the start of the `[[stage.assert]]` table (measured: line 43 reported as 32:1).
-        // Line 8 is `share = …` (its value at column 9), line 9 `tolerance = …` (column 13).
-        for (share, tolerance, expected, at) in [
-            ("0.0", "0.15", "write `kind = \"exact\"`", (8, 9)),
-            ("1.0", "0.15", "write `kind = \"exact\"`", (8, 9)),
-            ("0", "0.1", "write `kind = \"exact\"`", (8, 9)),
-            ("0.5", "0.5", "no split could fail it", (9, 13)),
-            ("0.3", "0.8", "no split could fail it", (9, 13)),
-            ("0.3", "0.0", "tolerance must be strictly between 0 and 1", (9, 13)),
-            ("0.3", "1.0", "tolerance must be strictly between 0 and 1", (9, 13)),
-        ] {
-            let text = share_stage(share, tolerance);
-            let error = LabDefinition::parse(Path::new("lab.toml"), &text, &manifests_dir())
-                .expect_err(&format!("share {share} ± {tolerance} must be refused"));
-            assert_eq!((error.line, error.column), at, "{error}");
-            let shown = error.to_string();
-            assert!(
-                shown.starts_with(&format!(
-                    "lab.toml:{}:{}: stage \"a\": a share assertion of ",
-                    at.0, at.1
-                )),
-                "{shown}"
-            );
-            assert!(shown.contains(expected), "{share} ± {tolerance}: {shown}");
-            assert!(shown.contains("help: fix the stage definitions in lab.toml"), "{shown}");
-        }
-    }
-
-    #[test]
-    fn a_share_with_one_testable_side_loads() {
-        // 0.1 ± 0.15: only the side above exists, and it is enough (`ShareTest` tests only that side).
-        for (share, tolerance) in [("0.1", "0.15"), ("0.9", "0.15"), ("0.3", "0.15")] {
-            let text = share_stage(share, tolerance);
-            let lab = LabDefinition::parse(Path::new("lab.toml"), &text, &manifests_dir()).unwrap();
-            assert_eq!(lab.stages[0].assertions.len(), 1);
-        }
-    }
-
-    #[test]
-    fn an_unknown_stage_lists_the_known_ones() {
-        let lab = LabDefinition::load_default().unwrap();
-        let error = lab.stage("canary").unwrap_err().to_string();
-        assert!(
-            error.contains("stable, canary-deployed, split-70-30, focused"),
-            "{error}"
-        );
-    }
-}
+#[path = "stages_tests.rs"]
+mod tests;

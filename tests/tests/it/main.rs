@@ -3,6 +3,7 @@
 mod bundle;
 mod cli_surface;
 mod cluster;
+mod diagnostics;
 mod doctor;
 mod exit_codes;
 mod faults;

@@ -1,7 +1,7 @@
-//! The lab's manifests against real schemas: Istio objects against the OpenAPI v3 schemas of Istio 1.12.7's CRDs,
+//! The lab's manifests against real schemas: Istio objects against the OpenAPI v3 schemas of Istio 1.12.7's CRDs (the
+//! library's own check, `lab::definition::schema`),
 //! core objects by a strict round trip through the k8s-openapi types; and `lab render` prints what is applied.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use canary_lab_tests::assert_contains;
@@ -10,6 +10,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use lab::definition::manifests::{Manifest, parse_documents};
+use lab::definition::schema::CrdSchemas;
 use serde_json::Value;
 
 /// Every document of every file in `assets/manifests/`.
@@ -24,71 +25,45 @@ fn all_manifests() -> Vec<Manifest> {
     lab::definition::manifests::load_files(&dir, &files).unwrap()
 }
 
-/// Istio 1.12.7's CRD schemas by (apiVersion, kind), made strict: an object schema with `properties` accepts no
-/// other keys (what the API server's pruning and `kubectl --validate=strict` enforce).
-fn istio_schemas() -> BTreeMap<(String, String), Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/istio-1.12.7-crd-all.gen.yaml");
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut schemas = BTreeMap::new();
-    for crd in parse_documents("crd-all.gen.yaml", &text).unwrap() {
-        let group = crd.object["spec"]["group"].as_str().unwrap().to_string();
-        let kind = crd.object["spec"]["names"]["kind"].as_str().unwrap().to_string();
-        for version in crd.object["spec"]["versions"].as_array().unwrap() {
-            let name = version["name"].as_str().unwrap();
-            let mut schema = version["schema"]["openAPIV3Schema"].clone();
-            make_strict(&mut schema);
-            schemas.insert((format!("{group}/{name}"), kind.clone()), schema);
-        }
-    }
-    schemas
+/// Istio 1.12.7's CRD schemas as the lab checks objects against them at load (the CRDs it ships in `assets/`).
+fn istio_schemas() -> CrdSchemas {
+    let path = lab::definition::assets::assets_dir().join(lab::definition::schema::CRD_FILE);
+    CrdSchemas::load(&path).unwrap()
 }
 
-fn make_strict(schema: &mut Value) {
-    let Some(object) = schema.as_object_mut() else {
-        return;
+/// The schema problems of an Istio object, one line each.
+fn istio_errors(schemas: &CrdSchemas, object: &Value) -> Vec<String> {
+    let manifest = Manifest {
+        file: "test.yaml".into(),
+        document: 1,
+        object: object.clone(),
     };
-    let preserves = object.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
-    if object.contains_key("properties") && !object.contains_key("additionalProperties") && !preserves {
-        object.insert("additionalProperties".to_string(), Value::Bool(false));
-    }
-    for (key, value) in object.iter_mut() {
-        match key.as_str() {
-            "properties" => {
-                if let Some(properties) = value.as_object_mut() {
-                    properties.values_mut().for_each(make_strict);
-                }
-            }
-            "items" | "additionalProperties" => make_strict(value),
-            "anyOf" | "oneOf" | "allOf" => {
-                if let Some(options) = value.as_array_mut() {
-                    options.iter_mut().for_each(make_strict);
-                }
-            }
-            _ => {}
-        }
-    }
+    assert!(
+        schemas.covers(&manifest),
+        "Istio 1.12.7 has no CRD for {}",
+        manifest.describe()
+    );
+    schemas
+        .check(&manifest)
+        .into_iter()
+        .map(|problem| format!("{}: {}", problem.path, problem.message))
+        .collect()
 }
 
-/// The schema errors of an Istio object. The CRD schema covers `spec` and `status`; `apiVersion`, `kind` and
-/// `metadata` are checked by the API server itself, so they are left out here.
-fn istio_errors(schemas: &BTreeMap<(String, String), Value>, object: &Value) -> Vec<String> {
-    let key = (
-        object["apiVersion"].as_str().unwrap().to_string(),
-        object["kind"].as_str().unwrap().to_string(),
-    );
-    let schema = schemas
-        .get(&key)
-        .unwrap_or_else(|| panic!("Istio 1.12.7 has no CRD for {key:?}"));
-    let validator = jsonschema::draft4::new(schema).unwrap();
-    let mut checked = object.clone();
-    let top = checked.as_object_mut().unwrap();
-    for field in ["apiVersion", "kind", "metadata"] {
-        top.remove(field);
+#[test]
+fn the_shipped_crds_are_those_of_istio_1_12_7() {
+    // assets/ ships three of tests/data/'s CRDs, unchanged: their schemas are equal.
+    let full =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/istio-1.12.7-crd-all.gen.yaml"))
+            .unwrap();
+    let full = parse_documents("crd-all.gen.yaml", &full).unwrap();
+    let path = lab::definition::assets::assets_dir().join(lab::definition::schema::CRD_FILE);
+    let shipped = parse_documents("shipped", &std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(shipped.len(), 3);
+    for crd in &shipped {
+        let original = full.iter().find(|m| m.name() == crd.name()).unwrap();
+        assert_eq!(crd.object, original.object, "{}", crd.name());
     }
-    validator
-        .iter_errors(&checked)
-        .map(|error| format!("{} at {}", error, error.instance_path()))
-        .collect()
 }
 
 /// Deserialises into the typed struct and serialises back: a field the type does not have disappears, so the
@@ -256,7 +231,7 @@ fn render_prints_exactly_the_bring_up_set_and_each_stage() {
 }
 
 /// A copy of the shipped assets in a temp dir, for a test to break.
-fn assets_copy() -> tempfile::TempDir {
+pub(crate) fn assets_copy() -> tempfile::TempDir {
     let copy = tempfile::tempdir().unwrap();
     let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
     let status = canary_lab_tests::process::Process::new("cp")
@@ -297,9 +272,13 @@ async fn every_command_that_loads_a_stage_refuses_weights_istio_would_refuse() {
             .run_async()
             .await;
         assert_eq!(output.code, 2, "{command:?}: {output:#?}");
-        assert_contains!(output.stderr, "stage \"split-70-30\" is not valid");
-        assert_contains!(output.stderr, "virtualservice-70-30.yaml, document 1: VirtualService");
-        assert_contains!(output.stderr, "the weights 60 + 30 sum to 90; Istio needs 100");
+        assert_contains!(output.stderr, "error: stage \"split-70-30\" is not valid (1 problem)");
+        assert_contains!(output.stderr, "error: the weights 60 + 30 sum to 90; Istio needs 100");
+        assert_contains!(output.stderr, "manifests/virtualservice-70-30.yaml:19:15");
+        assert_contains!(
+            output.stderr,
+            "VirtualService image-classifier (document 1), spec.http[0].route[0].weight"
+        );
     }
     // The other stages still load.
     let stable = Cli::new(["lab", "render", "--stage", "stable"])
