@@ -17,6 +17,14 @@ pub fn duration(text: &str) -> Result<humantime::Duration, String> {
     Ok(parsed.into())
 }
 
+/// A pause before an automatic step: `0` (none), or a duration with its unit (`5s`).
+pub fn pause(text: &str) -> Result<humantime::Duration, String> {
+    if text == "0" {
+        return Ok(Duration::ZERO.into());
+    }
+    duration(text)
+}
+
 /// A request rate per second for `lab watch`: more than 0, at most 1000 (a view, not a load test).
 pub fn rate(text: &str) -> Result<f64, String> {
     let rate: f64 = text
@@ -75,6 +83,13 @@ mod tests {
         for bad in ["", "x", "../../escape", "a/b", "-lab", "lab-", "a..b", "lab_1", "la b"] {
             assert!(profile(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_pause_may_be_zero_or_a_duration_with_its_unit() {
+        assert_eq!(*pause("0").unwrap(), Duration::ZERO);
+        assert_eq!(*pause("5s").unwrap(), Duration::from_secs(5));
+        assert!(pause("5").is_err());
     }
 
     #[test]

@@ -100,6 +100,8 @@ pub enum LabCommand {
     /// Offline rooms: everything `lab up` downloads, in one directory for laptops without internet.
     #[command(subcommand)]
     Bundle(BundleCommand),
+    /// The lab as a guided walk: each stage explained, its change and commands shown, then applied and asserted.
+    Tour(TourFlags),
     /// Watch the traffic live: one bar per version with its share of the latest responses, until q or Ctrl-C.
     Watch(WatchFlags),
     /// Send a prediction through the ingress and print the top classes.
@@ -174,12 +176,33 @@ pub struct StageFlags {
     pub reports: ReportFlags,
 }
 
+/// `lab tour`
+#[derive(Debug, Args)]
+pub struct TourFlags {
+    /// Start at this stage (default: after the stage the last tour completed).
+    #[arg(long, value_name = "STAGE")]
+    pub from: Option<String>,
+    /// Apply each stage after this pause instead of waiting for a key (`0`: at once; an unattended demo). Off a
+    /// terminal the tour runs as `--auto 0`.
+    #[arg(long, value_name = "DURATION", value_parser = flag_values::pause)]
+    pub auto: Option<humantime::Duration>,
+    /// `--rollout-timeout`.
+    #[command(flatten)]
+    pub rollout: RolloutFlags,
+    /// `--serve-timeout`.
+    #[command(flatten)]
+    pub serve: ServeFlags,
+}
+
 /// `lab reset`
 #[derive(Debug, Args)]
 pub struct ResetFlags {
     /// The stage to return to.
     #[arg(default_value = DEFAULT_RESET_STAGE)]
     pub stage: String,
+    /// Also clear the tour's progress, so the next group starts the tour from the first stage.
+    #[arg(long)]
+    pub for_class: bool,
     /// `--rollout-timeout`.
     #[command(flatten)]
     pub rollout: RolloutFlags,

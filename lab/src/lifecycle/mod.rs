@@ -14,6 +14,7 @@ pub mod preflight;
 pub mod stage;
 pub mod state;
 pub mod status;
+pub mod tour;
 pub mod up;
 pub mod verify;
 pub mod watch;

@@ -60,7 +60,12 @@ pub fn shown_dir(dir: &Path) -> String {
     });
     match relative {
         Some(relative) if !relative.as_os_str().is_empty() => relative.display().to_string(),
-        _ => dir.display().to_string(),
+        // Elsewhere, the directory without `..` (the assets' default path is `lab/../assets`).
+        _ => dir
+            .canonicalize()
+            .unwrap_or_else(|_| dir.to_path_buf())
+            .display()
+            .to_string(),
     }
 }
 

@@ -25,6 +25,7 @@ mod report;
 mod statistics;
 mod tf_serving;
 mod tidy;
+mod tour;
 mod traffic;
 mod up;
 mod verify;

@@ -15,6 +15,7 @@ mod stage;
 mod stages;
 mod status;
 mod test;
+mod tour;
 mod up;
 mod verify;
 mod watch;
@@ -40,6 +41,7 @@ pub(crate) async fn run(flags: Xtask) -> CommandResult {
         TopCommand::Lab(LabCommand::Check(check_flags)) => check::run(&settings, &check_flags).await,
         TopCommand::Lab(LabCommand::Verify(verify_flags)) => verify::run(&settings, &verify_flags).await,
         TopCommand::Lab(LabCommand::Watch(watch_flags)) => watch::run(&settings, &watch_flags).await,
+        TopCommand::Lab(LabCommand::Tour(tour_flags)) => tour::run(&settings, &tour_flags).await,
         TopCommand::Lab(LabCommand::Bundle(BundleCommand::Create(create_flags))) => {
             bundle::create(&settings, &create_flags).await
         }
