@@ -21,6 +21,9 @@ pub(crate) fn run(settings: &Settings) -> CommandResult {
     for stage in &lab.stages {
         lab.stage_manifests(stage)?;
     }
+    // And the teaching material an instructor edits beside them: an explanation per stage, `lab verify`'s hints.
+    lab::definition::explanations::Explanations::load_default(&lab)?;
+    lab::definition::hints::Hints::load_default()?;
     match settings.format {
         Format::Json => {
             let lines: Vec<StageLine> = lab
