@@ -164,6 +164,34 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::{AssertionReport, StageReport};
+
+    #[test]
+    fn the_sample_of_predictions_is_a_case_of_its_own_and_the_kind_a_property() {
+        let report = RunReport::sample().stage(
+            StageReport::named("split-70-30")
+                .assertion(AssertionReport::split(&[("resnet50", 70, 700), ("resnet101", 30, 300)]))
+                .proved_by_status(&[("resnet50", 4)], Verdict::Fail),
+        );
+        let xml = render_junit(&report);
+        assert!(xml.contains(r#"tests="2" failures="1""#), "{xml}");
+        assert!(
+            xml.contains(r#"<property name="routing_proved_by" value="status"/>"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<property name="predictions_checked" value="4"/>"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<testcase classname="split-70-30" name="sample predictions">"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<failure type="fail" message="sample predictions checked"/>"#),
+            "{xml}"
+        );
+    }
 
     #[test]
     fn escaping_covers_markup_quotes_and_forbidden_characters() {

@@ -219,3 +219,21 @@ async fn a_model_whose_predictions_fail_fails_the_sample_though_its_status_answe
     let by_version: BTreeMap<String, u64> = serde_json::from_value(sample["versions"].clone()).unwrap();
     assert!(!by_version.contains_key("resnet101"), "{sample:#}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lab_up_and_lab_stage_refuse_probe_status_before_doing_anything() {
+    // Refused before the lock, the doctor or any apply: no fake tool or cluster is needed to see it.
+    let assets = assets_routing_on_the_uri();
+    for args in [
+        vec!["lab", "up", "--probe", "status"],
+        vec!["lab", "stage", "split-70-30", "--probe", "status"],
+    ] {
+        let output = Cli::new(&args)
+            .env("CANARY_LAB_ASSETS", assets.path())
+            .run_async()
+            .await;
+        assert_eq!(output.code, 2, "{args:?}: {output:#?}");
+        assert_contains!(output.stderr, "--probe status cannot prove stage \"split-70-30\"");
+        assert_contains!(output.stderr, "help: pass `--probe auto`");
+    }
+}

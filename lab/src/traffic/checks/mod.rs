@@ -1,5 +1,9 @@
-//! A stage's assertions, run against an ingress URL: wait until the routes are in effect, send predictions, and
+//! A stage's assertions, run against an ingress URL: wait until the routes are in effect, send requests, and
 //! decide from the responses where traffic went (a [`StageReport`]).
+//!
+//! The requests are TF Serving's model-status requests where the stage's routes send them as they send predictions
+//! and every answer names its version (`--probe auto`, [`kind`]; they cost the model no inference), with a sample of
+//! real predictions per version afterwards (`sample`), else predictions. Either kind feeds the same assertions below.
 //!
 //! - `exact`: every response must come from one version. One response from another version (or one that cannot be
 //!   attributed) fails at once; otherwise enough requests are sent that a leak of 5% or more would be seen with
