@@ -124,6 +124,23 @@ impl StageRouting {
         self
     }
 
+    /// Makes every route match only paths starting with `prefix` (added to each condition, or as the one condition
+    /// of a route that had none), as a VirtualService that routes on the URI does: another path finds no route.
+    #[must_use]
+    pub fn matching_uri_prefix(mut self, prefix: &str) -> StageRouting {
+        for route in &mut self.virtual_service.http {
+            if route.matches.is_empty() {
+                route
+                    .matches
+                    .push(lab::definition::routing::HttpMatchRequest::default());
+            }
+            for condition in &mut route.matches {
+                condition.uri = Some(StringMatch::Prefix(prefix.to_string()));
+            }
+        }
+        self
+    }
+
     /// Adds Istio fault injection to every route.
     #[must_use]
     pub fn with_fault(mut self, fault: lab::definition::routing::HttpFault) -> StageRouting {

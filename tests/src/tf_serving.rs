@@ -49,6 +49,9 @@ pub struct TfServingConfig {
     pub bytes_signature: bool,
     /// How long a prediction takes (besides the delay knob); none by default.
     pub latency: Latency,
+    /// How long a model-status request takes (besides the delay knob): no inference, so a few milliseconds at
+    /// most; none by default.
+    pub status_latency: Latency,
 }
 
 /// How long a model takes to answer a prediction: `base` stretched by a factor drawn uniformly from
@@ -153,7 +156,15 @@ impl TfServingConfig {
             model_name: MODEL_NAME.to_string(),
             bytes_signature: false,
             latency: Latency::NONE,
+            status_latency: Latency::NONE,
         }
+    }
+
+    /// Model-status requests take `latency`.
+    #[must_use]
+    pub fn with_status_latency(mut self, latency: Latency) -> TfServingConfig {
+        self.status_latency = latency;
+        self
     }
 
     /// Predictions take `latency`.
@@ -182,6 +193,8 @@ struct Knobs {
     reset: AtomicBool,
     /// Predictions answered so far (including injected errors).
     predictions: AtomicU64,
+    /// Model-status requests answered so far.
+    status_requests: AtomicU64,
     /// Requests still to be answered as a gateway without endpoints answers them (`503 no healthy upstream`).
     unready_requests: AtomicU64,
     /// Connections accepted and not yet closed by the server.
@@ -287,6 +300,11 @@ impl TfServing {
     /// Predictions answered so far (including injected errors).
     pub fn predictions(&self) -> u64 {
         self.shared.knobs.predictions.load(Ordering::SeqCst)
+    }
+
+    /// Model-status requests (`GET /v1/models/M[/versions/V]`) answered so far.
+    pub fn status_requests(&self) -> u64 {
+        self.shared.knobs.status_requests.load(Ordering::SeqCst)
     }
 
     /// Waits until the server has closed every connection it accepted (each after reading the client's close, so
@@ -423,17 +441,36 @@ async fn handle(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, bod
         );
     }
     match target {
-        Target::Status => axum::Json(json!({
-            "model_version_status": [{
-                "version": "1",
-                "state": "AVAILABLE",
-                "status": {"error_code": "OK", "error_message": ""}
-            }]
-        }))
-        .into_response(),
+        Target::Status => status(&shared).await,
         Target::Metadata => axum::Json(metadata(&shared.config)).into_response(),
         Target::Predict => predict(&shared, &body).await,
     }
+}
+
+/// TF Serving 2.5.1's answer to `GET /v1/models/M`: the `GetModelStatusResponse` printed by protobuf's
+/// `MessageToJsonString` with `always_print_primitive_fields` (tensorflow/serving
+/// `tensorflow_serving/model_servers/http_rest_api_handler.cc`, `ProcessModelStatusRequest`; the message in
+/// `tensorflow_serving/apis/get_model_status.proto`): one entry per version, its int64 `version` as a JSON string,
+/// `state` the enum's name, `status` a `StatusProto` whose `error_code` is `OK` and `error_message` empty. No
+/// inference: it takes the status latency (and the delay knob), counts as a status request, never a prediction.
+async fn status(shared: &Shared) -> Response {
+    shared.knobs.status_requests.fetch_add(1, Ordering::SeqCst);
+    let delay = Duration::from_millis(shared.knobs.delay_ms.load(Ordering::SeqCst));
+    let lookup = {
+        let mut random = shared.random.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        shared.config.status_latency.draw(&mut random)
+    };
+    if !(delay + lookup).is_zero() {
+        tokio::time::sleep(delay + lookup).await;
+    }
+    axum::Json(json!({
+        "model_version_status": [{
+            "version": "1",
+            "state": "AVAILABLE",
+            "status": {"error_code": "OK", "error_message": ""}
+        }]
+    }))
+    .into_response()
 }
 
 async fn predict(shared: &Shared, body: &[u8]) -> Response {

@@ -9,6 +9,7 @@ use crate::flag_values;
 use lab::definition::stages::DEFAULT_RESET_STAGE;
 use lab::istio::ISTIO_VERSION;
 use lab::istio::gateway_config::DEFAULT_SERVE_TIMEOUT;
+use lab::traffic::checks::ProbeChoice;
 use lab::traffic::checks::{DEFAULT_ASSERTION_TIMEOUT, DEFAULT_MAX_ERROR_RATE};
 use lab::traffic::payload::PayloadChoice;
 use lab::traffic::payload::PayloadKind;
@@ -143,6 +144,9 @@ pub struct UpFlags {
     /// `--serve-timeout`.
     #[command(flatten)]
     pub serve: ServeFlags,
+    /// `--probe`.
+    #[command(flatten)]
+    pub probe: ProbeFlags,
     /// Where the models come from: `export` (a Job in the cluster) or `host:DIR` (exported already).
     #[arg(long, value_name = "SOURCE", default_value = "export")]
     pub models: String,
@@ -171,6 +175,9 @@ pub struct StageFlags {
     /// `--serve-timeout`.
     #[command(flatten)]
     pub serve: ServeFlags,
+    /// `--probe`.
+    #[command(flatten)]
+    pub probe: ProbeFlags,
     /// Where to write the assertion results besides stdout.
     #[command(flatten)]
     pub reports: ReportFlags,
@@ -186,6 +193,9 @@ pub struct TourFlags {
     /// terminal the tour runs as `--auto 0`.
     #[arg(long, value_name = "DURATION", value_parser = flag_values::pause)]
     pub auto: Option<humantime::Duration>,
+    /// `--probe`.
+    #[command(flatten)]
+    pub probe: ProbeFlags,
     /// `--rollout-timeout`.
     #[command(flatten)]
     pub rollout: RolloutFlags,
@@ -215,6 +225,38 @@ pub struct ServeFlags {
     /// the stage's assertions.
     #[arg(long, value_name = "DURATION", default_value_t = DEFAULT_SERVE_TIMEOUT.into(), value_parser = flag_values::duration)]
     pub serve_timeout: humantime::Duration,
+}
+
+/// `--probe`, shared by the commands that assert stages (`lab up`, `lab stage`, `lab check`, `lab tour`).
+#[derive(Debug, Args)]
+pub struct ProbeFlags {
+    /// Which requests prove the routing: status (TF Serving's model-status request, no inference, plus a few real
+    /// predictions per version), predict (every request a prediction), or auto (status where the stage's routes
+    /// send it as they send predictions and set x-model-version, else predictions).
+    #[arg(long, value_enum, value_name = "KIND", default_value_t = ProbeFlag::Auto)]
+    pub probe: ProbeFlag,
+}
+
+/// `--probe`'s values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ProbeFlag {
+    /// Status requests where the stage's routes allow them, else predictions.
+    Auto,
+    /// Status requests; refused for a stage whose routes do not allow them.
+    Status,
+    /// Predictions only.
+    Predict,
+}
+
+impl ProbeFlags {
+    /// The library's choice.
+    pub fn choice(&self) -> ProbeChoice {
+        match self.probe {
+            ProbeFlag::Auto => ProbeChoice::Auto,
+            ProbeFlag::Status => ProbeChoice::Status,
+            ProbeFlag::Predict => ProbeChoice::Predict,
+        }
+    }
 }
 
 /// `--rollout-timeout`, shared by the commands that roll Deployments out (`lab up`, `lab stage`, `lab reset`).
@@ -262,6 +304,9 @@ pub struct CheckFlags {
     /// The kind of request body (auto: ask the model's metadata through the ingress).
     #[arg(long, value_enum, default_value_t = PayloadFlag::Auto)]
     pub payload: PayloadFlag,
+    /// `--probe`.
+    #[command(flatten)]
+    pub probe: ProbeFlags,
     /// Where to write the results besides stdout.
     #[command(flatten)]
     pub reports: ReportFlags,

@@ -218,9 +218,25 @@ impl VirtualServiceSpec {
     ///
     /// Regex matches are not evaluated here (the lab's manifests use none): a route with one is an error.
     pub fn route_for(&self, path: &str, headers: &BTreeMap<String, String>) -> anyhow::Result<Option<&HttpRoute>> {
-        for route in &self.http {
+        Ok(self.route_index_for(path, headers)?.map(|index| &self.http[index]))
+    }
+
+    /// Whether requests to `path` and to `other_path` with the same `headers` take the same route (or both none).
+    ///
+    /// The method is no part of the decision because it cannot be: a match is typed here with `uri` and `headers`
+    /// only, and any other condition Istio's `HTTPMatchRequest` offers (`method`, `queryParams`, `scheme`, …) is an
+    /// unknown field, refused when the VirtualService is read. So TF Serving's model-status request
+    /// (`GET /v1/models/NAME`) and a prediction (`POST /v1/models/NAME:predict`) differ, for the routes, only in
+    /// their paths. A regex match is an error, as in [`VirtualServiceSpec::route_for`].
+    pub fn same_route(&self, path: &str, other_path: &str, headers: &BTreeMap<String, String>) -> anyhow::Result<bool> {
+        Ok(self.route_index_for(path, headers)? == self.route_index_for(other_path, headers)?)
+    }
+
+    /// The index in [`VirtualServiceSpec::http`] of the route [`VirtualServiceSpec::route_for`] picks.
+    fn route_index_for(&self, path: &str, headers: &BTreeMap<String, String>) -> anyhow::Result<Option<usize>> {
+        for (index, route) in self.http.iter().enumerate() {
             if route.matches.is_empty() {
-                return Ok(Some(route));
+                return Ok(Some(index));
             }
             for condition in &route.matches {
                 let uri_holds = match &condition.uri {
@@ -236,7 +252,7 @@ impl VirtualServiceSpec {
                     headers_hold &= holds;
                 }
                 if uri_holds && headers_hold {
-                    return Ok(Some(route));
+                    return Ok(Some(index));
                 }
             }
         }
@@ -269,6 +285,25 @@ impl HttpRoute {
             *weights.entry(destination.version(self)).or_insert(0) += weight;
         }
         weights
+    }
+}
+
+impl HttpRoute {
+    /// Whether every response through this route says which version answered: each destination sets
+    /// [`VERSION_HEADER`] on its responses (itself or through the route's header operations), so attributing a
+    /// response needs no fingerprint of its body. A route without destinations sets nothing.
+    pub fn sets_version_header(&self) -> bool {
+        let sets = |headers: &Option<Headers>| {
+            headers
+                .as_ref()
+                .and_then(|headers| headers.response.as_ref())
+                .is_some_and(|response| response.set.contains_key(VERSION_HEADER))
+        };
+        !self.route.is_empty()
+            && self
+                .route
+                .iter()
+                .all(|destination| sets(&destination.headers) || sets(&self.headers))
     }
 }
 
@@ -329,6 +364,69 @@ mod tests {
         );
         assert_eq!(weights("focused", &canary), expect(&[("resnet101", 100)]));
         assert_eq!(weights("focused", &no_headers), expect(&[("resnet50", 100)]));
+    }
+
+    const STATUS: &str = "/v1/models/image_classifier";
+    const PREDICT: &str = "/v1/models/image_classifier:predict";
+
+    #[test]
+    fn the_lab_stages_route_status_requests_as_predictions_and_say_the_version() {
+        let no_headers = BTreeMap::new();
+        let canary = BTreeMap::from([("user-group".to_string(), "canary".to_string())]);
+        for stage in ["stable", "canary-deployed", "split-70-30", "focused"] {
+            let routing = stage_routing(stage);
+            for headers in [&no_headers, &canary] {
+                assert!(routing.same_route(STATUS, PREDICT, headers).unwrap(), "{stage}");
+                let route = routing.route_for(STATUS, headers).unwrap().unwrap();
+                assert!(route.sets_version_header(), "{stage}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_route_matching_the_predict_uri_takes_no_status_request() {
+        let mut routing = stage_routing("split-70-30");
+        routing.http[0].matches = vec![HttpMatchRequest {
+            uri: Some(StringMatch::Prefix(PREDICT.to_string())),
+            ..HttpMatchRequest::default()
+        }];
+        let no_headers = BTreeMap::new();
+        assert!(!routing.same_route(STATUS, PREDICT, &no_headers).unwrap());
+        assert!(routing.route_for(STATUS, &no_headers).unwrap().is_none());
+        // A prefix both paths share routes both alike.
+        routing.http[0].matches[0].uri = Some(StringMatch::Prefix("/v1/models/".to_string()));
+        assert!(routing.same_route(STATUS, PREDICT, &no_headers).unwrap());
+        // Exact on the status path sends it one way and predictions to the next route.
+        routing.http[0].matches[0].uri = Some(StringMatch::Exact(STATUS.to_string()));
+        routing.http.push(HttpRoute {
+            matches: Vec::new(),
+            ..routing.http[0].clone()
+        });
+        assert!(!routing.same_route(STATUS, PREDICT, &no_headers).unwrap());
+    }
+
+    #[test]
+    fn a_method_match_is_refused_when_read_so_the_method_cannot_route() {
+        let object = serde_json::json!({"spec": {"http": [{"match": [{"method": {"exact": "POST"}}], "route": []}]}});
+        let error = VirtualServiceSpec::from_object(&object).unwrap_err().to_string();
+        assert!(error.contains("unknown field `method`"), "{error}");
+    }
+
+    #[test]
+    fn a_destination_without_the_version_header_needs_fingerprints() {
+        let mut routing = stage_routing("split-70-30");
+        let route = &mut routing.http[0];
+        assert!(route.sets_version_header());
+        route.route[1].headers = None;
+        assert!(!route.sets_version_header());
+        route.headers = Some(Headers {
+            request: None,
+            response: Some(HeaderOperations {
+                set: BTreeMap::from([(VERSION_HEADER.to_string(), "x".to_string())]),
+                ..HeaderOperations::default()
+            }),
+        });
+        assert!(route.sets_version_header());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::istio::gateway_config::wait_for_stage;
 use crate::report::StageReport;
-use crate::traffic::checks::{run_stage_with, stage_body};
+use crate::traffic::checks::{ProbeChoice, run_stage_with, stage_body};
 use crate::traffic::references::{deployed_versions, fetch_references};
 
 /// THE place where a stage's assertions run, after the stage is applied and rolled out: send traffic through
@@ -25,11 +25,15 @@ use crate::traffic::references::{deployed_versions, fetch_references};
 /// a response that lacks the `x-model-version` header is attributed by its nearest reference. A version whose
 /// reference cannot be fetched is only a warning: the lab's VirtualServices set the header, and header-less
 /// responses from that version then count as unattributed (which fails an exact assertion).
+///
+/// `probe` chooses the requests that prove the routing (`--probe`; `lab::traffic::checks::kind`): status requests
+/// where the stage's routes allow them, with a sample of real predictions per version.
 pub async fn assert_stage(
     cluster: &Cluster,
     plan: &StagePlan,
     ingress_url: &str,
     serve_timeout: Duration,
+    probe: ProbeChoice,
     note: &dyn Fn(&str),
 ) -> anyhow::Result<StageReport> {
     let asserted = async {
@@ -38,7 +42,7 @@ pub async fn assert_stage(
         wait_for_stage(cluster, plan, serve_timeout, note).await?;
         let body = stage_body(ingress_url).await?;
         let references = fetch_references(cluster, &deployed_versions(plan), &body).await;
-        run_stage_with(plan, ingress_url, body, references).await
+        run_stage_with(plan, ingress_url, body, references, probe).await
     };
     asserted
         .await

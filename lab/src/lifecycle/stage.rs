@@ -14,6 +14,7 @@ use crate::lifecycle::ingress::{self, Ingress};
 use crate::lifecycle::state::{self, LabLock};
 use crate::lifecycle::up::Assertions;
 use crate::report::{RunReport, Verdict};
+use crate::traffic::checks::{ProbeChoice, probe_decision};
 use crate::{LabError, Settings};
 
 /// `<state_dir>/active-stage-verdict`: `STAGE VERDICT`, how the recorded active stage was verified — `pass` (its
@@ -103,6 +104,7 @@ pub async fn run_stage(
     name: &str,
     timeouts: StageTimeouts,
     assertions: Assertions,
+    probe: ProbeChoice,
     progress: &dyn StageProgress,
 ) -> anyhow::Result<StageOutcome> {
     let StageTimeouts {
@@ -111,6 +113,11 @@ pub async fn run_stage(
     } = timeouts;
     let lab = LabDefinition::load_default()?;
     let stage = lab.stage(name)?;
+    if assertions == Assertions::Run {
+        // `--probe status` on a stage whose routes do not allow it is refused before anything is done (the routes
+        // and assertions do not depend on where the models are mounted).
+        probe_decision(&StagePlan::resolve(&lab, stage, None)?, probe)?;
+    }
     let _lock = LabLock::acquire(settings, "lab stage")?;
     let ingress = match assertions {
         Assertions::Run => Some(
@@ -131,7 +138,7 @@ pub async fn run_stage(
         return Ok(StageOutcome { applied, checks: None });
     };
     // The wait for the gateway to serve the stage says what it waits for, as `lab up`'s steps do.
-    let check = assert_stage(&cluster, &plan, &ingress.url, serve_timeout, &|text| {
+    let check = assert_stage(&cluster, &plan, &ingress.url, serve_timeout, probe, &|text| {
         progress.note(text)
     })
     .await?;

@@ -94,6 +94,9 @@ pub async fn watch(settings: &Settings, options: &WatchOptions, view: &mut dyn W
         concurrency: options.concurrency,
         request_timeout: options.request_timeout,
         references: References::default(),
+        // Predictions: with any ingress and any header set there is no stage whose routes could show that a
+        // status request goes where a prediction would (`traffic::checks::kind`).
+        kind: crate::report::RequestKind::Prediction,
     })?;
     let started = Instant::now();
     let mut window = TrafficWindow::new(options.window, started);

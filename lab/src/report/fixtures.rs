@@ -8,7 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use super::{AssertionReport, ErrorCount, Expectation, LatencySummary, RunReport, StageReport, Verdict, VersionStats};
+use super::{
+    AssertionReport, ErrorCount, Expectation, LatencySummary, PredictionSample, ProbeReport, RequestKind, RunReport,
+    StageReport, Verdict, VersionStats,
+};
 
 impl RunReport {
     /// A run against `http://127.0.0.1:31380` with no stages yet.
@@ -37,6 +40,7 @@ impl StageReport {
             stage: stage.to_string(),
             verdict: Verdict::Pass,
             duration_seconds: 2.5,
+            probe: ProbeReport::predictions("--probe predict", 0),
             assertions: Vec::new(),
         }
     }
@@ -45,7 +49,29 @@ impl StageReport {
     #[must_use]
     pub fn assertion(mut self, assertion: AssertionReport) -> StageReport {
         self.assertions.push(assertion);
-        self.verdict = Verdict::combine(self.assertions.iter().map(|assertion| assertion.verdict));
+        self.verdict = StageReport::combined_verdict(&self.assertions, &self.probe);
+        self
+    }
+
+    /// Proved by status requests, with a sample of predictions from each version (`(version, count)`) whose
+    /// verdict is `verdict`; recomputes the stage's verdict.
+    #[must_use]
+    pub fn proved_by_status(mut self, sample: &[(&str, u64)], verdict: Verdict) -> StageReport {
+        let versions: BTreeMap<String, u64> = sample
+            .iter()
+            .map(|(version, count)| (version.to_string(), *count))
+            .collect();
+        self.probe = ProbeReport {
+            routing_proved_by: RequestKind::Status,
+            reason: "--probe auto: status requests take the predictions' route".to_string(),
+            predictions_checked: versions.values().sum(),
+            sample: Some(PredictionSample {
+                verdict,
+                message: "sample predictions checked".to_string(),
+                versions,
+            }),
+        };
+        self.verdict = StageReport::combined_verdict(&self.assertions, &self.probe);
         self
     }
 }

@@ -81,6 +81,7 @@ fn write_stage(html: &mut String, stage: &StageReport) {
         badge = badge(stage.verdict),
         seconds = stage.duration_seconds,
     );
+    let _ = writeln!(html, "<p class=\"meta probe\">{}</p>", escape(&stage.probe.summary()));
     for assertion in &stage.assertions {
         write_assertion(html, assertion);
     }

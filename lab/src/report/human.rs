@@ -47,6 +47,19 @@ pub(super) fn render_with_colour(report: &RunReport, colour: bool) -> String {
         for assertion in &stage.assertions {
             text.push_str(&assertion_notes(assertion));
         }
+        text.push_str(&format!("  {}\n", stage.probe.summary()));
+        if let Some(sample) = stage
+            .probe
+            .sample
+            .as_ref()
+            .filter(|sample| sample.verdict != Verdict::Pass)
+        {
+            text.push_str(&format!(
+                "  sample predictions: {}: {}\n",
+                sample.verdict.as_str(),
+                sample.message
+            ));
+        }
     }
     text.push_str(&summary_line(report, colour));
     text.push('\n');
@@ -246,6 +259,34 @@ mod tests {
             "run against http://127.0.0.1:31380: fail — 2 stages: 1 pass, 1 fail, 0 inconclusive; 2 assertions, 1303 requests, 3 errors\n"
         ));
         assert!(!text.contains('\x1b'), "no colour when colour is off");
+    }
+
+    #[test]
+    fn each_stage_says_which_requests_proved_it_and_the_predictions_checked() {
+        let report = RunReport::sample()
+            .stage(StageReport::named("stable").assertion(AssertionReport::all_to("resnet50", 300)))
+            .stage(
+                StageReport::named("split-70-30")
+                    .assertion(AssertionReport::split(&[("resnet50", 70, 700), ("resnet101", 30, 300)]))
+                    .proved_by_status(&[("resnet50", 3), ("resnet101", 0)], Verdict::Fail),
+            );
+        let text = render_with_colour(&report, false);
+        assert!(
+            text.contains("  routing tested with predictions; 0 predictions checked\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("routing tested with status requests; 3 predictions checked (resnet101 ×0, resnet50 ×3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sample predictions: fail: sample predictions checked"),
+            "{text}"
+        );
+        assert!(
+            text.contains("stage split-70-30: fail"),
+            "a failed sample fails the stage: {text}"
+        );
     }
 
     #[test]

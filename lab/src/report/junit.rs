@@ -12,11 +12,12 @@ use super::{AssertionReport, RunReport, StageReport, Verdict, write_atomically};
 
 /// The report as a JUnit XML document.
 pub fn render_junit(report: &RunReport) -> String {
-    let assertions = || report.stages.iter().flat_map(|stage| &stage.assertions);
-    let tests = assertions().count();
-    let failures = assertions()
-        .filter(|assertion| assertion.verdict != Verdict::Pass)
-        .count();
+    let tests: usize = report.stages.iter().map(|stage| case_verdicts(stage).count()).sum();
+    let failures: usize = report
+        .stages
+        .iter()
+        .map(|stage| case_verdicts(stage).filter(|verdict| *verdict != Verdict::Pass).count())
+        .sum();
     let seconds: f64 = report.stages.iter().map(|stage| stage.duration_seconds).sum();
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
@@ -36,27 +37,48 @@ pub fn write_junit(report: &RunReport, path: &Path) -> anyhow::Result<()> {
     write_atomically(path, render_junit(report).as_bytes(), "JUnit report")
 }
 
+/// The verdicts of a stage's test cases: one per assertion, and the sample of predictions when there is one.
+fn case_verdicts(stage: &StageReport) -> impl Iterator<Item = Verdict> + '_ {
+    let sample = stage.probe.sample.as_ref().map(|sample| sample.verdict);
+    stage.assertions.iter().map(|assertion| assertion.verdict).chain(sample)
+}
+
 fn write_suite(xml: &mut String, report: &RunReport, stage: &StageReport) {
-    let failures = stage
-        .assertions
-        .iter()
-        .filter(|assertion| assertion.verdict != Verdict::Pass)
-        .count();
+    let failures = case_verdicts(stage).filter(|verdict| *verdict != Verdict::Pass).count();
     let _ = writeln!(
         xml,
         r#"  <testsuite name="{}" tests="{}" failures="{failures}" errors="0" skipped="0" time="{:.3}">"#,
         escape(&stage.stage),
-        stage.assertions.len(),
+        case_verdicts(stage).count(),
         stage.duration_seconds
     );
     let _ = writeln!(
         xml,
-        r#"    <properties><property name="url" value="{}"/><property name="verdict" value="{}"/></properties>"#,
+        r#"    <properties><property name="url" value="{}"/><property name="verdict" value="{}"/><property name="routing_proved_by" value="{}"/><property name="predictions_checked" value="{}"/></properties>"#,
         escape(&report.url),
-        stage.verdict.as_str()
+        stage.verdict.as_str(),
+        stage.probe.routing_proved_by.as_str(),
+        stage.probe.predictions_checked
     );
     for assertion in &stage.assertions {
         write_case(xml, stage, assertion);
+    }
+    if let Some(sample) = &stage.probe.sample {
+        let _ = writeln!(
+            xml,
+            r#"    <testcase classname="{}" name="sample predictions">"#,
+            escape(&stage.stage)
+        );
+        if sample.verdict != Verdict::Pass {
+            let _ = writeln!(
+                xml,
+                r#"      <failure type="{}" message="{}"/>"#,
+                sample.verdict.as_str(),
+                escape(&sample.message)
+            );
+        }
+        let _ = writeln!(xml, "      <system-out>{}</system-out>", escape(&stage.probe.summary()));
+        xml.push_str("    </testcase>\n");
     }
     xml.push_str("  </testsuite>\n");
 }
@@ -142,6 +164,34 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::{AssertionReport, StageReport};
+
+    #[test]
+    fn the_sample_of_predictions_is_a_case_of_its_own_and_the_kind_a_property() {
+        let report = RunReport::sample().stage(
+            StageReport::named("split-70-30")
+                .assertion(AssertionReport::split(&[("resnet50", 70, 700), ("resnet101", 30, 300)]))
+                .proved_by_status(&[("resnet50", 4)], Verdict::Fail),
+        );
+        let xml = render_junit(&report);
+        assert!(xml.contains(r#"tests="2" failures="1""#), "{xml}");
+        assert!(
+            xml.contains(r#"<property name="routing_proved_by" value="status"/>"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<property name="predictions_checked" value="4"/>"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<testcase classname="split-70-30" name="sample predictions">"#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"<failure type="fail" message="sample predictions checked"/>"#),
+            "{xml}"
+        );
+    }
 
     #[test]
     fn escaping_covers_markup_quotes_and_forbidden_characters() {

@@ -129,12 +129,102 @@ fn rfc3339_utc(time: std::time::SystemTime) -> String {
 pub struct StageReport {
     /// The stage name, e.g. `split-70-30`.
     pub stage: String,
-    /// The combined verdict of the assertions.
+    /// The combined verdict of the assertions (and of the sample of predictions, when there is one).
     pub verdict: Verdict,
     /// Wall time of the stage's checks, in seconds.
     pub duration_seconds: f64,
+    /// Which requests proved the routing, and the predictions checked.
+    pub probe: ProbeReport,
     /// The assertions, in order.
     pub assertions: Vec<AssertionReport>,
+}
+
+/// The kind of request the assertions sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestKind {
+    /// TF Serving's model-status request (`GET /v1/models/NAME`): no inference.
+    Status,
+    /// A prediction (`POST …:predict` with the payload).
+    Prediction,
+}
+
+impl RequestKind {
+    /// `status` or `prediction`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestKind::Status => "status",
+            RequestKind::Prediction => "prediction",
+        }
+    }
+}
+
+/// How a stage's routing was proved: by which requests, why those, and how many real predictions were checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeReport {
+    /// The requests the assertions sent.
+    pub routing_proved_by: RequestKind,
+    /// Why that kind, e.g. `--probe auto: every assertion's route takes status requests as it takes predictions`.
+    pub reason: String,
+    /// Predictions sent and judged in the stage: every assertion request when predictions proved the routing;
+    /// the sample's when status requests did.
+    pub predictions_checked: u64,
+    /// With status requests: the real predictions sent as a sample per version (attributed, 1000 scores each).
+    pub sample: Option<PredictionSample>,
+}
+
+/// The real predictions sent beside status requests: a few from each version the routes send to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PredictionSample {
+    /// Pass when every version gave its predictions, each attributed and with 1000 scores.
+    pub verdict: Verdict,
+    /// One line: what was checked, or what went wrong.
+    pub message: String,
+    /// Predictions checked (attributed, with 1000 scores) by version.
+    pub versions: BTreeMap<String, u64>,
+}
+
+impl StageReport {
+    /// The verdict of `assertions` and of the `probe`'s sample of predictions together.
+    pub fn combined_verdict(assertions: &[AssertionReport], probe: &ProbeReport) -> Verdict {
+        let sample = probe.sample.as_ref().map(|sample| sample.verdict);
+        Verdict::combine(assertions.iter().map(|assertion| assertion.verdict).chain(sample))
+    }
+}
+
+impl ProbeReport {
+    /// The report of a stage proved by predictions, `predictions_checked` of them, for `reason`.
+    pub fn predictions(reason: impl Into<String>, predictions_checked: u64) -> ProbeReport {
+        ProbeReport {
+            routing_proved_by: RequestKind::Prediction,
+            reason: reason.into(),
+            predictions_checked,
+            sample: None,
+        }
+    }
+
+    /// One line for people: `routing tested with status requests; 7 predictions checked (resnet101 ×3, resnet50 ×4,
+    /// 1000 scores each)`.
+    pub fn summary(&self) -> String {
+        let kind = match self.routing_proved_by {
+            RequestKind::Status => "status requests",
+            RequestKind::Prediction => "predictions",
+        };
+        let count = self.predictions_checked;
+        let noun = if count == 1 { "prediction" } else { "predictions" };
+        let by_version = match &self.sample {
+            Some(sample) if !sample.versions.is_empty() => {
+                let parts: Vec<String> = sample
+                    .versions
+                    .iter()
+                    .map(|(version, count)| format!("{version} ×{count}"))
+                    .collect();
+                format!(" ({}, 1000 scores each)", parts.join(", "))
+            }
+            _ => String::new(),
+        };
+        format!("routing tested with {kind}; {count} {noun} checked{by_version}")
+    }
 }
 
 /// One assertion: what was expected, what the requests showed, and the verdict.

@@ -25,6 +25,10 @@ pub use crate::definition::routing::{MODEL_NAME, PREDICT_PATH};
 pub const LATEST_PREDICT_PATH: &str = "/v1/models/image_classifier:predict";
 /// The REST path of the model's metadata (signatures), relative to the ingress URL.
 pub const METADATA_PATH: &str = "/v1/models/image_classifier/metadata";
+/// The REST path of the model's status (`GET`, no body; `{"model_version_status": […]}`), relative to the ingress
+/// URL: what the probe proves routing with when the routes send it as they send predictions. It costs TF Serving no
+/// inference (`ProcessModelStatusRequest` in `tensorflow_serving/model_servers/http_rest_api_handler.cc`).
+pub const STATUS_PATH: &str = "/v1/models/image_classifier";
 
 pub use crate::definition::routing::VERSION_HEADER;
 
@@ -45,20 +49,43 @@ pub fn predict_url(url: &str) -> anyhow::Result<String> {
 /// same prefix (`…/v1/models/<name>/metadata`, as [`METADATA_PATH`] leaves the version out). Any other path is
 /// refused: it names no model.
 pub fn metadata_url(url: &str) -> anyhow::Result<String> {
+    model_url(
+        url,
+        "/metadata",
+        "metadata",
+        "choose the body with `--payload keras|raw|bytes`",
+    )
+}
+
+/// The model-status URL for an ingress URL: [`STATUS_PATH`] appended when it has no path; for a full predict URL
+/// the status of that model at the same prefix (`…/v1/models/<name>`, all its versions, as [`STATUS_PATH`]). Any
+/// other path names no model and is refused.
+pub fn status_url(url: &str) -> anyhow::Result<String> {
+    model_url(
+        url,
+        "",
+        "status",
+        "prove the routing with predictions: `--probe predict`",
+    )
+}
+
+/// `…/v1/models/<name><suffix>` for the model an ingress URL names (the lab's at a root), for [`metadata_url`] and
+/// [`status_url`]; `what` and `alternative` word the refusal of a URL that names no model.
+fn model_url(url: &str, suffix: &str, what: &str, alternative: &str) -> anyhow::Result<String> {
     let parsed = parse_ingress_url(url)?;
     let path = parsed.path();
     if matches!(path, "" | "/") {
-        return Ok(format!("{}{METADATA_PATH}", url.trim_end_matches('/')));
+        return Ok(format!("{}/v1/models/{MODEL_NAME}{suffix}", url.trim_end_matches('/')));
     }
     let Some((prefix, model)) = model_of_predict_path(path) else {
         anyhow::bail!(
-            "the URL \"{url}\" is neither an ingress root nor a TF Serving predict URL (…/v1/models/NAME[/versions/N]:predict), so it names no model whose metadata to ask\n{URL_HELP}, or choose the body with `--payload keras|raw|bytes`"
+            "the URL \"{url}\" is neither an ingress root nor a TF Serving predict URL (…/v1/models/NAME[/versions/N]:predict), so it names no model whose {what} to ask\n{URL_HELP}, or {alternative}"
         );
     };
-    let mut metadata = parsed.clone();
-    metadata.set_path(&format!("{prefix}/v1/models/{model}/metadata"));
-    metadata.set_query(None);
-    Ok(metadata.to_string())
+    let mut model_url = parsed.clone();
+    model_url.set_path(&format!("{prefix}/v1/models/{model}{suffix}"));
+    model_url.set_query(None);
+    Ok(model_url.to_string())
 }
 
 /// An http(s) URL, or an error that says how one looks.

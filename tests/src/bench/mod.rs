@@ -13,6 +13,7 @@ use serde::Serialize;
 
 pub mod payload;
 pub mod probe;
+pub mod stage_checks;
 pub mod stats;
 
 /// Where benchmarks write and what they may use.
@@ -127,5 +128,6 @@ pub fn all() -> Vec<(&'static str, BenchFn)> {
         ("payload", payload::run),
         ("probe", probe::run),
         ("cluster", cluster::run),
+        ("stage_checks", stage_checks::run),
     ]
 }

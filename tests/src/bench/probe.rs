@@ -64,6 +64,7 @@ fn throughput(servers: &tokio::runtime::Runtime, probing: &tokio::runtime::Runti
     let url = format!("{}{}", envoy.url(), lab::traffic::checks::PREDICT_PATH);
     let probe = Probe::new(ProbeConfig {
         url: url.clone(),
+        kind: lab::report::RequestKind::Prediction,
         body: Bytes::from_static(BODY.as_bytes()),
         headers: BTreeMap::new(),
         concurrency: CONCURRENCY,
@@ -226,6 +227,7 @@ pub fn child_main() -> Option<ExitCode> {
             .build()?;
         let probe = Probe::new(ProbeConfig {
             url: url.to_string(),
+            kind: lab::report::RequestKind::Prediction,
             body: payload.body,
             headers: BTreeMap::new(),
             concurrency: CONCURRENCY,

@@ -9,6 +9,7 @@ use canary_lab_tests::assert_contains;
 use canary_lab_tests::envoy::{Envoy, StageRouting};
 use lab::definition::routing::{FaultAbort, FaultDelay, HttpFault, Percent};
 use lab::report::{StageReport, Verdict};
+use lab::traffic::checks::ProbeChoice;
 
 use canary_lab_tests::traffic::{Models, assert_verdict, check, failing_config, show, test_config};
 
@@ -37,7 +38,10 @@ async fn upstream_503s_at_a_rate_are_retried_away_by_the_gateway() {
     // stand-in) is answered: the stage passes as it would behind a real gateway.
     models.resnet101.set_error_rate(0.03);
     let envoy = Envoy::start(&StageRouting::of_stage("split-70-30"), &models.both()).await;
-    let report = check("split-70-30", &test_config(&envoy.url())).await;
+    // The stand-in injects its 503s into predictions (model-status requests do no inference): predict.
+    let mut config = test_config(&envoy.url());
+    config.probe = ProbeChoice::Predict;
+    let report = check("split-70-30", &config).await;
     assert_verdict(&report, Verdict::Pass);
     let failed: u64 = report.assertions[0].errors.iter().map(|error| error.count).sum();
     let requests = report.assertions[0].requests;
@@ -56,7 +60,9 @@ async fn a_version_answering_only_503s_fails_naming_it_after_the_gateways_retrie
     let models = Models::start().await;
     models.resnet101.set_error_rate(1.0);
     let envoy = Envoy::start(&StageRouting::of_stage("split-70-30"), &models.both()).await;
-    let report = check("split-70-30", &failing_config(&envoy.url())).await;
+    let mut config = failing_config(&envoy.url());
+    config.probe = ProbeChoice::Predict;
+    let report = check("split-70-30", &config).await;
     let message = failure_message(&report);
     assert_contains!(message, "more than the maximum 1%): resnet101: http_503 ×");
     let errors = &report.assertions[0].errors;

@@ -165,6 +165,7 @@ async fn a_stage_is_asserted_only_once_the_gateway_has_the_new_pods_endpoint() {
         &stage,
         &url,
         lab::istio::gateway_config::DEFAULT_SERVE_TIMEOUT,
+        lab::traffic::checks::ProbeChoice::Auto,
         &|_| {},
     );
     tokio::pin!(asserted);

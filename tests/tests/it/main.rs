@@ -19,6 +19,7 @@ mod manifests;
 mod models;
 mod payload;
 mod predict;
+mod probe_kind;
 mod real_api;
 mod render;
 mod report;

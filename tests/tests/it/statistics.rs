@@ -127,10 +127,15 @@ mod through_the_probe {
     /// `RUNS` share assertions "resnet101 is 30% ± 15%" at error rates 10⁻², against resnet101 at `true_percent`
     /// of the traffic and `slowdown` times ResNet50's latency: (pass, fail, inconclusive).
     async fn verdicts(true_percent: u32, slowdown: f64, seed: u64) -> (u64, u64, u64) {
+        verdicts_at(resnet50_latency(), true_percent, slowdown, seed).await
+    }
+
+    /// [`verdicts`] with ResNet50 answering in `latency`.
+    async fn verdicts_at(latency: Latency, true_percent: u32, slowdown: f64, seed: u64) -> (u64, u64, u64) {
         let split = Arc::new(SimulatedSplit::new(
             &[
-                ("resnet50", 100 - true_percent, resnet50_latency()),
-                ("resnet101", true_percent, resnet50_latency().times(slowdown)),
+                ("resnet50", 100 - true_percent, latency),
+                ("resnet101", true_percent, latency.times(slowdown)),
             ],
             seed,
         ));
@@ -186,6 +191,51 @@ mod through_the_probe {
                 pass <= allowed(1e-2),
                 "resnet101 at {true_percent}%, {slowdown}× slower: passed {pass} of {RUNS}"
             );
+        }
+    }
+
+    /// TF Serving's model-status request: no inference, about 2 ms from either version (the stand-in's, ± 10%).
+    fn status_latency() -> Latency {
+        Latency::around(Duration::from_millis(2), 0.1)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn status_requests_keep_the_share_tests_error_rates() {
+        // `--probe auto` feeds the share test status answers: both versions equally fast and 20–150 times faster
+        // than predictions, so many more answers arrive per launch window. The bounds must hold all the same.
+        let (_, fail, inconclusive) = verdicts_at(status_latency(), 30, 1.0, 31).await;
+        assert!(
+            fail <= allowed(1e-2),
+            "status requests: false failures {fail} of {RUNS}"
+        );
+        assert_eq!(inconclusive, 0);
+        for (true_percent, seed) in [(45, 32), (15, 33)] {
+            let (pass, _, _) = verdicts_at(status_latency(), true_percent, 1.0, seed).await;
+            assert!(
+                pass <= allowed(1e-2),
+                "status requests, resnet101 at {true_percent}%: passed {pass} of {RUNS}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_5_percent_leak_fails_the_exact_assertion_fed_by_status_requests() {
+        // 270 requests see a 5% leak with probability ≥ 1 − 10⁻⁶: every one of these runs must fail.
+        let split = Arc::new(SimulatedSplit::new(
+            &[("resnet50", 95, status_latency()), ("resnet101", 5, status_latency())],
+            41,
+        ));
+        // As `lab check` runs it: no settle phase before the 270 requests.
+        let mut config = config();
+        config.settle_timeout = None;
+        let probe = Probe::simulated(DEFAULT_CONCURRENCY, config.request_timeout, split);
+        let spec = AssertionSpec::Exact {
+            version: "resnet50".to_string(),
+            headers: BTreeMap::new(),
+        };
+        for run in 0..RUNS / 4 {
+            let report = check_assertion("canary-deployed", &spec, &probe, &config, BTreeMap::new()).await;
+            assert_eq!(report.verdict, Verdict::Fail, "run {run}: {report:#?}");
         }
     }
 

@@ -65,8 +65,19 @@ async fn predictions_status_metadata_and_errors_follow_tf_serving() {
         let client = client.clone();
         async move { client.get(url).send().await.unwrap().json::<Value>().await.unwrap() }
     };
+    let predictions = resnet50.predictions();
     let status = get(format!("{}/v1/models/image_classifier", resnet50.url())).await;
-    assert_eq!(status["model_version_status"][0]["state"], "AVAILABLE");
+    // TF Serving 2.5.1's GetModelStatusResponse as JSON (`ProcessModelStatusRequest`): every field printed.
+    assert_eq!(
+        status,
+        json!({"model_version_status": [{
+            "version": "1",
+            "state": "AVAILABLE",
+            "status": {"error_code": "OK", "error_message": ""}
+        }]})
+    );
+    // A status request is no prediction: counted apart, as `--probe auto` tests count them.
+    assert_eq!((resnet50.predictions(), resnet50.status_requests()), (predictions, 1));
     let metadata = get(format!(
         "{}/v1/models/image_classifier/versions/1/metadata",
         resnet101.url()

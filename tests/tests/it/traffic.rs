@@ -53,8 +53,9 @@ async fn the_70_30_report_has_weights_shares_and_latencies() {
     assert!(resnet101.latency_ms.p50 > 0.0 && resnet101.latency_ms.p50 <= resnet101.latency_ms.p99);
     let answered: u64 = assertion.versions.iter().map(|stats| stats.responses).sum();
     assert_eq!(answered, assertion.requests, "no errors, every response attributed");
-    // The stand-ins saw the settle requests and the assertion's (requests in flight at the decision included).
-    let served = models.resnet50.predictions() + models.resnet101.predictions();
+    // The stand-ins saw the settle requests and the assertion's (requests in flight at the decision included):
+    // status requests, as the stage's routes allow them, besides the sample's predictions.
+    let served = models.resnet50.status_requests() + models.resnet101.status_requests();
     assert!(served >= assertion.requests, "{served} < {}", assertion.requests);
     assert_contains!(assertion.message, "consistent with 30% ± 15%");
 }
@@ -225,6 +226,7 @@ async fn lab_check_focused_passes_on_header_routing_and_fails_when_it_is_ignored
 fn probe_config(url: &str, concurrency: usize, request_timeout: Duration) -> lab::traffic::probe::ProbeConfig {
     lab::traffic::probe::ProbeConfig {
         url: format!("{url}{}", lab::traffic::checks::PREDICT_PATH),
+        kind: lab::report::RequestKind::Prediction,
         body: bytes::Bytes::from_static(BODY.as_bytes()),
         headers: BTreeMap::new(),
         concurrency,
@@ -386,7 +388,9 @@ async fn run_stage_picks_the_payload_from_the_metadata_as_lab_up_does() {
     let envoy = Envoy::start(&StageRouting::of_stage("focused"), &models.both()).await;
     let lab = LabDefinition::load_default().unwrap();
     let plan = StagePlan::resolve(&lab, lab.stage("focused").unwrap(), None).unwrap();
-    let report = lab::traffic::checks::run_stage(&plan, &envoy.url()).await.unwrap();
+    let report = lab::traffic::checks::run_stage(&plan, &envoy.url(), lab::traffic::checks::ProbeChoice::Auto)
+        .await
+        .unwrap();
     assert_verdict(&report, Verdict::Pass);
 }
 

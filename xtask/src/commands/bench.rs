@@ -1,4 +1,5 @@
-//! `cargo xtask bench`: install the test tools, then run the `lab-bench` binary in release mode.
+//! `cargo xtask bench`: install the test tools, build the tests crate's binaries (`lab-bench`, and `lab-cli` for the
+//! stage-check group) in release mode, then run `lab-bench`.
 
 use anyhow::Context;
 use lab::CommandStatus;
@@ -10,7 +11,26 @@ use crate::flags::BenchFlags;
 /// Builds and runs every benchmark group (or the ones named), printing the table of ratios.
 pub(crate) fn run(flags: &BenchFlags) -> CommandResult {
     super::test::install_test_tools()?;
-    install_wrk()?;
+    // wrk is the probe group's baseline only.
+    if flags.groups.is_empty() || flags.groups.iter().any(|group| group == "probe") {
+        install_wrk()?;
+    }
+    // `lab-cli` too: the stage-check benchmark runs `lab check` as a process, from beside `lab-bench`.
+    ToolCommand::new(
+        "build the benchmarks",
+        &super::test::cargo(),
+        &[
+            "build",
+            "--quiet",
+            "--release",
+            "--package",
+            "canary-lab-tests",
+            "--bins",
+        ],
+    )
+    .timeout(std::time::Duration::from_secs(3600))
+    .run_inherited()
+    .context("building the benchmarks")?;
     let mut command = ToolCommand::new(
         "run the benchmarks",
         &super::test::cargo(),

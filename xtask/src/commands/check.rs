@@ -41,6 +41,7 @@ pub(crate) async fn run(settings: &Settings, flags: &CheckFlags) -> CommandResul
     config.settle_timeout = flags.settle_timeout.map(Into::into);
     config.assertion_timeout = *flags.deadline;
     config.progress = checks::progress::TerminalProgress::on_terminal();
+    config.probe = flags.probe.choice();
     let started = SystemTime::now();
     let stage_report = checks::check_stage(&plan, &config)
         .await

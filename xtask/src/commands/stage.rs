@@ -23,7 +23,15 @@ pub(crate) async fn run(settings: &Settings, flags: &StageFlags) -> CommandResul
         rollout: flags.rollout.deadline(),
         serve: *flags.serve.serve_timeout,
     };
-    let outcome = run_stage(settings, &flags.name, timeouts, assertions, &printer).await?;
+    let outcome = run_stage(
+        settings,
+        &flags.name,
+        timeouts,
+        assertions,
+        flags.probe.choice(),
+        &printer,
+    )
+    .await?;
     match outcome.checks {
         Some(report) => super::reports::print_and_write(settings, &flags.reports, &report),
         None => Ok(CommandStatus::Ok),

@@ -68,7 +68,15 @@ pub(crate) async fn run(settings: &Settings, flags: &TourFlags) -> CommandResult
             }
             Choice::Apply => {}
         }
-        let outcome = run_stage(settings, &step.stage, timeouts, Assertions::Run, &TourPrinter).await?;
+        let outcome = run_stage(
+            settings,
+            &step.stage,
+            timeouts,
+            Assertions::Run,
+            flags.probe.choice(),
+            &TourPrinter,
+        )
+        .await?;
         let passed = outcome
             .checks
             .as_ref()

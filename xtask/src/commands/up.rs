@@ -42,6 +42,7 @@ pub(crate) async fn run(settings: &Settings, flags: &UpFlags) -> CommandResult {
         rollout_timeout: flags.rollout.deadline(),
         export_timeout: *flags.export_timeout,
         serve_timeout: *flags.serve.serve_timeout,
+        probe: flags.probe.choice(),
         models: flags
             .models
             .parse()

@@ -51,6 +51,8 @@ pub struct UpOptions {
     /// A verified offline bundle (`--bundle DIR`): its images are loaded into the node and its istioctl archive
     /// used instead of a download (the caller points [`UpOptions::models`] at its models).
     pub bundle: Option<crate::lifecycle::bundle::VerifiedBundle>,
+    /// Which requests prove each stage's routing (`--probe`).
+    pub probe: crate::traffic::checks::ProbeChoice,
 }
 
 /// Whether the stages' assertions run.
@@ -185,6 +187,12 @@ impl Steps<'_> {
 pub async fn up(settings: &Settings, options: &UpOptions, progress: &dyn UpProgress) -> anyhow::Result<UpReport> {
     let lab = LabDefinition::load_default()?;
     let walk = lab.stages_through(options.last_stage.as_deref())?;
+    if options.assertions == Assertions::Run {
+        // `--probe status` is refused before anything is done when a stage's routes do not allow it.
+        for stage in walk {
+            crate::traffic::checks::probe_decision(&StagePlan::resolve(&lab, stage, None)?, options.probe)?;
+        }
+    }
     let _lock = LabLock::acquire(settings, "lab up")?;
     let mut steps = Steps {
         progress,

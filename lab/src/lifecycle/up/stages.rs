@@ -126,6 +126,7 @@ impl Walk<'_> {
                     plan,
                     self.ingress_url,
                     self.options.serve_timeout,
+                    self.options.probe,
                     self.note,
                 )
                 .await?;

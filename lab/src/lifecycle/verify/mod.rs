@@ -35,7 +35,7 @@ use crate::definition::routing::VirtualServiceSpec;
 use crate::definition::stages::LabDefinition;
 use crate::lifecycle::stage::{open_recorded_ingress, resolve_stage};
 use crate::report::{StageReport, Verdict};
-use crate::traffic::checks::{run_stage_with, stage_body};
+use crate::traffic::checks::{ProbeChoice, run_stage_with, stage_body};
 use crate::traffic::references::{deployed_versions, fetch_references};
 
 /// Where an item stands.
@@ -334,7 +334,9 @@ async fn assert_traffic(
     let report = async {
         let body = stage_body(&url).await?;
         let references = fetch_references(cluster, &deployed_versions(plan), &body).await;
-        run_stage_with(plan, &url, body, references).await
+        // Status requests where the stage's routes allow them and the answers carry their version (checked first),
+        // as `lab stage` decides; the live routes were found equal to the stage's before the traffic runs.
+        run_stage_with(plan, &url, body, references, ProbeChoice::Auto).await
     }
     .await
     .with_context(|| format!("sending the traffic of stage \"{}\" through {url}", plan.name))?;

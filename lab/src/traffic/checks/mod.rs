@@ -1,5 +1,9 @@
-//! A stage's assertions, run against an ingress URL: wait until the routes are in effect, send predictions, and
+//! A stage's assertions, run against an ingress URL: wait until the routes are in effect, send requests, and
 //! decide from the responses where traffic went (a [`StageReport`]).
+//!
+//! The requests are TF Serving's model-status requests where the stage's routes send them as they send predictions
+//! and every answer names its version (`--probe auto`, [`kind`]; they cost the model no inference), with a sample of
+//! real predictions per version afterwards (`sample`), else predictions. Either kind feeds the same assertions below.
 //!
 //! - `exact`: every response must come from one version. One response from another version (or one that cannot be
 //!   attributed) fails at once; otherwise enough requests are sent that a leak of 5% or more would be seen with
@@ -22,7 +26,9 @@
 //! (no window, [`CheckConfig::settle_timeout`] `None`), so a wrong route fails at its first wrong answer.
 
 mod exact;
+pub mod kind;
 pub mod progress;
+mod sample;
 mod settle;
 mod share;
 mod tally;
@@ -31,6 +37,9 @@ use exact::check_exact;
 use progress::{CheckPhase, Reporter};
 use settle::{settle_exact, settle_share};
 use share::check_share;
+
+pub use kind::{ProbeChoice, ProbeDecision};
+pub use sample::{SAMPLE_MAX_REQUESTS, SAMPLE_PER_VERSION};
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -41,7 +50,7 @@ use tokio::time::Instant;
 
 use crate::definition::plan::StagePlan;
 use crate::definition::stages::AssertionSpec;
-use crate::report::{AssertionReport, Expectation, StageReport, Verdict};
+use crate::report::{AssertionReport, Expectation, ProbeReport, RequestKind, StageReport, Verdict};
 use crate::traffic::attribution::References;
 use crate::traffic::payload::build_payload;
 use crate::traffic::payload::{DEFAULT_IMAGE, PayloadChoice};
@@ -103,6 +112,8 @@ pub struct CheckConfig {
     /// Where each assertion reports its phase and counts while it runs (a status line on a terminal); `None`: only
     /// the `-v` log lines.
     pub progress: Option<progress::ProgressSink>,
+    /// Which requests prove the routing (`--probe`; [`kind`]).
+    pub probe: ProbeChoice,
 }
 
 impl CheckConfig {
@@ -119,6 +130,7 @@ impl CheckConfig {
             references: References::default(),
             share_error_rate: SHARE_ERROR_RATE,
             progress: None,
+            probe: ProbeChoice::Auto,
         }
     }
 }
@@ -147,9 +159,9 @@ pub async fn payload_body(
 
 /// A stage's assertions as `lab up` and `lab stage` run them against `ingress_url`: the lab's Grace Hopper image with
 /// the payload the model's metadata asks for, and the default concurrency, timeouts and error rate.
-pub async fn run_stage(plan: &StagePlan, ingress_url: &str) -> anyhow::Result<StageReport> {
+pub async fn run_stage(plan: &StagePlan, ingress_url: &str, probe: ProbeChoice) -> anyhow::Result<StageReport> {
     let body = stage_body(ingress_url).await?;
-    run_stage_with(plan, ingress_url, body, References::default()).await
+    run_stage_with(plan, ingress_url, body, References::default(), probe).await
 }
 
 /// The body `lab up` and `lab stage` assert with: the lab's Grace Hopper photo as the payload the model's metadata
@@ -171,14 +183,28 @@ pub async fn run_stage_with(
     ingress_url: &str,
     body: Bytes,
     references: References,
+    probe: ProbeChoice,
 ) -> anyhow::Result<StageReport> {
     let mut config = CheckConfig::new(ingress_url, body);
     config.references = references;
     config.progress = progress::TerminalProgress::on_terminal();
+    config.probe = probe;
     check_stage(plan, &config).await
 }
 
-/// Runs every assertion of the stage `plan` resolves against `config.url`.
+/// Which requests `choice` makes stage `plan` send through an ingress root ([`kind::decide`]): how `lab up` and
+/// `lab stage` refuse `--probe status` for a stage whose routes do not allow it before they apply anything.
+pub fn probe_decision(plan: &StagePlan, choice: ProbeChoice) -> anyhow::Result<ProbeDecision> {
+    let routing = plan
+        .routing()
+        .with_context(|| format!("reading the routing of stage \"{}\"", plan.name))?;
+    kind::decide(choice, &plan.name, routing, &plan.assertions, "http://ingress")
+}
+
+/// Runs every assertion of the stage `plan` resolves against `config.url`, with the requests `config.probe` and the
+/// stage's routes choose ([`kind::decide`]; under `auto`, status requests whose answers name no version turn it to
+/// predictions, [`kind::confirm_attributable`]); with status requests, once every assertion passed, the sample of
+/// predictions ([`SAMPLE_PER_VERSION`] from each version the routes send to).
 pub async fn check_stage(plan: &StagePlan, config: &CheckConfig) -> anyhow::Result<StageReport> {
     let started = Instant::now();
     let url = predict_url(&config.url)?;
@@ -186,28 +212,98 @@ pub async fn check_stage(plan: &StagePlan, config: &CheckConfig) -> anyhow::Resu
     let routing = plan
         .routing()
         .with_context(|| format!("reading the routing of stage \"{}\"", plan.name))?;
+    let mut decision = kind::decide(config.probe, &plan.name, routing, &plan.assertions, &config.url)?;
+    let mut probes = assertion_probes(plan, config, &decision, &path)?;
+    if config.probe == ProbeChoice::Auto && decision.kind == RequestKind::Status {
+        let pilots: Vec<_> = probes
+            .iter()
+            .map(|(probe, weights)| (probe, versions_with_weight(weights)))
+            .collect();
+        if let Some(reason) = kind::confirm_attributable(&pilots).await {
+            decision = ProbeDecision {
+                kind: RequestKind::Prediction,
+                url: url.clone(),
+                reason,
+            };
+            probes = assertion_probes(plan, config, &decision, &path)?;
+        }
+    }
+    tracing::info!(stage = %plan.name, requests = decision.kind.as_str(), "{}", decision.reason);
     let mut assertions = Vec::new();
+    for (spec, (probe, weights)) in plan.assertions.iter().zip(probes) {
+        assertions.push(check_assertion(&plan.name, spec, &probe, config, weights).await);
+    }
+    let all_passed = assertions.iter().all(|assertion| assertion.verdict == Verdict::Pass);
+    let probe = match decision.kind {
+        RequestKind::Prediction => ProbeReport::predictions(
+            decision.reason,
+            assertions.iter().map(|assertion| assertion.requests).sum(),
+        ),
+        // The sample shows the models behind proven routes predict; after a failed assertion there is no such route.
+        RequestKind::Status if !all_passed => ProbeReport {
+            routing_proved_by: RequestKind::Status,
+            reason: format!(
+                "{}; no sample of predictions, as an assertion did not pass",
+                decision.reason
+            ),
+            predictions_checked: 0,
+            sample: None,
+        },
+        RequestKind::Status => {
+            let (sample, sent) = sample::check_sample(routing, &plan.assertions, &url, &path, config).await?;
+            ProbeReport {
+                routing_proved_by: RequestKind::Status,
+                reason: decision.reason,
+                predictions_checked: sent,
+                sample: Some(sample),
+            }
+        }
+    };
+    Ok(StageReport {
+        stage: plan.name.clone(),
+        verdict: StageReport::combined_verdict(&assertions, &probe),
+        duration_seconds: started.elapsed().as_secs_f64(),
+        probe,
+        assertions,
+    })
+}
+
+/// One probe per assertion of `plan`, sending the requests `decision` chose with the assertion's headers, and the
+/// configured weights of the route a prediction to `path` with those headers takes (for the report).
+fn assertion_probes(
+    plan: &StagePlan,
+    config: &CheckConfig,
+    decision: &ProbeDecision,
+    path: &str,
+) -> anyhow::Result<Vec<(Probe, BTreeMap<String, u32>)>> {
+    let routing = plan.routing()?;
+    let mut probes = Vec::new();
     for spec in &plan.assertions {
         let configured_weights = routing
-            .route_for(&path, spec.headers())?
+            .route_for(path, spec.headers())?
             .map(|route| route.weights())
             .unwrap_or_default();
         let probe = Probe::new(ProbeConfig {
-            url: url.clone(),
+            url: decision.url.clone(),
+            kind: decision.kind,
             body: config.body.clone(),
             headers: spec.headers().clone(),
             concurrency: config.concurrency,
             request_timeout: config.request_timeout,
             references: config.references.clone(),
         })?;
-        assertions.push(check_assertion(&plan.name, spec, &probe, config, configured_weights).await);
+        probes.push((probe, configured_weights));
     }
-    Ok(StageReport {
-        stage: plan.name.clone(),
-        verdict: Verdict::combine(assertions.iter().map(|assertion| assertion.verdict)),
-        duration_seconds: started.elapsed().as_secs_f64(),
-        assertions,
-    })
+    Ok(probes)
+}
+
+/// The versions a route's weights send anything to.
+fn versions_with_weight(weights: &BTreeMap<String, u32>) -> std::collections::BTreeSet<String> {
+    weights
+        .iter()
+        .filter(|(_, weight)| **weight > 0)
+        .map(|(version, _)| version.clone())
+        .collect()
 }
 
 /// Runs one assertion of stage `stage` with `probe` (whose headers must be the assertion's); `configured_weights`

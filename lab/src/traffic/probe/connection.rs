@@ -28,6 +28,7 @@ use tokio::net::TcpStream;
 
 use super::ProbeConfig;
 use crate::definition::routing::VERSION_HEADER;
+use crate::report::RequestKind;
 
 /// Where the probe's requests go and what each carries, parsed once per probe.
 pub(super) struct Target {
@@ -41,7 +42,9 @@ pub(super) struct Target {
     path: Uri,
     /// `Host`, `Content-Type`, `User-Agent` and the caller's headers.
     headers: HeaderMap,
-    /// The shared request body.
+    /// `POST` for a prediction, `GET` for a status request.
+    method: Method,
+    /// The shared request body (empty for a status request).
     body: Bytes,
     /// Whether there are references to fingerprint a response without a version header (else its body is not kept).
     fingerprinting: bool,
@@ -79,7 +82,13 @@ impl Target {
         };
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, HeaderValue::from_str(&authority)?);
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let (method, body) = match config.kind {
+            RequestKind::Prediction => {
+                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                (Method::POST, config.body.clone())
+            }
+            RequestKind::Status => (Method::GET, Bytes::new()),
+        };
         headers.insert(header::USER_AGENT, HeaderValue::from_static(crate::http::USER_AGENT));
         for (name, value) in &config.headers {
             let name = HeaderName::from_bytes(name.as_bytes()).with_context(|| format!("header name \"{name}\""))?;
@@ -92,8 +101,10 @@ impl Target {
             tls,
             path,
             headers,
-            body: config.body.clone(),
-            fingerprinting: !config.references.is_empty(),
+            method,
+            body,
+            // A status answer has no scores: only its version header can attribute it.
+            fingerprinting: config.kind == RequestKind::Prediction && !config.references.is_empty(),
         })
     }
 
@@ -106,7 +117,7 @@ impl Target {
 
     fn request(&self) -> Request<Full<Bytes>> {
         let mut request = Request::new(Full::new(self.body.clone()));
-        *request.method_mut() = Method::POST;
+        *request.method_mut() = self.method.clone();
         *request.uri_mut() = self.path.clone();
         *request.headers_mut() = self.headers.clone();
         request

@@ -1,5 +1,5 @@
-//! Sends prediction requests concurrently and reports, in launch order, what each one found: who answered, how
-//! fast, or how it failed.
+//! Sends requests concurrently — predictions, or TF Serving's model-status requests where those prove the same
+//! routing — and reports, in launch order, what each one found: who answered, how fast, or how it failed.
 //!
 //! The probe keeps no response bodies: each request yields a small [`Observation`], handed to the caller's
 //! observer in the order the requests were launched (an early arrival waits in a reorder buffer, `order.rs`, for
@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 
+use crate::report::RequestKind;
 use crate::traffic::attribution::{self, Attribution, References};
 use connection::{Answer, Connection, Target};
 use hyper::StatusCode;
@@ -36,9 +37,13 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Where and what to send.
 #[derive(Debug, Clone)]
 pub struct ProbeConfig {
-    /// The full predict URL, e.g. `http://127.0.0.1:8080/v1/models/image_classifier/versions/1:predict`.
+    /// The full URL: a predict URL, e.g. `http://127.0.0.1:8080/v1/models/image_classifier/versions/1:predict`, or
+    /// for [`RequestKind::Status`] the model's status URL (`…/v1/models/image_classifier`).
     pub url: String,
-    /// The JSON body, sent as is with every request.
+    /// What each request is: a prediction (`POST` with `body`) or TF Serving's model-status request (`GET`, no
+    /// body; attributed by its version header alone, having no scores to fingerprint).
+    pub kind: RequestKind,
+    /// The JSON body, sent as is with every prediction (a status request sends none).
     pub body: Bytes,
     /// Headers sent with every request.
     pub headers: BTreeMap<String, String>,
@@ -221,6 +226,7 @@ impl Probe {
             shared: Arc::new(ProbeShared {
                 config: ProbeConfig {
                     url: "simulated:".to_string(),
+                    kind: RequestKind::Prediction,
                     body: Bytes::new(),
                     headers: BTreeMap::new(),
                     concurrency,

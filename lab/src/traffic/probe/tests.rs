@@ -110,6 +110,7 @@ async fn answer_one(mut stream: TcpStream, closing: Closing, release: &tokio::sy
 fn config(url: &str) -> ProbeConfig {
     ProbeConfig {
         url: url.to_string(),
+        kind: crate::report::RequestKind::Prediction,
         body: Bytes::from_static(br#"{"instances": [[[[1, 2, 3]]]]}"#),
         headers: BTreeMap::from([("user-group".to_string(), "canary".to_string())]),
         concurrency: 2,
