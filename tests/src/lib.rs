@@ -17,6 +17,7 @@ pub mod terminal;
 pub mod tf_serving;
 pub mod traffic;
 pub mod up_args;
+pub mod workshop;
 
 use std::path::PathBuf;
 
@@ -86,4 +87,49 @@ pub fn chromium() -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Opens `page` in headless Chromium in a `width`×`height` window and returns its screenshot, a PNG written into
+/// `dir` (with Chromium's profile); Chromium exits by itself after it, and a hung one is killed after two minutes.
+///
+/// Panics with Chromium's stderr when it fails.
+pub fn chromium_screenshot(page: &std::path::Path, dir: &std::path::Path, (width, height): (u32, u32)) -> PathBuf {
+    use std::time::{Duration, Instant};
+    let screenshot = dir.join("screenshot.png");
+    let mut child = process::Process::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--window-size={width},{height}"))
+        .arg(format!("--user-data-dir={}", dir.join("chromium-profile").display()))
+        .arg(format!("--screenshot={}", screenshot.display()))
+        .arg(format!("file://{}", page.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting chromium");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for chromium") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("chromium did not finish within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stderr = std::io::read_to_string(child.stderr.take().expect("stderr")).unwrap_or_default();
+    assert!(
+        status.success() && screenshot.exists(),
+        "chromium failed ({status}):\n{stderr}"
+    );
+    screenshot
 }

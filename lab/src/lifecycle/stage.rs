@@ -181,6 +181,27 @@ async fn connect_and_apply(
     Ok((cluster, started, applied))
 }
 
+/// The ingress a read-only command sends its traffic through: `url` when given (nothing to hold open), else the
+/// recorded one (held open for as long as the returned [`Ingress`] lives), its notes logged; without either, a
+/// not-ready error saying `missing` and how to pass `--url`.
+pub async fn given_or_recorded_ingress(
+    settings: &Settings,
+    url: Option<&str>,
+    missing: &str,
+) -> anyhow::Result<(String, Option<Ingress>)> {
+    if let Some(url) = url {
+        return Ok((url.to_string(), None));
+    }
+    let ingress = open_recorded_ingress(
+        settings,
+        missing,
+        "pass the ingress with `--url http://HOST:PORT`, or run `cargo xtask lab up` first",
+        &|note| tracing::info!("{note}"),
+    )
+    .await?;
+    Ok((ingress.url.clone(), Some(ingress)))
+}
+
 /// The recorded ingress, usable for as long as the returned value lives (a port-forward is reopened, a dead
 /// tunnel restarted); what it had to do goes to `note`. Without one recorded, a not-ready error with `missing` and
 /// its `help`.

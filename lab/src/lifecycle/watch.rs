@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::Settings;
-use crate::lifecycle::stage::open_recorded_ingress;
+use crate::lifecycle::stage::given_or_recorded_ingress;
 use crate::report::live::TrafficSnapshot;
 use crate::traffic::attribution::References;
 use crate::traffic::checks::payload_body;
@@ -71,20 +71,12 @@ pub trait WatchView {
 /// Watches the traffic through the ingress until `view` says stop, Ctrl-C, or `options.duration` passes; the last
 /// snapshot is shown before it returns.
 pub async fn watch(settings: &Settings, options: &WatchOptions, view: &mut dyn WatchView) -> anyhow::Result<()> {
-    let recorded;
-    let url = match &options.url {
-        Some(url) => url.clone(),
-        None => {
-            recorded = open_recorded_ingress(
-                settings,
-                "no ingress URL is recorded, so there is nothing to watch",
-                "pass the ingress with `--url http://HOST:PORT`, or run `cargo xtask lab up` first",
-                &|note| tracing::info!("{note}"),
-            )
-            .await?;
-            recorded.url.clone()
-        }
-    };
+    let (url, _ingress) = given_or_recorded_ingress(
+        settings,
+        options.url.as_deref(),
+        "no ingress URL is recorded, so there is nothing to watch",
+    )
+    .await?;
     let predict = predict_url(&url)?;
     let body = payload_body(&url, PayloadChoice::Auto, &options.image, options.request_timeout).await?;
     let probe = Probe::new(ProbeConfig {

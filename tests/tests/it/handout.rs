@@ -4,10 +4,9 @@
 //! the file it needs, and `--format json` names the two files.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
+use crate::manifests::assets_copy;
 use canary_lab_tests::cli::{Cli, CliOutput};
-use canary_lab_tests::process::Process;
 use lab::definition::manifests::parse_documents;
 use lab::definition::stages::LabDefinition;
 use scraper::{Html, Selector};
@@ -29,22 +28,6 @@ fn handout(out: &Path, assets: Option<&Path>) -> (CliOutput, String, String) {
     let markdown = std::fs::read_to_string(out.join("handout.md")).unwrap();
     let html = std::fs::read_to_string(out.join("handout.html")).unwrap();
     (output, markdown, html)
-}
-
-/// A copy of the shipped assets an instructor can edit.
-fn assets_copy() -> tempfile::TempDir {
-    let copy = tempfile::tempdir().unwrap();
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
-    let status = Process::new("cp")
-        .args([
-            "-r",
-            &format!("{}/.", source.display()),
-            &copy.path().display().to_string(),
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    copy
 }
 
 /// Replaces `from` (which must be there) by `to` in the file at `path`.
@@ -406,46 +389,9 @@ fn json_names_both_files_and_a_file_in_place_of_the_directory_is_refused() {
 
 #[test]
 fn headless_chromium_draws_the_handout() {
-    let chromium = canary_lab_tests::chromium();
     let dir = tempfile::tempdir().unwrap();
     handout(dir.path(), None);
-    let screenshot = dir.path().join("handout.png");
-    let mut child = Process::new(&chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--hide-scrollbars",
-            "--window-size=1000,800",
-        ])
-        .arg(format!("--user-data-dir={}", dir.path().join("profile").display()))
-        .arg(format!("--screenshot={}", screenshot.display()))
-        .arg(format!("file://{}", dir.path().join("handout.html").display()))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("starting chromium");
-    // Chromium exits by itself after the screenshot; a hung one is killed after a generous deadline.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("chromium did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap_or_default();
-    assert!(
-        status.success() && screenshot.exists(),
-        "chromium failed ({status}):\n{stderr}"
-    );
+    let screenshot = canary_lab_tests::chromium_screenshot(&dir.path().join("handout.html"), dir.path(), (1000, 800));
     let image = image::open(&screenshot).unwrap().to_rgb8();
     // The page is drawn: text and boxes cover a fair part of the first screen.
     let background = *image.get_pixel(2, 2);

@@ -155,17 +155,7 @@ async fn lab_check_probe_predict_sends_only_predictions_as_before() {
 
 /// A copy of the shipped assets whose `split-70-30` VirtualService routes only the predict path (a URI match).
 fn assets_routing_on_the_uri() -> tempfile::TempDir {
-    let copy = tempfile::tempdir().unwrap();
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets");
-    let status = canary_lab_tests::process::Process::new("cp")
-        .args([
-            "-r",
-            &format!("{}/.", source.display()),
-            &copy.path().display().to_string(),
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let copy = crate::manifests::assets_copy();
     let manifest = copy.path().join("manifests/virtualservice-70-30.yaml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     let routed = format!("  http:\n  - match:\n    - uri:\n        prefix: {PREDICT_PREFIX}\n    route:\n");

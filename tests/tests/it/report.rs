@@ -2,9 +2,7 @@
 //! parsed back, and the HTML page rendered by headless Chromium.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use canary_lab_tests::process::Process;
 use lab::report::{AssertionReport, RunReport, StageReport, write_html, write_json, write_junit};
 use serde_json::Value;
 
@@ -176,49 +174,11 @@ fn html_charts_show_the_observed_split_against_the_weights() {
 
 #[test]
 fn headless_chromium_renders_the_html_report() {
-    let chromium = canary_lab_tests::chromium();
     let dir = tempfile::tempdir().unwrap();
     let page = dir.path().join("report.html");
-    let screenshot = dir.path().join("report.png");
-    let profile = dir.path().join("profile");
     write_html(&walk_report(), &page).unwrap();
     // Chromium takes the screenshot.
-    let mut child = Process::new(&chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--hide-scrollbars",
-            "--window-size=1200,900",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--screenshot={}", screenshot.display()))
-        .arg(format!("file://{}", page.display()))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("starting chromium");
-    // Chromium exits by itself after the screenshot; a hung one is killed after a generous deadline.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("chromium did not finish within 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap_or_default();
-    assert!(
-        status.success() && screenshot.exists(),
-        "chromium failed ({status}):\n{stderr}"
-    );
+    let screenshot = canary_lab_tests::chromium_screenshot(&page, dir.path(), (1200, 900));
     if let Some(keep) = std::env::var_os("CANARY_LAB_KEEP_SCREENSHOT") {
         std::fs::copy(&screenshot, keep).unwrap();
     }

@@ -5,71 +5,9 @@
 
 use std::time::Duration;
 
-use canary_lab_tests::cli::{Cli, CliOutput};
-use canary_lab_tests::fake_kube::FakeKube;
-use canary_lab_tests::fake_tools::{FakeTools, MinikubeCluster};
-use canary_lab_tests::istiod::{IstioGateway, PushTiming};
-use canary_lab_tests::traffic::Models;
-use canary_lab_tests::up_args::UpArgs;
+use canary_lab_tests::cli::Cli;
+use canary_lab_tests::workshop::Workshop;
 use lab::definition::stages::LabDefinition;
-
-const PROFILE: &str = "lab";
-
-struct Lab {
-    kube: FakeKube,
-    tools: FakeTools,
-    gateway: IstioGateway,
-    _models: Models,
-    home: tempfile::TempDir,
-}
-
-impl Lab {
-    async fn at_stable() -> Lab {
-        let kube = FakeKube::start("v1.24.3", "amd64").await;
-        let tools = FakeTools::new();
-        tools.script_minikube(&MinikubeCluster::healthy(PROFILE).kubernetes("v1.24.3"));
-        tools.script_sudo(false);
-        tools.script_istioctl("1.12.7", &kube.url());
-        kube.install_istio_when_asked("1.12.7");
-        let models = Models::start_with_bytes_signature().await;
-        kube.port_forward_selected_to("version=resnet50", models.resnet50.addr());
-        kube.port_forward_selected_to("version=resnet101", models.resnet101.addr());
-        let gateway = IstioGateway::start(&kube, models.both(), PushTiming::default()).await;
-        let home = tempfile::tempdir().unwrap();
-        kube.write_kubeconfig(&home.path().join("kubeconfig"), PROFILE);
-        let lab = Lab {
-            kube,
-            tools,
-            gateway,
-            _models: models,
-            home,
-        };
-        let up = UpArgs::new(&lab.tools, &lab.gateway.url())
-            .stage("stable")
-            .no_assert()
-            .args();
-        let up = lab.run(&up.iter().map(String::as_str).collect::<Vec<_>>()).await;
-        assert_eq!(up.code, 0, "lab up --stage stable:\n{}\n{}", up.stdout, up.stderr);
-        lab
-    }
-
-    fn cli(&self, args: &[&str]) -> Cli {
-        let home = self.home.path();
-        Cli::for_lab(
-            PROFILE,
-            &home.join("state"),
-            &self.tools,
-            &home.join("kubeconfig"),
-            args,
-        )
-    }
-
-    async fn run(&self, args: &[&str]) -> CliOutput {
-        tokio::time::timeout(Duration::from_secs(300), self.cli(args).run_async())
-            .await
-            .unwrap_or_else(|_| panic!("`{}` did not finish within 300s", args.join(" ")))
-    }
-}
 
 /// The lines of `stdout` between the heading of `stage` and the next stage's heading.
 fn section<'a>(stdout: &'a str, stage: &str) -> &'a str {
@@ -83,7 +21,7 @@ fn section<'a>(stdout: &'a str, stage: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn off_a_terminal_the_tour_walks_and_asserts_every_stage() {
-    let lab = Lab::at_stable().await;
+    let lab = Workshop::up_to("stable").await;
     let tour = lab.run(&["lab", "tour"]).await;
     assert_eq!(tour.code, 0, "{}\n{}", tour.stdout, tour.stderr);
     let definition = LabDefinition::load_default().unwrap();
@@ -149,7 +87,7 @@ async fn off_a_terminal_the_tour_walks_and_asserts_every_stage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_terminal_the_tour_waits_for_a_key_and_q_stops_it() {
-    let lab = Lab::at_stable().await;
+    let lab = Workshop::up_to("stable").await;
     let mut session = lab.cli(&["lab", "tour", "--from", "focused"]).spawn_in_terminal();
     let screen = tokio::task::block_in_place(|| {
         session.wait_for("the pause", Duration::from_secs(60), |screen| {

@@ -9,75 +9,29 @@ use std::time::Duration;
 
 use canary_lab_tests::cli::{Cli, CliOutput};
 use canary_lab_tests::fake_kube::FakeKube;
-use canary_lab_tests::fake_tools::{FakeTools, MinikubeCluster};
-use canary_lab_tests::istiod::{IstioGateway, PushTiming};
-use canary_lab_tests::traffic::Models;
-use canary_lab_tests::up_args::UpArgs;
+use canary_lab_tests::workshop::{PROFILE, Workshop};
 use lab::definition::manifests::parse_documents;
 use serde_json::Value;
 
-const PROFILE: &str = "lab";
-
-/// A learner's laptop: the lab up to `stable`, a gateway that follows the API.
+/// A learner's laptop: the lab up to `stable`, and what they apply by hand.
 struct Laptop {
-    kube: FakeKube,
-    tools: FakeTools,
-    gateway: IstioGateway,
-    _models: Models,
-    home: tempfile::TempDir,
+    workshop: Workshop,
 }
 
 impl Laptop {
     async fn at_stable() -> Laptop {
-        let kube = FakeKube::start("v1.24.3", "amd64").await;
-        let tools = FakeTools::new();
-        tools.script_minikube(&MinikubeCluster::healthy(PROFILE).kubernetes("v1.24.3"));
-        tools.script_sudo(false);
-        tools.script_istioctl("1.12.7", &kube.url());
-        kube.install_istio_when_asked("1.12.7");
-        let models = Models::start_with_bytes_signature().await;
-        kube.port_forward_selected_to("version=resnet50", models.resnet50.addr());
-        kube.port_forward_selected_to("version=resnet101", models.resnet101.addr());
-        let gateway = IstioGateway::start(&kube, models.both(), PushTiming::default()).await;
-        let home = tempfile::tempdir().unwrap();
-        kube.write_kubeconfig(&home.path().join("kubeconfig"), PROFILE);
-        let laptop = Laptop {
-            kube,
-            tools,
-            gateway,
-            _models: models,
-            home,
-        };
-        let up = UpArgs::new(&laptop.tools, &laptop.gateway.url())
-            .stage("stable")
-            .no_assert()
-            .args();
-        let up = laptop.run(&up.iter().map(String::as_str).collect::<Vec<_>>()).await;
-        assert_eq!(up.code, 0, "lab up --stage stable:\n{}\n{}", up.stdout, up.stderr);
-        laptop
-    }
-
-    async fn run(&self, args: &[&str]) -> CliOutput {
-        let home = self.home.path();
-        let cli = Cli::for_lab(
-            PROFILE,
-            &home.join("state"),
-            &self.tools,
-            &home.join("kubeconfig"),
-            args,
-        );
-        tokio::time::timeout(Duration::from_secs(240), cli.run_async())
-            .await
-            .unwrap_or_else(|_| panic!("`{}` did not finish within 240s", args.join(" ")))
+        Laptop {
+            workshop: Workshop::up_to("stable").await,
+        }
     }
 
     /// `lab verify STAGE` (with `extra` flags); asserts it wrote nothing to the API.
     async fn verify(&self, stage: &str, extra: &[&str]) -> CliOutput {
-        self.kube.clear_requests();
+        self.workshop.kube.clear_requests();
         let mut args = vec!["lab", "verify", stage];
         args.extend(extra);
-        let verified = self.run(&args).await;
-        let writes = self.kube.writes();
+        let verified = self.workshop.run(&args).await;
+        let writes = self.workshop.kube.writes();
         assert!(writes.is_empty(), "lab verify wrote to the API: {writes:#?}");
         verified
     }
@@ -87,7 +41,7 @@ impl Laptop {
         let path = lab::definition::assets::manifests_dir().join(file);
         let text = edit(std::fs::read_to_string(&path).unwrap());
         for manifest in parse_documents(file, &text).unwrap() {
-            self.kube.put(&plural(manifest.kind()), manifest.object);
+            self.workshop.kube.put(&plural(manifest.kind()), manifest.object);
         }
     }
 
@@ -96,6 +50,7 @@ impl Laptop {
         let rolled_out = async {
             loop {
                 let pods: Vec<Value> = self
+                    .workshop
                     .kube
                     .view()
                     .objects("pods", "tf-serving")
@@ -236,14 +191,9 @@ async fn a_learner_applies_the_split_by_hand_and_each_mistake_gets_its_hint() {
     );
 
     // 4. Everything as the stage says: every item holds, the traffic included.
-    let pushes = laptop.gateway.pushes();
+    let pushes = laptop.workshop.gateway.pushes();
     laptop.apply_by_hand("virtualservice-70-30.yaml", |text| text);
-    let pushed = async {
-        while laptop.gateway.pushes() <= pushes {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), pushed).await.unwrap();
+    laptop.workshop.until_pushed_after(pushes).await;
     let verified = laptop.verify("split-70-30", &[]).await;
     assert_eq!(verified.code, 0, "{}\n{}", verified.stdout, verified.stderr);
     assert_item(

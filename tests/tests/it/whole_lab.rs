@@ -7,89 +7,19 @@
 //! every stage; a second `lab up` that sends no write to the API; `lab reset`; `lab stage split-70-30`; `lab status`;
 //! a VirtualService changed behind the lab's back, caught by `lab check`; `lab down` until the namespace is gone.
 
-use std::time::Duration;
-
-use canary_lab_tests::cli::{Cli, CliOutput};
-use canary_lab_tests::fake_kube::FakeKube;
-use canary_lab_tests::fake_tools::{FakeTools, MinikubeCluster};
-use canary_lab_tests::istiod::{IstioGateway, PushTiming};
+use canary_lab_tests::cli::CliOutput;
 use canary_lab_tests::up_args::UpArgs;
+use canary_lab_tests::workshop::Workshop;
 use serde_json::Value;
 
-use canary_lab_tests::traffic::Models;
-
-const PROFILE: &str = "lab";
-
-/// Everything a workshop laptop has, for one test.
-struct Workshop {
-    kube: FakeKube,
-    tools: FakeTools,
-    gateway: IstioGateway,
-    _models: Models,
-    home: tempfile::TempDir,
-}
-
-impl Workshop {
-    async fn start() -> Workshop {
-        let kube = FakeKube::start("v1.24.3", "amd64").await;
-        let tools = FakeTools::new();
-        tools.script_minikube(&MinikubeCluster::healthy(PROFILE).kubernetes("v1.24.3"));
-        tools.script_sudo(false);
-        tools.script_istioctl("1.12.7", &kube.url());
-        kube.install_istio_when_asked("1.12.7");
-        // Small request bodies (`serving_bytes`): the assertions do not depend on the payload's size.
-        let models = Models::start_with_bytes_signature().await;
-        // Each version's pods answer the lab's reference requests (a port-forward to 8501).
-        kube.port_forward_selected_to("version=resnet50", models.resnet50.addr());
-        kube.port_forward_selected_to("version=resnet101", models.resnet101.addr());
-        let gateway = IstioGateway::start(&kube, models.both(), PushTiming::default()).await;
-        let home = tempfile::tempdir().unwrap();
-        kube.write_kubeconfig(&home.path().join("kubeconfig"), PROFILE);
-        Workshop {
-            kube,
-            tools,
-            gateway,
-            _models: models,
-            home,
-        }
-    }
-
-    /// The CLI with `args` after the global flags, sharing one state dir and kubeconfig across runs.
-    async fn run(&self, args: &[&str]) -> CliOutput {
-        let home = self.home.path();
-        let cli = Cli::for_lab(
-            PROFILE,
-            &home.join("state"),
-            &self.tools,
-            &home.join("kubeconfig"),
-            args,
-        );
-        // A run takes seconds; the margin is for a loaded machine.
-        tokio::time::timeout(Duration::from_secs(240), cli.run_async())
-            .await
-            .unwrap_or_else(|_| panic!("`{}` did not finish within 240s", args.join(" ")))
-    }
-
-    async fn up(&self) -> CliOutput {
-        let args = UpArgs::new(&self.tools, &self.gateway.url())
-            .json()
-            .rollout_timeout(60)
-            .istio_timeout(60)
-            .args();
-        self.run(&args.iter().map(String::as_str).collect::<Vec<_>>()).await
-    }
-
-    /// Returns once the gateway has taken a push after the `seen`th; fails the test after 30 s.
-    async fn until_pushed_after(&self, seen: u64) {
-        let pushed = async {
-            while self.gateway.pushes() <= seen {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(30), pushed)
-            .await
-            .expect("the gateway took the change within 30s");
-    }
+/// `lab up` asserting every stage, with JSON output and the fakes' timeouts.
+async fn up(workshop: &Workshop) -> CliOutput {
+    let args = UpArgs::new(&workshop.tools, &workshop.gateway.url())
+        .json()
+        .rollout_timeout(60)
+        .istio_timeout(60)
+        .args();
+    workshop.run(&args.iter().map(String::as_str).collect::<Vec<_>>()).await
 }
 
 /// Each asserted stage's name and verdict, in order.
@@ -116,7 +46,7 @@ async fn a_workshop_brings_the_lab_up_from_nothing_walks_it_and_tears_it_down() 
     );
 
     // First `lab up`: installs Istio, brings up the lab and asserts every stage.
-    let first = workshop.up().await;
+    let first = up(&workshop).await;
     assert_eq!(first.code, 0, "first lab up:\n{}\n{}", first.stdout, first.stderr);
     let report = first.json();
     let all_pass: Vec<(String, String)> = ["stable", "canary-deployed", "split-70-30", "focused"]
@@ -128,7 +58,7 @@ async fn a_workshop_brings_the_lab_up_from_nothing_walks_it_and_tears_it_down() 
 
     // Second `lab up`: nothing to write.
     workshop.kube.clear_requests();
-    let second = workshop.up().await;
+    let second = up(&workshop).await;
     assert_eq!(second.code, 0, "second lab up:\n{}\n{}", second.stdout, second.stderr);
     let writes = workshop.kube.writes();
     assert!(writes.is_empty(), "the second lab up wrote: {writes:#?}");

@@ -33,7 +33,7 @@ use crate::definition::manifests::Manifest;
 use crate::definition::plan::StagePlan;
 use crate::definition::routing::VirtualServiceSpec;
 use crate::definition::stages::LabDefinition;
-use crate::lifecycle::stage::{open_recorded_ingress, resolve_stage};
+use crate::lifecycle::stage::{given_or_recorded_ingress, resolve_stage};
 use crate::report::{StageReport, Verdict};
 use crate::traffic::checks::{ProbeChoice, run_stage_with, stage_body};
 use crate::traffic::references::{deployed_versions, fetch_references};
@@ -317,20 +317,12 @@ async fn assert_traffic(
     plan: &StagePlan,
     options: &VerifyOptions,
 ) -> anyhow::Result<(String, StageReport)> {
-    let recorded;
-    let url = match &options.url {
-        Some(url) => url.clone(),
-        None => {
-            recorded = open_recorded_ingress(
-                settings,
-                "no ingress URL is recorded, so the stage's traffic cannot be checked",
-                "pass the ingress with `--url http://HOST:PORT`, or run `cargo xtask lab up` first",
-                &|note| tracing::info!("{note}"),
-            )
-            .await?;
-            recorded.url.clone()
-        }
-    };
+    let (url, _ingress) = given_or_recorded_ingress(
+        settings,
+        options.url.as_deref(),
+        "no ingress URL is recorded, so the stage's traffic cannot be checked",
+    )
+    .await?;
     let report = async {
         let body = stage_body(&url).await?;
         let references = fetch_references(cluster, &deployed_versions(plan), &body).await;
