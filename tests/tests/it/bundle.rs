@@ -106,6 +106,16 @@ async fn create_bundle(dir: &Path) -> CliOutput {
         .await
 }
 
+/// A bundle made as [`create_bundle`] makes it, in a temporary directory (kept while the first value lives), and
+/// the summary `lab bundle create` printed.
+async fn made_bundle() -> (tempfile::TempDir, PathBuf, Value) {
+    let out = tempfile::tempdir().unwrap();
+    let bundle = out.path().join("room");
+    let created = create_bundle(&bundle).await;
+    assert_eq!(created.code, 0, "{}\n{}", created.stdout, created.stderr);
+    (out, bundle, created.json())
+}
+
 fn up_with_bundle(bundle: &Path, url: &str) -> Vec<String> {
     [
         "lab",
@@ -128,11 +138,7 @@ fn up_with_bundle(bundle: &Path, url: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bundle_made_where_the_lab_ran_brings_up_a_laptop_with_nothing() {
-    let out = tempfile::tempdir().unwrap();
-    let bundle = out.path().join("room");
-    let created = create_bundle(&bundle).await;
-    assert_eq!(created.code, 0, "{}\n{}", created.stdout, created.stderr);
-    let summary = created.json();
+    let (out, bundle, summary) = made_bundle().await;
     let mut images: Vec<&str> = summary["images"]
         .as_array()
         .unwrap()
@@ -219,10 +225,7 @@ async fn a_bundle_made_where_the_lab_ran_brings_up_a_laptop_with_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_or_incomplete_bundle_is_refused_naming_the_file_before_anything_loads() {
-    let out = tempfile::tempdir().unwrap();
-    let bundle = out.path().join("room");
-    let created = create_bundle(&bundle).await;
-    assert_eq!(created.code, 0, "{}\n{}", created.stdout, created.stderr);
+    let (_out, bundle, _) = made_bundle().await;
     let kube = FakeKube::start("v1.24.3", "amd64").await;
     let laptop = Machine::new(&kube);
 
@@ -268,10 +271,7 @@ async fn a_tampered_or_incomplete_bundle_is_refused_naming_the_file_before_anyth
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_laptop_verifies_the_bundle_s_istioctl_archive_against_the_pinned_sum() {
-    let out = tempfile::tempdir().unwrap();
-    let bundle = out.path().join("room");
-    let created = create_bundle(&bundle).await;
-    assert_eq!(created.code, 0, "{}\n{}", created.stdout, created.stderr);
+    let (_out, bundle, _) = made_bundle().await;
     // A laptop whose cache has no istioctl: the bundle's archive is what gets verified (and this test's stand-in
     // archive cannot have the sum pinned for the real release, so it is refused, offline, naming the archive).
     let kube = FakeKube::start("v1.24.3", "amd64").await;
