@@ -792,3 +792,26 @@ async fn cli_fetch_from_a_stalled_mirror_ends_at_its_timeout_keeping_the_partial
         .collect();
     assert_eq!(partial.len(), 1, "a rerun resumes from here: {partial:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_fetch_is_the_machine_not_ready_with_the_way_out() {
+    // Nothing listens on the discard port: every request is refused, as offline. `--timeout` bounds the retries.
+    let cache = tempfile::tempdir().unwrap();
+    let output = Cli::new([
+        "istio",
+        "fetch",
+        "--base-url",
+        "http://127.0.0.1:9",
+        "--cache-dir",
+        cache.path().to_str().unwrap(),
+        "--timeout",
+        "3s",
+    ])
+    .run_async()
+    .await;
+    assert_eq!(output.code, 1, "{}\n{}", output.stdout, output.stderr);
+    assert_contains!(output.stderr, "warning: spurious network error (");
+    assert_contains!(output.stderr, "help: ");
+    assert_contains!(output.stderr, "--archive FILE");
+    assert!(!output.stderr.contains("WARN"), "{}", output.stderr);
+}
