@@ -369,6 +369,10 @@ pub struct WatchFlags {
     /// The image sent as the prediction payload (default: the lab's Grace Hopper photo).
     #[arg(long)]
     pub image: Option<PathBuf>,
+    /// `--probe`: under auto, status requests when the stage `lab up` recorded routes them as predictions (only
+    /// without --url), else predictions.
+    #[command(flatten)]
+    pub probe: ProbeFlags,
 }
 
 /// Report files written besides stdout by the commands that assert stages.

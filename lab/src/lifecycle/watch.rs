@@ -15,13 +15,16 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::Settings;
-use crate::lifecycle::stage::given_or_recorded_ingress;
+use crate::definition::stages::{AssertionSpec, LabDefinition};
+use crate::lifecycle::stage::{given_or_recorded_ingress, recorded_stage, resolve_stage};
+use crate::report::RequestKind;
 use crate::report::live::TrafficSnapshot;
 use crate::traffic::attribution::References;
 use crate::traffic::checks::payload_body;
+use crate::traffic::checks::{ProbeChoice, ProbeDecision, kind};
 use crate::traffic::payload::PayloadChoice;
 use crate::traffic::probe::{Observation, Probe, ProbeConfig};
-use crate::traffic::tf_serving::predict_url;
+use crate::traffic::tf_serving::{predict_url, status_url};
 use crate::traffic::window::TrafficWindow;
 
 /// The default request rate, per second: enough for a share to move within seconds, modest for a laptop's model.
@@ -51,6 +54,8 @@ pub struct WatchOptions {
     pub duration: Option<Duration>,
     /// The image sent (a JPEG or PNG file's bytes), in the payload the model's metadata asks for.
     pub image: Vec<u8>,
+    /// Which requests to send (`--probe`; see [`decide_requests`]).
+    pub probe: ProbeChoice,
 }
 
 /// Whether the view wants more.
@@ -77,18 +82,27 @@ pub async fn watch(settings: &Settings, options: &WatchOptions, view: &mut dyn W
         "no ingress URL is recorded, so there is nothing to watch",
     )
     .await?;
-    let predict = predict_url(&url)?;
-    let body = payload_body(&url, PayloadChoice::Auto, &options.image, options.request_timeout).await?;
+    let requests = decide_requests(settings, options, &url)?;
+    tracing::info!(
+        kind = requests.kind.as_str(),
+        reason = requests.reason,
+        "lab watch's requests"
+    );
+    let body = match requests.kind {
+        RequestKind::Prediction => {
+            payload_body(&url, PayloadChoice::Auto, &options.image, options.request_timeout).await?
+        }
+        RequestKind::Status => bytes::Bytes::new(),
+    };
+    let (target, request_kind) = (requests.url.clone(), requests.kind);
     let probe = Probe::new(ProbeConfig {
-        url: predict.clone(),
+        url: requests.url,
         body,
         headers: options.headers.clone(),
         concurrency: options.concurrency,
         request_timeout: options.request_timeout,
         references: References::default(),
-        // Predictions: with any ingress and any header set there is no stage whose routes could show that a
-        // status request goes where a prediction would (`traffic::checks::kind`).
-        kind: crate::report::RequestKind::Prediction,
+        kind: requests.kind,
     })?;
     let started = Instant::now();
     let mut window = TrafficWindow::new(options.window, started);
@@ -112,7 +126,7 @@ pub async fn watch(settings: &Settings, options: &WatchOptions, view: &mut dyn W
         tokio::select! {
             Some((observation, at)) = arrivals.recv() => window.record(observation, at),
             _ = refresh.tick() => {
-                if view.show(&window.snapshot(Instant::now(), &predict, &options.headers))? == ViewControl::Stop {
+                if view.show(&window.snapshot(Instant::now(), &target, &options.headers, request_kind))? == ViewControl::Stop {
                     break;
                 }
             }
@@ -121,8 +135,45 @@ pub async fn watch(settings: &Settings, options: &WatchOptions, view: &mut dyn W
         }
     }
     pacer.shutdown().await;
-    view.show(&window.snapshot(Instant::now(), &predict, &options.headers))?;
+    view.show(&window.snapshot(Instant::now(), &target, &options.headers, request_kind))?;
     Ok(())
+}
+
+/// The requests `lab watch` sends (`--probe`): under `auto`, TF Serving's status requests when the stage `lab up`
+/// recorded (and only without `--url`: another ingress may route otherwise) shows from its routes that they take
+/// the predictions' route and are attributable ([`crate::traffic::checks::ProbeDecision`], decided as for the
+/// stage's assertions), else predictions; `status` and `predict` as asked.
+fn decide_requests(settings: &Settings, options: &WatchOptions, url: &str) -> anyhow::Result<ProbeDecision> {
+    let recorded = match &options.url {
+        Some(_) => None,
+        None => recorded_stage(settings)?.map(|(stage, _)| stage),
+    };
+    if let (Some(stage), false) = (&recorded, options.probe == ProbeChoice::Predict) {
+        let lab = LabDefinition::load_default()?;
+        let plan = resolve_stage(settings, &lab, lab.stage(stage)?)?;
+        let watched = AssertionSpec::Exact {
+            version: String::new(),
+            headers: options.headers.clone(),
+        };
+        return kind::decide(options.probe, stage, plan.routing()?, &[watched], url);
+    }
+    Ok(match options.probe {
+        ProbeChoice::Status => ProbeDecision {
+            kind: RequestKind::Status,
+            url: status_url(url)?,
+            reason: "--probe status".to_string(),
+        },
+        ProbeChoice::Predict => ProbeDecision {
+            kind: RequestKind::Prediction,
+            url: predict_url(url)?,
+            reason: "--probe predict".to_string(),
+        },
+        ProbeChoice::Auto => ProbeDecision {
+            kind: RequestKind::Prediction,
+            url: predict_url(url)?,
+            reason: "--probe auto: predictions, because no recorded stage shows where status requests go".to_string(),
+        },
+    })
 }
 
 /// Launches one request every `1/rate` seconds, at most `concurrency` in flight, sending each observation and when

@@ -15,6 +15,8 @@ use serde::Serialize;
 pub struct TrafficSnapshot {
     /// The URL the requests go to.
     pub url: String,
+    /// What the requests are: TF Serving's status requests (no inference) or predictions.
+    pub request_kind: crate::report::RequestKind,
     /// The headers every request carries.
     pub headers: BTreeMap<String, String>,
     /// Seconds since the watch started.
@@ -110,7 +112,14 @@ fn header_lines(snapshot: &TrafficSnapshot) -> Vec<Line<'static>> {
         pairs.join(", ")
     };
     vec![
-        Line::from(format!("lab watch  {}  ({headers})", snapshot.url)),
+        Line::from(format!(
+            "lab watch  {}  ({}, {headers})",
+            snapshot.url,
+            match snapshot.request_kind {
+                crate::report::RequestKind::Status => "status requests",
+                crate::report::RequestKind::Prediction => "predictions",
+            }
+        )),
         Line::from(format!(
             "{:.1} req/s · last {} of {} responses · p50 {} · p95 {} · q or Ctrl-C to stop",
             snapshot.rate_per_s,
@@ -159,6 +168,7 @@ mod tests {
         };
         TrafficSnapshot {
             url: "http://127.0.0.1:8080".into(),
+            request_kind: crate::report::RequestKind::Prediction,
             headers: BTreeMap::new(),
             elapsed_s: 10.0,
             requests: 200,

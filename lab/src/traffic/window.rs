@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::report::RequestKind;
 use crate::report::live::{TrafficSnapshot, VersionWindow};
 use crate::traffic::probe::{Observation, Outcome};
 
@@ -58,8 +59,14 @@ impl TrafficWindow {
         }
     }
 
-    /// What the window holds at `now`, for the URL and headers the requests are sent with.
-    pub fn snapshot(&self, now: Instant, url: &str, headers: &BTreeMap<String, String>) -> TrafficSnapshot {
+    /// What the window holds at `now`, for the URL, headers and kind of the requests.
+    pub fn snapshot(
+        &self,
+        now: Instant,
+        url: &str,
+        headers: &BTreeMap<String, String>,
+        request_kind: RequestKind,
+    ) -> TrafficSnapshot {
         let mut by_version: BTreeMap<String, Vec<Duration>> = BTreeMap::new();
         let mut errors: BTreeMap<String, u64> = BTreeMap::new();
         let mut all_latencies = Vec::new();
@@ -96,6 +103,7 @@ impl TrafficWindow {
         let span = elapsed.min(RATE_SPAN).as_secs_f64();
         TrafficSnapshot {
             url: url.to_string(),
+            request_kind,
             headers: headers.clone(),
             elapsed_s: elapsed.as_secs_f64(),
             requests: self.total,
@@ -144,7 +152,7 @@ mod tests {
         for _ in 0..7 {
             window.record(answered("resnet101", 30), start);
         }
-        let snapshot = window.snapshot(start, "http://x", &BTreeMap::new());
+        let snapshot = window.snapshot(start, "http://x", &BTreeMap::new(), RequestKind::Prediction);
         assert_eq!(snapshot.window, 10);
         assert_eq!(snapshot.requests, 17);
         assert!((snapshot.versions["resnet101"].share - 0.7).abs() < 1e-9);
@@ -168,7 +176,7 @@ mod tests {
             },
             start,
         );
-        let snapshot = window.snapshot(start, "http://x", &BTreeMap::new());
+        let snapshot = window.snapshot(start, "http://x", &BTreeMap::new(), RequestKind::Prediction);
         assert_eq!(snapshot.errors["http_503"], 1);
         assert_eq!(snapshot.versions["resnet50"].share, 1.0);
     }
@@ -181,7 +189,7 @@ mod tests {
             window.record(answered("resnet50", 10), start + Duration::from_millis(100 * tenth));
         }
         let now = start + Duration::from_secs(10);
-        let snapshot = window.snapshot(now, "http://x", &BTreeMap::new());
+        let snapshot = window.snapshot(now, "http://x", &BTreeMap::new(), RequestKind::Prediction);
         // The last 5 s held 50 completions (5.0 s … 9.9 s), one every 100 ms.
         assert!((snapshot.rate_per_s - 10.0).abs() < 0.5, "{}", snapshot.rate_per_s);
     }

@@ -97,3 +97,41 @@ async fn on_a_terminal_the_bars_follow_a_weight_change_and_q_stops() {
     assert_eq!(code, 0);
     assert!(main_screen, "the terminal was left on the alternate screen");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_recorded_lab_watch_sends_status_requests_where_the_stage_s_routes_allow() {
+    let workshop = canary_lab_tests::workshop::Workshop::up_to("split-70-30").await;
+    let predictions_before = workshop.models.resnet50.predictions() + workshop.models.resnet101.predictions();
+    let output = workshop
+        .run(&["lab", "watch", "--rate", "100", "--for", "6s", "--interval", "500ms"])
+        .await;
+    assert_eq!(output.code, 0, "{}\n{}", output.stdout, output.stderr);
+    let last: Value = serde_json::from_str(output.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["request_kind"], "status", "{last}");
+    let share = last["versions"]["resnet101"]["share"].as_f64().unwrap();
+    assert!((share - 0.30).abs() < 0.15, "resnet101's share {share} in {last}");
+    let predictions_after = workshop.models.resnet50.predictions() + workshop.models.resnet101.predictions();
+    assert_eq!(
+        predictions_after, predictions_before,
+        "status requests cost the models no prediction"
+    );
+
+    // `--probe predict` asks for predictions.
+    let predicted = workshop
+        .run(&[
+            "lab",
+            "watch",
+            "--probe",
+            "predict",
+            "--rate",
+            "50",
+            "--for",
+            "2s",
+            "--interval",
+            "500ms",
+        ])
+        .await;
+    assert_eq!(predicted.code, 0, "{}\n{}", predicted.stdout, predicted.stderr);
+    let last: Value = serde_json::from_str(predicted.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(last["request_kind"], "prediction", "{last}");
+}

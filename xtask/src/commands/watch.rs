@@ -30,6 +30,7 @@ pub(crate) async fn run(settings: &Settings, flags: &WatchFlags) -> CommandResul
         refresh: *flags.interval,
         duration: flags.duration.map(Into::into),
         image: super::read_image(flags.image.as_deref())?,
+        probe: flags.probe.choice(),
     };
     if on_terminal {
         options.refresh = TERMINAL_REFRESH;
