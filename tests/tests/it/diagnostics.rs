@@ -22,6 +22,17 @@ fn run(assets: &Path, args: &[&str]) -> CliOutput {
 }
 
 /// What a diagnostic must show: where (` --> …file:line:col`), the line as written, a caret under `column`, a help.
+/// The 1-based line of `file` (in the assets copy) that holds `text`, so an instructor's edit above it moves the
+/// expectation with it.
+fn line_of(assets: &Path, file: &str, text: &str) -> usize {
+    let content = std::fs::read_to_string(assets.join(file)).unwrap();
+    content
+        .lines()
+        .position(|line| line.contains(text))
+        .unwrap_or_else(|| panic!("no `{text}` in {file}"))
+        + 1
+}
+
 struct Expected<'a> {
     title: &'a str,
     file: &'a str,
@@ -218,13 +229,14 @@ fn an_untestable_share_in_lab_toml_is_shown_at_its_value() {
     // Measured before the located errors: `share = 1.5` on line 43 was reported at 32:1, and never with the line.
     let assets = assets_copy();
     edit(assets.path(), "lab.toml", "share = 0.30", "share = 1.5");
+    let line = line_of(assets.path(), "lab.toml", "share = 1.5");
     let output = run(assets.path(), &["lab", "stages"]);
     assert_diagnostic(
         &output,
         &Expected {
             title: "stage \"split-70-30\": a share assertion of 1.5 ± 0.15 cannot be tested",
             file: "lab.toml",
-            line: 43,
+            line,
             column: 9,
             source_line: "share = 1.5",
             help: "write the share as a fraction strictly between 0 and 1",
@@ -236,13 +248,14 @@ fn an_untestable_share_in_lab_toml_is_shown_at_its_value() {
 fn a_toml_syntax_error_is_shown_in_the_same_form() {
     let assets = assets_copy();
     edit(assets.path(), "lab.toml", "name = \"focused\"", "nmae = \"focused\"");
+    let line = line_of(assets.path(), "lab.toml", "nmae = \"focused\"");
     let output = run(assets.path(), &["lab", "stages"]);
     assert_diagnostic(
         &output,
         &Expected {
             title: "unknown field `nmae`",
             file: "lab.toml",
-            line: 47,
+            line,
             column: 1,
             source_line: "nmae = \"focused\"",
             help: "describes the format",
