@@ -4,7 +4,9 @@
 //! can seed a node (images pulled, models exported) and read what a command left in it.
 //!
 //! Formats follow minikube: `image ls` prints one reference per line, normalized as the runtime lists it (the
-//! default `--format short`; kubernetes/minikube `cmd/minikube/cmd/image.go`); `image save IMAGE FILE` writes a
+//! default `--format short`, kubernetes/minikube `cmd/minikube/cmd/image.go`; the docker runtime's `ListImages`
+//! writes each tag through `AddDockerIO`, `pkg/minikube/cruntime/docker.go`); image errors exit 80 as
+//! `GUEST_IMAGE_SAVE`/`GUEST_IMAGE_LOAD` (`pkg/minikube/reason/reason.go`, `ExGuestError`); `image save IMAGE FILE` writes a
 //! docker-archive tarball (`manifest.json` with `RepoTags`, the format `docker save` writes and `image load`
 //! reads); `cp NODE:/PATH LOCAL` copies out of the node and `cp LOCAL /PATH` into it (`cmd/minikube/cmd/cp.go`,
 //! `<node>:<absolute path>`).
@@ -169,7 +171,10 @@ impl FakeNode {
             (!node.is_empty() && !node.contains('/') && path.starts_with('/')).then(|| path.to_string())
         };
         let result = match (node_path(source), node_path(target)) {
+            // Out of the node the host's directory must exist (pkg/minikube/command/exec_runner.go `CopyFrom`
+            // writes the file, creating no directory).
             (Some(from), None) => std::fs::copy(self.path(&from), target).map(|_| ()),
+            // Into it the target's directory is made (ssh_runner.go `Copy`: `sudo mkdir -p DIR && sudo scp -t DIR`).
             (None, to) => {
                 let to = to.unwrap_or_else(|| target.to_string());
                 let local = self.path(&to);
@@ -179,9 +184,11 @@ impl FakeNode {
         };
         match result {
             Ok(()) => Answer::ok(String::new()),
+            // cmd/minikube/cmd/cp.go: `exit.Error(reason.InternalCommandRunner, "Fail to copy file …")`, which is
+            // MK_COMMAND_RUNNER with exit code 10 (pkg/minikube/reason/reason.go, exitcodes.go `ExProgramError`).
             Err(error) => Answer::fail(
-                format!("X Exiting due to GUEST_CP: Fail to copy file {source}: {error}\n"),
-                80,
+                format!("X Exiting due to MK_COMMAND_RUNNER: Fail to copy file {source}: {error}\n"),
+                10,
             ),
         }
     }

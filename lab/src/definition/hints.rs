@@ -6,11 +6,13 @@
 //! when the file is loaded, with its line and column, not as a literal `{nmae}` in front of a learner.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 
 use crate::definition::assets::assets_dir;
+use crate::definition::diagnostic::SourceFile;
+use crate::definition::stages::DefinitionError;
 
 /// The hints file inside the assets directory.
 pub const HINTS_FILE: &str = "hints.toml";
@@ -209,51 +211,55 @@ impl Hints {
     /// Loads and checks a hints file.
     pub fn load(path: &Path) -> anyhow::Result<Hints> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading \"{}\"", path.display()))?;
-        Hints::parse(path, &text)
+        Ok(Hints::parse(path, &text)?)
     }
 
-    /// Parses and checks the text of a hints file read from `path` (named in errors).
-    pub fn parse(path: &Path, text: &str) -> anyhow::Result<Hints> {
-        let table: BTreeMap<String, toml::Spanned<String>> = toml::from_str(text)
-            .map_err(|error| anyhow::anyhow!("{}: {}", path.display(), error.message()))
-            .with_context(|| format!("reading the hints in \"{}\"", path.display()))?;
+    /// Parses and checks the text of a hints file read from `path` (named in errors, which point at their line and
+    /// column as every error in a file the lab reads does: [`DefinitionError`]).
+    pub fn parse(path: &Path, text: &str) -> Result<Hints, DefinitionError> {
+        let source = SourceFile::new(path, text);
+        let error_at = |span, message, help| DefinitionError::at(path, &source, span, message, help);
+        let table: BTreeMap<String, toml::Spanned<String>> = toml::from_str(text).map_err(|error| {
+            let help = "each line is `kind = \"hint text\"`; the opening comment describes the placeholders";
+            error_at(
+                error.span().unwrap_or(0..0),
+                error.message().trim_end().to_string(),
+                help.into(),
+            )
+        })?;
         let mut templates = BTreeMap::new();
         for (key, template) in &table {
-            let at = Location::of(path, text, template.span().start);
             let Some(kind) = HintKind::ALL.into_iter().find(|kind| kind.key() == key) else {
                 let known: Vec<&str> = HintKind::ALL.iter().map(|kind| kind.key()).collect();
-                anyhow::bail!(
-                    "{at}: `{key}` is not a hint lab verify gives\nhelp: the hints are: {}",
-                    known.join(", ")
-                );
+                return Err(error_at(
+                    template.span(),
+                    format!("`{key}` is not a hint lab verify gives"),
+                    format!("the hints are: {}", known.join(", ")),
+                ));
             };
-            for placeholder in placeholders_in(template.get_ref()) {
-                if !kind.placeholders().contains(&placeholder) {
-                    anyhow::bail!(
-                        "{at}: hint `{key}` uses {{{placeholder}}}, which this hint does not fill\nhelp: it may use {}",
-                        kind.placeholders()
-                            .iter()
-                            .map(|name| format!("{{{name}}}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
-                }
+            if let Some(placeholder) = placeholders_in(template.get_ref())
+                .into_iter()
+                .find(|name| !kind.placeholders().contains(name))
+            {
+                return Err(error_at(
+                    template.span(),
+                    format!("hint `{key}` uses {{{placeholder}}}, which this hint does not fill"),
+                    format!("it may use {}", braced(kind.placeholders())),
+                ));
             }
             templates.insert(kind, template.get_ref().clone());
         }
         if let Some(missing) = HintKind::ALL.into_iter().find(|kind| !templates.contains_key(kind)) {
-            anyhow::bail!(
-                "{}: there is no hint `{}`\nhelp: add `{} = \"…\"`; it may use {}",
-                path.display(),
-                missing.key(),
-                missing.key(),
-                missing
-                    .placeholders()
-                    .iter()
-                    .map(|name| format!("{{{name}}}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            // At the end of the file, where the line is to be added.
+            return Err(error_at(
+                text.len()..text.len(),
+                format!("there is no hint `{}`", missing.key()),
+                format!(
+                    "add `{} = \"…\"`; it may use {}",
+                    missing.key(),
+                    braced(missing.placeholders())
+                ),
+            ));
         }
         Ok(Hints { templates })
     }
@@ -268,30 +274,13 @@ impl Hints {
     }
 }
 
-/// `path:line:col` of a byte offset.
-struct Location {
-    path: PathBuf,
-    line: usize,
-    column: usize,
-}
-
-impl Location {
-    fn of(path: &Path, text: &str, offset: usize) -> Location {
-        let before = &text[..offset.min(text.len())];
-        let line = before.matches('\n').count() + 1;
-        let column = before.len() - before.rfind('\n').map_or(0, |at| at + 1) + 1;
-        Location {
-            path: path.to_path_buf(),
-            line,
-            column,
-        }
-    }
-}
-
-impl std::fmt::Display for Location {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}", self.path.display(), self.line, self.column)
-    }
+/// `{a}, {b}` of placeholder names.
+fn braced(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|name| format!("{{{name}}}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The `{name}`s of a template.

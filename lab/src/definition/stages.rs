@@ -90,7 +90,7 @@ impl AssertionSpec {
     }
 }
 
-/// A malformed `lab.toml`: the file, line and column, and what is wrong; rendered as rustc renders an error
+/// A malformed file the lab reads as data (`lab.toml`, `hints.toml`): the file, line and column, and what is wrong; rendered as rustc renders an error
 /// ([`Diagnostic::render`]), in one line (and a `help:`) by `Display`.
 #[derive(Debug, thiserror::Error)]
 #[error("{}:{line}:{column}: {message}{}", .diagnostic.path(), .diagnostic.help.as_deref().map(|help| format!("\nhelp: {help}")).unwrap_or_default())]
@@ -105,6 +105,28 @@ pub struct DefinitionError {
     pub message: String,
     /// The same with the source line and a `help:` (boxed: errors travel in `Result`s).
     pub diagnostic: Box<Diagnostic>,
+}
+
+impl DefinitionError {
+    /// The error at `span` of `source` (read from `path`), with its `help`.
+    pub fn at(path: &Path, source: &SourceFile, span: Range<usize>, message: String, help: String) -> DefinitionError {
+        let (line, column) = source.line_column(span.start);
+        DefinitionError {
+            path: path.to_path_buf(),
+            line,
+            column,
+            message: message.clone(),
+            diagnostic: Box::new(Diagnostic {
+                message,
+                place: Place::Span {
+                    file: source.clone(),
+                    span,
+                    label: String::new(),
+                },
+                help: Some(help),
+            }),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -143,25 +165,8 @@ impl LabDefinition {
     pub fn parse(path: &Path, text: &str, manifests_dir: &Path) -> Result<LabDefinition, DefinitionError> {
         let source = SourceFile::new(path, text);
         let format_help = format!("the opening comment of {} describes the format", source.path);
-        let error_at = |span: Range<usize>, message: String, help: String| {
-            let (line, column) = source.line_column(span.start);
-            let diagnostic = Box::new(Diagnostic {
-                message: message.clone(),
-                place: Place::Span {
-                    file: source.clone(),
-                    span,
-                    label: String::new(),
-                },
-                help: Some(help),
-            });
-            DefinitionError {
-                path: path.to_path_buf(),
-                line,
-                column,
-                message,
-                diagnostic,
-            }
-        };
+        let error_at =
+            |span: Range<usize>, message: String, help: String| DefinitionError::at(path, &source, span, message, help);
         let file: LabFile = toml::from_str(text).map_err(|error| {
             let span = error.span().unwrap_or(0..0);
             error_at(span, error.message().trim_end().to_string(), format_help.clone())

@@ -117,7 +117,8 @@ pub fn check_host_layout(dir: &Path) -> Result<Vec<HostModel>, BadModelLayout> {
     Ok(found)
 }
 
-fn collect_files(root: &Path, relative: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// Every file under `root.join(relative)`, as paths relative to `root`, in name order.
+pub(crate) fn collect_files(root: &Path, relative: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(root.join(relative))?.filter_map(Result::ok).collect();
     entries.sort_by_key(|entry| entry.file_name());
     for entry in entries {

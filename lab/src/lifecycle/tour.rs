@@ -55,12 +55,13 @@ pub fn tour_steps(settings: &Settings, from: Option<&str>) -> anyhow::Result<Vec
     };
     let dir = shown_dir(&lab.manifests_dir);
     let mut steps = Vec::new();
+    // Each stage is resolved once: a step's objects are the next step's "previous".
+    let mut previous = match start {
+        0 => None,
+        _ => Some(resolve_stage(settings, &lab, &lab.stages[start - 1])?.manifests),
+    };
     for (index, stage) in lab.stages.iter().enumerate().skip(start) {
         let plan = resolve_stage(settings, &lab, stage)?;
-        let previous = match index {
-            0 => None,
-            _ => Some(resolve_stage(settings, &lab, &lab.stages[index - 1])?.manifests),
-        };
         let explanation = explanations.for_stage(&stage.name);
         steps.push(TourStep {
             number: index + 1,
@@ -80,6 +81,7 @@ pub fn tour_steps(settings: &Settings, from: Option<&str>) -> anyhow::Result<Vec
                 &plan.manifests,
             ),
         });
+        previous = Some(plan.manifests);
     }
     Ok(steps)
 }

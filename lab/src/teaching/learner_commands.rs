@@ -70,7 +70,7 @@ pub fn shown_dir(dir: &Path) -> String {
 }
 
 /// Whether two manifests are the same object (API group, kind, namespace and name).
-fn same_object(a: &Manifest, b: &Manifest) -> bool {
+pub(crate) fn same_object(a: &Manifest, b: &Manifest) -> bool {
     group(a) == group(b) && a.kind() == b.kind() && a.namespace() == b.namespace() && a.name() == b.name()
 }
 

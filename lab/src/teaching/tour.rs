@@ -5,6 +5,7 @@
 use similar::{ChangeTag, TextDiff};
 
 use crate::definition::manifests::Manifest;
+use crate::teaching::learner_commands::same_object;
 
 /// How one object differs between two stages.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,17 +156,6 @@ fn yaml(manifest: &Manifest) -> String {
 /// `Kind/name`.
 fn describe(manifest: &Manifest) -> String {
     format!("{}/{}", manifest.kind(), manifest.name())
-}
-
-/// Whether two manifests are the same object (apiVersion's group, kind, namespace and name).
-fn same_object(a: &Manifest, b: &Manifest) -> bool {
-    let group = |m: &Manifest| {
-        m.api_version()
-            .rsplit_once('/')
-            .map(|(g, _)| g.to_string())
-            .unwrap_or_default()
-    };
-    group(a) == group(b) && a.kind() == b.kind() && a.namespace() == b.namespace() && a.name() == b.name()
 }
 
 #[cfg(test)]

@@ -63,6 +63,27 @@ impl Machine {
         write_verified_marker(&layout.unpacked_dir(), &pinned).unwrap();
     }
 
+    /// `lab up --bundle BUNDLE --ingress URL --no-assert --format json` with the fakes' timeouts.
+    async fn up_with_bundle(&self, bundle: &Path, url: &str) -> CliOutput {
+        let bundle = bundle.to_str().unwrap();
+        self.run(&[
+            "lab",
+            "up",
+            "--bundle",
+            bundle,
+            "--ingress",
+            url,
+            "--rollout-timeout",
+            "10s",
+            "--istio-timeout",
+            "10s",
+            "--no-assert",
+            "--format",
+            "json",
+        ])
+        .await
+    }
+
     async fn run(&self, args: &[&str]) -> CliOutput {
         let cache = self.cache_dir().display().to_string();
         let mut all = vec!["--cache-dir", &cache];
@@ -116,24 +137,15 @@ async fn made_bundle() -> (tempfile::TempDir, PathBuf, Value) {
     (out, bundle, created.json())
 }
 
-fn up_with_bundle(bundle: &Path, url: &str) -> Vec<String> {
-    [
-        "lab",
-        "up",
-        "--bundle",
-        bundle.to_str().unwrap(),
-        "--ingress",
-        url,
-        "--rollout-timeout",
-        "10s",
-        "--istio-timeout",
-        "10s",
-        "--no-assert",
-        "--format",
-        "json",
-    ]
-    .map(str::to_string)
-    .to_vec()
+/// The outcome of `lab up`'s step `name` in its JSON report.
+fn step_outcome<'a>(report: &'a Value, name: &str) -> &'a Value {
+    let step = report["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|step| step["step"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {report}"));
+    &step["outcome"]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,17 +188,9 @@ async fn a_bundle_made_where_the_lab_ran_brings_up_a_laptop_with_nothing() {
     laptop.with_verified_istioctl();
     let models = Models::start_with_bytes_signature().await;
     let gateway = IstioGateway::start(&kube, models.both(), PushTiming::default()).await;
-    let args = up_with_bundle(&bundle, &gateway.url());
-    let up = laptop.run(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let up = laptop.up_with_bundle(&bundle, &gateway.url()).await;
     assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
-    let report = up.json();
-    let bundle_step = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["step"] == "bundle")
-        .unwrap();
-    assert_eq!(bundle_step["outcome"], "done", "{bundle_step}");
+    assert_eq!(step_outcome(&up.json(), "bundle"), "done");
     let mut loaded = laptop.node.images();
     loaded.sort();
     assert_eq!(
@@ -210,16 +214,9 @@ async fn a_bundle_made_where_the_lab_ran_brings_up_a_laptop_with_nothing() {
 
     // A second run loads nothing again and writes nothing to the API.
     kube.clear_requests();
-    let again = laptop.run(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let again = laptop.up_with_bundle(&bundle, &gateway.url()).await;
     assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
-    let report = again.json();
-    let bundle_step = report["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["step"] == "bundle")
-        .unwrap();
-    assert_eq!(bundle_step["outcome"], "already_done", "{bundle_step}");
+    assert_eq!(step_outcome(&again.json(), "bundle"), "already_done");
     assert!(kube.writes().is_empty(), "{:#?}", kube.writes());
 }
 
@@ -235,8 +232,7 @@ async fn a_tampered_or_incomplete_bundle_is_refused_naming_the_file_before_anyth
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0xff;
     std::fs::write(&image, &bytes).unwrap();
-    let args = up_with_bundle(&bundle, "http://127.0.0.1:9");
-    let refused = laptop.run(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let refused = laptop.up_with_bundle(&bundle, "http://127.0.0.1:9").await;
     assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
     assert!(
         refused
@@ -250,7 +246,7 @@ async fn a_tampered_or_incomplete_bundle_is_refused_naming_the_file_before_anyth
 
     std::fs::write(&image, &original).unwrap();
     std::fs::remove_file(bundle.join("models/resnet50/1/saved_model.pb")).unwrap();
-    let refused = laptop.run(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let refused = laptop.up_with_bundle(&bundle, "http://127.0.0.1:9").await;
     assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
     assert!(
         refused
@@ -276,8 +272,7 @@ async fn the_laptop_verifies_the_bundle_s_istioctl_archive_against_the_pinned_su
     // archive cannot have the sum pinned for the real release, so it is refused, offline, naming the archive).
     let kube = FakeKube::start("v1.24.3", "amd64").await;
     let laptop = Machine::new(&kube);
-    let args = up_with_bundle(&bundle, "http://127.0.0.1:9");
-    let refused = laptop.run(&args.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let refused = laptop.up_with_bundle(&bundle, "http://127.0.0.1:9").await;
     assert_ne!(refused.code, 0, "{}\n{}", refused.stdout, refused.stderr);
     let archive = bundle.join("istio");
     assert!(

@@ -21,7 +21,6 @@ fn run(assets: &Path, args: &[&str]) -> CliOutput {
     Cli::new(args).env("CANARY_LAB_ASSETS", assets).run()
 }
 
-/// What a diagnostic must show: where (` --> …file:line:col`), the line as written, a caret under `column`, a help.
 /// The 1-based line of `file` (in the assets copy) that holds `text`, so an instructor's edit above it moves the
 /// expectation with it.
 fn line_of(assets: &Path, file: &str, text: &str) -> usize {
@@ -33,6 +32,7 @@ fn line_of(assets: &Path, file: &str, text: &str) -> usize {
         + 1
 }
 
+/// What a diagnostic must show: where (` --> …file:line:col`), the line as written, a caret under `column`, a help.
 struct Expected<'a> {
     title: &'a str,
     file: &'a str,

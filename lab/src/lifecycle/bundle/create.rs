@@ -13,13 +13,14 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::normalized_image;
-use super::{BundleManifest, BundledFile, BundledImage, MANIFEST_FILE, MANIFEST_FORMAT, node_images, sha256_file};
+use super::{BundleManifest, BundledFile, BundledImage, MANIFEST_FILE, MANIFEST_FORMAT, node_images};
 use crate::definition::manifests::Manifest;
 use crate::definition::plan::NODE_MODELS_DIR;
 use crate::definition::stages::LabDefinition;
 use crate::istio::cache::CacheLayout;
+use crate::istio::verify::sha256_of_file;
 use crate::istio::{FetchOptions, ISTIO_VERSION, fetch_istioctl_with_origin};
-use crate::lifecycle::models::{self, check_host_layout};
+use crate::lifecycle::models::{self, check_host_layout, collect_files};
 use crate::tool::minikube::Minikube;
 use crate::{LabError, Settings};
 
@@ -91,6 +92,7 @@ pub async fn create_bundle(
     }
     let on_node = node_images(&minikube, profile)?;
     let mut bundled_images = Vec::new();
+    std::fs::create_dir_all(staging.path().join("images"))?;
     for image in &images {
         if !on_node.contains(&normalized_image(image)) {
             return Err(LabError::not_ready(
@@ -101,7 +103,6 @@ pub async fn create_bundle(
         }
         note(&format!("image {image}: minikube image save"));
         let file = format!("images/{}.tar", file_name_of(image));
-        std::fs::create_dir_all(staging.path().join("images"))?;
         minikube
             .command("save an image from the node", &["-p", profile, "image", "save", image])
             .arg(staging.path().join(&file))
@@ -244,23 +245,19 @@ fn copy_models_out(minikube: &Minikube, profile: &str, target: &Path) -> anyhow:
 
 /// Every file under `root` (relative, `/`-separated) with its size and sum, sorted.
 fn list_files(root: &Path) -> anyhow::Result<Vec<BundledFile>> {
-    let mut found = Vec::new();
-    let mut pending = vec![root.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        for entry in std::fs::read_dir(&dir).with_context(|| format!("listing \"{}\"", dir.display()))? {
-            let path = entry?.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                let relative = path.strip_prefix(root)?.to_string_lossy().replace('\\', "/");
-                found.push(BundledFile {
-                    path: relative,
-                    size: std::fs::metadata(&path)?.len(),
-                    sha256: sha256_file(&path)?,
-                });
-            }
-        }
-    }
+    let mut relative = Vec::new();
+    collect_files(root, Path::new(""), &mut relative).with_context(|| format!("listing \"{}\"", root.display()))?;
+    let mut found = relative
+        .into_iter()
+        .map(|file| {
+            let path = root.join(&file);
+            Ok(BundledFile {
+                path: file.to_string_lossy().replace('\\', "/"),
+                size: std::fs::metadata(&path)?.len(),
+                sha256: sha256_of_file(&path).with_context(|| format!("hashing \"{}\"", path.display()))?,
+            })
+        })
+        .collect::<anyhow::Result<Vec<BundledFile>>>()?;
     found.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(found)
 }

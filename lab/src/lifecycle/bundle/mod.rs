@@ -11,11 +11,10 @@ pub mod create;
 
 use std::path::{Component, Path, PathBuf};
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::LabError;
+use crate::istio::verify::sha256_of_file;
 use crate::tool::minikube::Minikube;
 
 /// The manifest's file name inside a bundle.
@@ -207,7 +206,7 @@ fn check_file(dir: &Path, file: &BundledFile) -> Result<(), LabError> {
         ));
     }
     let actual =
-        sha256_file(&path).map_err(|error| bad_file(dir, &file.path, &format!("cannot be read: {error:#}")))?;
+        sha256_of_file(&path).map_err(|error| bad_file(dir, &file.path, &format!("cannot be read: {error}")))?;
     if actual != file.sha256 {
         return Err(bad_file(
             dir,
@@ -229,17 +228,10 @@ fn bad_file(dir: &Path, path: &str, problem: &str) -> LabError {
     )
 }
 
-/// The SHA-256 of a file, lowercase hex, read in chunks.
-pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
-    let mut file = std::fs::File::open(path).with_context(|| format!("opening \"{}\"", path.display()))?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).with_context(|| format!("reading \"{}\"", path.display()))?;
-    Ok(hex::encode(hasher.finalize()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     #[test]
     fn image_references_are_normalized_as_a_runtime_lists_them() {

@@ -167,14 +167,13 @@ async fn check_item(
                 Ok(object) => object,
                 Err(finding) => return Ok((ItemState::Fails, vec![finding])),
             };
-            live.objects.insert(
-                (manifest.kind().to_string(), manifest.name().to_string()),
-                object.clone(),
-            );
-            match object {
-                Some(object) => compare::compare_object(manifest, &object),
+            let findings = match &object {
+                Some(object) => compare::compare_object(manifest, object),
                 None => vec![missing(manifest, stage)],
-            }
+            };
+            live.objects
+                .insert((manifest.kind().to_string(), manifest.name().to_string()), object);
+            findings
         }
         Subject::Pods {
             namespace,
