@@ -52,19 +52,29 @@ pub struct VersionWindow {
     pub p95_ms: Option<f64>,
 }
 
+/// The view's own words around the snapshot: what is being watched (`lab watch  http://…`, or the tour's stage and
+/// assertion) and which keys do what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveHeading {
+    /// The first line's start, before the URL, the kind of requests and their headers.
+    pub title: String,
+    /// The end of the second line, e.g. `q or Ctrl-C to stop`.
+    pub keys: String,
+}
+
 /// The bar colours, in version order.
 const BAR_COLOURS: [Color; 4] = [Color::Green, Color::Magenta, Color::Cyan, Color::Yellow];
 
 /// Draws `snapshot` on the whole frame: a header line, one bar per version (share, answers, p50/p95) and a line of
 /// errors; plain when `colour` is false.
-pub fn draw(frame: &mut Frame, snapshot: &TrafficSnapshot, colour: bool) {
+pub fn draw(frame: &mut Frame, snapshot: &TrafficSnapshot, heading: &LiveHeading, colour: bool) {
     let bars = snapshot.versions.len().max(1);
     let mut constraints = vec![Constraint::Length(2)];
     constraints.extend(std::iter::repeat_n(Constraint::Length(3), bars));
     constraints.push(Constraint::Length(2));
     constraints.push(Constraint::Min(0));
     let areas = Layout::vertical(constraints).split(frame.area());
-    frame.render_widget(Paragraph::new(header_lines(snapshot)), areas[0]);
+    frame.render_widget(Paragraph::new(header_lines(snapshot, heading)), areas[0]);
     if snapshot.versions.is_empty() {
         frame.render_widget(
             Paragraph::new("waiting for the first answers…").block(Block::bordered()),
@@ -100,7 +110,7 @@ pub fn version_label(version: &str, window: &VersionWindow) -> String {
 }
 
 /// The header: where the requests go, with what, how fast, over which window, and how to stop.
-fn header_lines(snapshot: &TrafficSnapshot) -> Vec<Line<'static>> {
+fn header_lines(snapshot: &TrafficSnapshot, heading: &LiveHeading) -> Vec<Line<'static>> {
     let headers = if snapshot.headers.is_empty() {
         "no headers".to_string()
     } else {
@@ -113,7 +123,8 @@ fn header_lines(snapshot: &TrafficSnapshot) -> Vec<Line<'static>> {
     };
     vec![
         Line::from(format!(
-            "lab watch  {}  ({}, {headers})",
+            "{}  {}  ({}, {headers})",
+            heading.title,
             snapshot.url,
             match snapshot.request_kind {
                 crate::report::RequestKind::Status => "status requests",
@@ -121,12 +132,13 @@ fn header_lines(snapshot: &TrafficSnapshot) -> Vec<Line<'static>> {
             }
         )),
         Line::from(format!(
-            "{:.1} req/s · last {} of {} responses · p50 {} · p95 {} · q or Ctrl-C to stop",
+            "{:.1} req/s · last {} of {} responses · p50 {} · p95 {} · {}",
             snapshot.rate_per_s,
             snapshot.window,
             snapshot.window_capacity,
             millis(snapshot.p50_ms),
-            millis(snapshot.p95_ms)
+            millis(snapshot.p95_ms),
+            heading.keys
         )),
     ]
 }
@@ -188,7 +200,13 @@ mod tests {
     #[test]
     fn each_version_is_a_bar_with_its_share_and_latency() {
         let mut terminal = Terminal::new(TestBackend::new(100, 16)).unwrap();
-        terminal.draw(|frame| draw(frame, &snapshot(), false)).unwrap();
+        let heading = LiveHeading {
+            title: "lab watch".into(),
+            keys: "q or Ctrl-C to stop".into(),
+        };
+        terminal
+            .draw(|frame| draw(frame, &snapshot(), &heading, false))
+            .unwrap();
         let screen: String = terminal
             .backend()
             .buffer()
@@ -202,6 +220,11 @@ mod tests {
         );
         assert!(screen.contains("resnet101 29.5% · 59 answers"), "{screen}");
         assert!(screen.contains("19.8 req/s · last 200 of 200 responses"), "{screen}");
+        assert!(
+            screen.contains("lab watch  http://127.0.0.1:8080  (predictions, no headers)"),
+            "{screen}"
+        );
+        assert!(screen.contains("q or Ctrl-C to stop"), "{screen}");
         assert!(screen.contains("errors: http_503 2"), "{screen}");
     }
 

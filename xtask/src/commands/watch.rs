@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use lab::lifecycle::watch::{ViewControl, WatchOptions, WatchView, watch};
 use lab::output::use_colour;
-use lab::report::live::{TrafficSnapshot, draw};
+use lab::report::live::{LiveHeading, TrafficSnapshot, draw};
 use lab::{CommandStatus, Format, Settings};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 
@@ -61,6 +61,7 @@ impl WatchView for JsonLines {
 /// `init` installs a hook that restores the terminal first).
 struct TerminalView {
     terminal: ratatui::DefaultTerminal,
+    heading: LiveHeading,
     colour: bool,
 }
 
@@ -69,6 +70,10 @@ impl TerminalView {
         let terminal = ratatui::try_init()?;
         Ok(TerminalView {
             terminal,
+            heading: LiveHeading {
+                title: "lab watch".to_string(),
+                keys: "q or Ctrl-C to stop".to_string(),
+            },
             colour: use_colour(),
         })
     }
@@ -76,7 +81,8 @@ impl TerminalView {
 
 impl WatchView for TerminalView {
     fn show(&mut self, snapshot: &TrafficSnapshot) -> anyhow::Result<ViewControl> {
-        self.terminal.draw(|frame| draw(frame, snapshot, self.colour))?;
+        self.terminal
+            .draw(|frame| draw(frame, snapshot, &self.heading, self.colour))?;
         // Raw mode turns Ctrl-C into a key, so it is read here with q and Esc.
         while event::poll(Duration::ZERO)? {
             if let Event::Key(key) = event::read()? {
