@@ -74,13 +74,15 @@ pub enum HintKind {
     HeaderValue,
     /// The routes cannot be read.
     UnreadableRoutes,
+    /// A route or match uses a field canary-lab does not evaluate, so where a prediction goes is unknown.
+    UnevaluatedRoute,
     /// The objects hold but the traffic does not.
     Traffic,
 }
 
 impl HintKind {
     /// Every kind, in the file's order.
-    pub const ALL: [HintKind; 28] = [
+    pub const ALL: [HintKind; 29] = [
         HintKind::MissingObject,
         HintKind::UnknownKind,
         HintKind::NamespaceLabel,
@@ -108,6 +110,7 @@ impl HintKind {
         HintKind::HeaderName,
         HintKind::HeaderValue,
         HintKind::UnreadableRoutes,
+        HintKind::UnevaluatedRoute,
         HintKind::Traffic,
     ];
 
@@ -141,6 +144,7 @@ impl HintKind {
             HintKind::HeaderName => "header_name",
             HintKind::HeaderValue => "header_value",
             HintKind::UnreadableRoutes => "unreadable_routes",
+            HintKind::UnevaluatedRoute => "unevaluated_route",
             HintKind::Traffic => "traffic",
         }
     }
@@ -172,6 +176,7 @@ impl HintKind {
             HintKind::HeaderName => &["got", "want", "field"],
             HintKind::HeaderValue => &["header", "got", "want", "field"],
             HintKind::UnreadableRoutes => &["name", "error"],
+            HintKind::UnevaluatedRoute => &["name", "field", "why"],
             HintKind::Traffic => &["stage", "found"],
         }
     }

@@ -190,9 +190,16 @@ async fn a_learner_applies_the_split_by_hand_and_each_mistake_gets_its_hint() {
         "{hints:#?}"
     );
 
-    // 4. Everything as the stage says: every item holds, the traffic included.
+    // 4. Everything as the stage says, with fields of the learner's own that do not change where a prediction goes
+    //    (a CORS policy and a timeout, as Istio's docs show them): every item holds, the traffic included.
     let pushes = laptop.workshop.gateway.pushes();
-    laptop.apply_by_hand("virtualservice-70-30.yaml", |text| text);
+    laptop.apply_by_hand("virtualservice-70-30.yaml", |text| {
+        text.replace(
+            "  - route:\n",
+            "  - timeout: 30s\n    corsPolicy:\n      allowOrigins:\n      - exact: https://workshop.example\n      \
+             allowMethods:\n      - POST\n    route:\n",
+        )
+    });
     laptop.workshop.until_pushed_after(pushes).await;
     let verified = laptop.verify("split-70-30", &[]).await;
     assert_eq!(verified.code, 0, "{}\n{}", verified.stdout, verified.stderr);
@@ -207,7 +214,24 @@ async fn a_learner_applies_the_split_by_hand_and_each_mistake_gets_its_hint() {
         verified.stdout
     );
 
-    // 5. The header match of `focused` written with an underscore.
+    // 5. The header match of `focused` with a condition canary-lab does not evaluate: named, not guessed at.
+    laptop.apply_by_hand("virtualservice-focused.yaml", |text| {
+        text.replace(
+            "    - headers:\n",
+            "    - method:\n        exact: POST\n      headers:\n",
+        )
+    });
+    let verified = laptop.verify("focused", &[]).await;
+    assert_eq!(verified.code, 1, "{}\n{}", verified.stdout, verified.stderr);
+    assert_hint(
+        &verified,
+        "VirtualService image-classifier has spec.http[0].match[0].method, which canary-lab does not evaluate \
+         (predictions are POST and TF Serving's status requests GET), so it cannot say where a prediction goes — the \
+         lab's stages route on the `user-group` header and weights only: remove it, or see where traffic goes with \
+         `cargo xtask lab check`",
+    );
+
+    // 6. The header match of `focused` written with an underscore.
     laptop.apply_by_hand("virtualservice-focused.yaml", |text| {
         text.replace("user-group:", "user_group:")
     });
@@ -218,7 +242,7 @@ async fn a_learner_applies_the_split_by_hand_and_each_mistake_gets_its_hint() {
         "the header match is `user_group`, the lab sends `user-group` — see spec.http[0].match[0].headers",
     );
 
-    // 6. The namespace's label lost, and ResNet101 restarted since: its new pods have no sidecar.
+    // 7. The namespace's label lost, and ResNet101 restarted since: its new pods have no sidecar.
     laptop.apply_by_hand("namespace.yaml", |text| {
         text.replace("  labels:\n    istio-injection: enabled\n", "")
     });

@@ -3,16 +3,18 @@
 //!
 //! The stage's checklist ([`crate::definition::expectations::checklist`]) is checked in order: each object is read
 //! and compared semantically with the stage's ([`compare`]), each Deployment's pods must be ready with their
-//! sidecar, the live VirtualService must route each header set the assertions send as the stage does ([`routes`]),
-//! and then — only when all of that holds, since traffic through a known-wrong configuration teaches nothing the
-//! hints do not already say — the stage's traffic assertions run through the ingress (the same code as `lab check`,
-//! with the propagation window, because the learner may have applied a moment ago). Every item that does not hold
+//! sidecar, the live VirtualService (read leniently: [`live_routes`]) must route each header set the assertions send
+//! as the stage does ([`routes`]), and then — only when all of that holds, since traffic through a known-wrong
+//! configuration teaches nothing the hints do not already say — the stage's traffic assertions run through the
+//! ingress (the same code as `lab check`, with the propagation window, because the learner may have applied a moment
+//! ago). Every item that does not hold
 //! carries hints from `assets/hints.toml` that name the object, the field and the fix.
 //!
 //! Only GET and LIST requests (and port-forwards to fetch each version's reference prediction) reach the API
 //! server; nothing is recorded in the lab's state.
 
 mod compare;
+mod live_routes;
 mod routes;
 
 use std::collections::BTreeMap;
@@ -31,7 +33,6 @@ use crate::definition::expectations::{self, Expectation, INJECTION_LABEL, SIDECA
 use crate::definition::hints::{Finding, HintKind, Hints};
 use crate::definition::manifests::Manifest;
 use crate::definition::plan::StagePlan;
-use crate::definition::routing::VirtualServiceSpec;
 use crate::definition::stages::LabDefinition;
 use crate::lifecycle::stage::{given_or_recorded_ingress, resolve_stage};
 use crate::report::{StageReport, Verdict};
@@ -193,12 +194,9 @@ async fn check_item(
             let Some((name, object)) = live.first_of_kind("VirtualService") else {
                 return Ok((ItemState::NotRun, Vec::new()));
             };
-            match VirtualServiceSpec::from_object(object) {
+            match live_routes::read_live_routes(name, object) {
                 Ok(spec) => routes::compare_routes(name, &spec, headers, weights),
-                Err(error) => vec![Finding::new(
-                    HintKind::UnreadableRoutes,
-                    &[("name", name.to_string()), ("error", format!("{error:#}"))],
-                )],
+                Err(finding) => vec![finding],
             }
         }
         Subject::Traffic { .. } => Vec::new(),
