@@ -337,6 +337,12 @@ pub struct BundleCreateFlags {
     /// Leave the models out and bundle the export image instead (each laptop then exports them itself).
     #[arg(long)]
     pub without_models: bool,
+    /// Bundle istioctl for this platform (repeat for a room that mixes laptops; default: this machine's).
+    #[arg(long = "platform", value_enum, value_name = "PLATFORM")]
+    pub platforms: Vec<PlatformFlag>,
+    /// Bundle istioctl for every platform Istio publishes (linux-amd64, linux-arm64, osx, osx-arm64).
+    #[arg(long, conflicts_with = "platforms")]
+    pub all_platforms: bool,
 }
 
 /// `lab watch`
@@ -503,7 +509,7 @@ pub struct FetchFlags {
     pub timeout: humantime::Duration,
 }
 
-/// `istio fetch --platform`
+/// `istio fetch --platform`, `bundle create --platform`
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum PlatformFlag {
     /// This machine's platform.
@@ -519,6 +525,20 @@ pub enum PlatformFlag {
     /// macOS on Apple silicon.
     #[value(name = "osx-arm64")]
     OsxArm64,
+}
+
+impl PlatformFlag {
+    /// The platform named; `None` for `auto` (this machine's).
+    pub fn platform(self) -> Option<lab::istio::Platform> {
+        use lab::istio::Platform;
+        match self {
+            PlatformFlag::Auto => None,
+            PlatformFlag::LinuxAmd64 => Some(Platform::LinuxAmd64),
+            PlatformFlag::LinuxArm64 => Some(Platform::LinuxArm64),
+            PlatformFlag::Osx => Some(Platform::Osx),
+            PlatformFlag::OsxArm64 => Some(Platform::OsxArm64),
+        }
+    }
 }
 
 /// `cargo xtask test`

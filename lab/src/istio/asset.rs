@@ -9,7 +9,7 @@ use anyhow::Context;
 use super::FetchError;
 
 /// The platforms Istio publishes istioctl for, named as in the asset names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Platform {
     /// `linux-amd64`.
     LinuxAmd64,
@@ -22,6 +22,14 @@ pub enum Platform {
 }
 
 impl Platform {
+    /// Every platform Istio publishes istioctl for.
+    pub const ALL: [Platform; 4] = [
+        Platform::LinuxAmd64,
+        Platform::LinuxArm64,
+        Platform::Osx,
+        Platform::OsxArm64,
+    ];
+
     /// This machine's platform.
     pub fn current() -> Result<Platform, FetchError> {
         match (std::env::consts::OS, std::env::consts::ARCH) {
@@ -57,15 +65,10 @@ impl FromStr for Platform {
     type Err = anyhow::Error;
 
     fn from_str(text: &str) -> anyhow::Result<Platform> {
-        [
-            Platform::LinuxAmd64,
-            Platform::LinuxArm64,
-            Platform::Osx,
-            Platform::OsxArm64,
-        ]
-        .into_iter()
-        .find(|platform| platform.as_str() == text)
-        .with_context(|| format!("unknown platform \"{text}\" (linux-amd64, linux-arm64, osx, osx-arm64)"))
+        Platform::ALL
+            .into_iter()
+            .find(|platform| platform.as_str() == text)
+            .with_context(|| format!("unknown platform \"{text}\" (linux-amd64, linux-arm64, osx, osx-arm64)"))
     }
 }
 

@@ -49,7 +49,12 @@ impl Machine {
     /// A cache where `istio fetch` verified and unpacked istioctl earlier: the archive, and the unpacked istioctl
     /// (this machine's fake one) with its verified marker holding the pinned sum.
     fn with_verified_istioctl(&self) {
-        let asset = AssetFlavor::IstioctlOnly.asset_name(ISTIO_VERSION, Platform::current().unwrap());
+        self.with_verified_istioctl_for(Platform::current().unwrap());
+    }
+
+    /// As [`Machine::with_verified_istioctl`], for `platform` (what `istio fetch --platform PLATFORM` leaves).
+    fn with_verified_istioctl_for(&self, platform: Platform) {
+        let asset = AssetFlavor::IstioctlOnly.asset_name(ISTIO_VERSION, platform);
         let layout = CacheLayout::new(
             &self.cache_dir(),
             ISTIO_VERSION,
@@ -59,8 +64,11 @@ impl Machine {
         std::fs::create_dir_all(layout.unpacked_dir()).unwrap();
         std::fs::write(layout.archive_path(), Tarball::istioctl_release(ISTIO_VERSION).build()).unwrap();
         std::os::unix::fs::symlink(self.tools.istioctl_path(), layout.istioctl_path()).unwrap();
-        let pinned = lab::istio::verify::pinned_sha256(&asset).expect("the platform's asset is pinned");
-        write_verified_marker(&layout.unpacked_dir(), &pinned).unwrap();
+        // The marker holds the sum it was verified against: the pinned one, or (osx-arm64 has no pin) the archive's
+        // own, as trust on first use records it.
+        let verified = lab::istio::verify::pinned_sha256(&asset)
+            .unwrap_or_else(|| lab::istio::verify::sha256_of_file(&layout.archive_path()).unwrap());
+        write_verified_marker(&layout.unpacked_dir(), &verified).unwrap();
     }
 
     /// `lab up --bundle BUNDLE --ingress URL --no-assert --format json` with the fakes' timeouts.
@@ -302,4 +310,80 @@ async fn a_node_without_the_images_cannot_be_bundled() {
     assert!(!bundle.exists());
     let left: Vec<_> = out.path().read_dir().unwrap().collect();
     assert!(left.is_empty(), "the staging directory is gone: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_holds_istioctl_for_each_platform_asked_and_a_laptop_of_another_is_refused_before_loading() {
+    let this = Platform::current().unwrap();
+    let others: Vec<Platform> = Platform::ALL.into_iter().filter(|p| *p != this).collect();
+    let kube = FakeKube::start("v1.24.3", "amd64").await;
+    let instructor = Machine::new(&kube);
+    // What `istio fetch --platform P` leaves in the instructor's cache for every platform.
+    for platform in Platform::ALL {
+        instructor.with_verified_istioctl_for(platform);
+    }
+    instructor_node(&instructor.node);
+    let out = tempfile::tempdir().unwrap();
+
+    // Every platform: one verified archive each, listed with its sum.
+    let all = out.path().join("all");
+    let created = instructor
+        .run(&[
+            "lab",
+            "bundle",
+            "create",
+            all.to_str().unwrap(),
+            "--all-platforms",
+            "--format",
+            "json",
+        ])
+        .await;
+    assert_eq!(created.code, 0, "{}\n{}", created.stdout, created.stderr);
+    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(all.join("bundle.json")).unwrap()).unwrap();
+    let archives = manifest["istio_archives"].as_object().unwrap();
+    let names: Vec<&str> = archives.keys().map(String::as_str).collect();
+    assert_eq!(names, ["linux-amd64", "linux-arm64", "osx", "osx-arm64"]);
+    for (platform, file) in archives {
+        assert_eq!(file, &format!("istio/istioctl-1.12.7-{platform}.tar.gz"));
+        assert!(
+            manifest["files"].as_array().unwrap().iter().any(|f| f["path"] == *file),
+            "{file} is listed with its sum"
+        );
+    }
+
+    // Only the other platforms: a laptop like this machine is refused, naming what the bundle holds, before any
+    // image is loaded.
+    let foreign = out.path().join("foreign");
+    let mut args = vec!["lab", "bundle", "create", foreign.to_str().unwrap()];
+    for platform in &others {
+        args.extend(["--platform", platform.as_str()]);
+    }
+    let created = instructor.run(&args).await;
+    assert_eq!(created.code, 0, "{}\n{}", created.stdout, created.stderr);
+    let laptop_kube = FakeKube::start("v1.24.3", "amd64").await;
+    let laptop = Machine::new(&laptop_kube);
+    let refused = laptop.up_with_bundle(&foreign, "http://127.0.0.1:9").await;
+    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
+    let bundled: Vec<&str> = others.iter().map(|p| p.as_str()).collect();
+    assert!(
+        refused.stderr.contains(&format!(
+            "holds istioctl for {} only, and this machine is {this}",
+            bundled.join(", ")
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains(&format!(
+            "help: make the bundle again with this platform too: `cargo xtask lab bundle create DIR --platform {this}`"
+        )),
+        "{}",
+        refused.stderr
+    );
+    assert!(laptop.node.images().is_empty(), "nothing was loaded");
+    assert!(
+        laptop.tools.calls("minikube").is_empty(),
+        "{:?}",
+        laptop.tools.calls("minikube")
+    );
 }

@@ -1,11 +1,11 @@
 //! `istio fetch`: turn the flags into `FetchOptions`, fetch, print the verified istioctl's path as the last line.
 
-use lab::istio::{AssetFlavor, FetchOptions, Platform, fetch_istioctl_with_origin};
+use lab::istio::{AssetFlavor, FetchOptions, fetch_istioctl_with_origin};
 use lab::output::to_json;
 use lab::{CommandStatus, Format, Settings};
 
 use crate::CommandResult;
-use crate::flags::{FetchFlags, PlatformFlag};
+use crate::flags::FetchFlags;
 
 /// Fetches (or finds in the cache) a verified istioctl and prints its absolute path on stdout.
 pub(crate) async fn run_fetch(settings: &Settings, flags: &FetchFlags) -> CommandResult {
@@ -31,13 +31,7 @@ pub(crate) async fn run_fetch(settings: &Settings, flags: &FetchFlags) -> Comman
 fn fetch_options(settings: &Settings, flags: &FetchFlags) -> anyhow::Result<FetchOptions> {
     let mut options = FetchOptions::lab_default(settings.cache_dir.clone());
     options.version = flags.version.clone();
-    options.platform = match flags.platform {
-        PlatformFlag::Auto => None,
-        PlatformFlag::LinuxAmd64 => Some(Platform::LinuxAmd64),
-        PlatformFlag::LinuxArm64 => Some(Platform::LinuxArm64),
-        PlatformFlag::Osx => Some(Platform::Osx),
-        PlatformFlag::OsxArm64 => Some(Platform::OsxArm64),
-    };
+    options.platform = flags.platform.platform();
     options.flavor = if flags.full {
         AssetFlavor::Full
     } else {
@@ -90,7 +84,7 @@ mod tests {
             "/c",
         ])
         .unwrap();
-        assert_eq!(options.platform, Some(Platform::OsxArm64));
+        assert_eq!(options.platform, Some(lab::istio::Platform::OsxArm64));
         assert_eq!(options.flavor, AssetFlavor::Full);
         assert_eq!(options.base_url.as_deref(), Some("file:///m/"));
         assert_eq!(options.sha256, Some("ab".repeat(32)));

@@ -72,6 +72,8 @@ pub(crate) async fn run(settings: &Settings, flags: &UpFlags) -> CommandResult {
         if flags.istioctl.is_some() {
             anyhow::bail!("--istioctl and --bundle: the bundle brings istioctl's archive\nhelp: drop --istioctl");
         }
+        // A bundle without this machine's istioctl is refused here, before its images load.
+        bundle.istio_archive_for(lab::istio::Platform::current()?)?;
         options.bundle = Some(bundle);
     }
     let started = std::time::SystemTime::now();

@@ -1,4 +1,6 @@
-//! `lab bundle create DIR`, on a machine where `lab up` has run: the verified istioctl archive from the cache, every
+//! `lab bundle create DIR`, on a machine where `lab up` has run: the verified istioctl archive of each platform asked
+//! for (this machine's by default; others are fetched and verified against their pinned sums as `istio fetch
+//! --platform` does), every
 //! image the lab runs saved from the minikube node (`minikube image save`), the exported SavedModels copied out of
 //! the node (`minikube cp NODE:PATH`; without them, the export image instead), and `bundle.json` with each file's
 //! size and SHA-256.
@@ -6,7 +8,7 @@
 //! The bundle is built in a staging directory beside `DIR` and renamed into place only once complete, so an
 //! interrupted or failed run leaves no bundle that looks whole; the staging directory is removed on failure.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,7 +21,7 @@ use crate::definition::plan::NODE_MODELS_DIR;
 use crate::definition::stages::LabDefinition;
 use crate::istio::cache::CacheLayout;
 use crate::istio::verify::sha256_of_file;
-use crate::istio::{FetchOptions, ISTIO_VERSION, fetch_istioctl_with_origin};
+use crate::istio::{FetchOptions, ISTIO_VERSION, Platform, fetch_istioctl_with_origin};
 use crate::lifecycle::models::{self, check_host_layout, collect_files};
 use crate::tool::minikube::Minikube;
 use crate::{LabError, Settings};
@@ -40,6 +42,8 @@ pub struct CreateOptions {
     pub dir: PathBuf,
     /// Bundle the exported models (default); without them the export image is bundled, and each laptop exports.
     pub models: bool,
+    /// The platforms whose istioctl archive to bundle (the laptops'); empty: this machine's.
+    pub platforms: Vec<Platform>,
 }
 
 /// What was bundled.
@@ -49,6 +53,8 @@ pub struct CreatedBundle {
     pub dir: PathBuf,
     /// The images saved.
     pub images: Vec<String>,
+    /// The platforms whose istioctl is in it.
+    pub platforms: Vec<String>,
     /// Whether the models are in it.
     pub models: bool,
     /// Files (the manifest not counted).
@@ -80,8 +86,23 @@ pub async fn create_bundle(
     let profile = settings.profile.as_str();
     let lab = LabDefinition::load_default()?;
 
-    note("istioctl: the verified archive from the cache");
-    let istio_archive = copy_istio_archive(settings, staging.path()).await?;
+    let platforms = match options.platforms.as_slice() {
+        [] => vec![Platform::current()?],
+        asked => asked
+            .iter()
+            .copied()
+            .collect::<BTreeSet<Platform>>()
+            .into_iter()
+            .collect(),
+    };
+    let mut istio_archives = BTreeMap::new();
+    for platform in platforms {
+        note(&format!(
+            "istioctl for {platform}: the verified archive (from the cache, or fetched and verified)"
+        ));
+        let archive = copy_istio_archive(settings, staging.path(), platform).await?;
+        istio_archives.insert(platform.to_string(), archive);
+    }
 
     let mut images: BTreeSet<String> = istio_images().into_iter().collect();
     for stage in &lab.stages {
@@ -127,7 +148,7 @@ pub async fn create_bundle(
     let manifest = BundleManifest {
         format: MANIFEST_FORMAT,
         istio_version: ISTIO_VERSION.to_string(),
-        istio_archive,
+        istio_archives,
         images: bundled_images,
         models,
         files,
@@ -138,19 +159,21 @@ pub async fn create_bundle(
     Ok(CreatedBundle {
         dir: dir.clone(),
         images: manifest.images.iter().map(|image| image.image.clone()).collect(),
+        platforms: manifest.istio_archives.keys().cloned().collect(),
         models: manifest.models.is_some(),
         files: manifest.files.len(),
         bytes,
     })
 }
 
-/// Copies the verified istioctl archive of this machine's platform from the cache (fetching and verifying it when
-/// the cache has none) to `staging/istio/`; returns its path in the bundle.
-async fn copy_istio_archive(settings: &Settings, staging: &Path) -> anyhow::Result<String> {
-    let options = FetchOptions::lab_default(settings.cache_dir.clone());
+/// Copies the verified istioctl archive of `platform` from the cache (fetching and verifying it when the cache has
+/// none) to `staging/istio/`; returns its path in the bundle.
+async fn copy_istio_archive(settings: &Settings, staging: &Path, platform: Platform) -> anyhow::Result<String> {
+    let mut options = FetchOptions::lab_default(settings.cache_dir.clone());
+    options.platform = Some(platform);
     let fetched = fetch_istioctl_with_origin(&options)
         .await
-        .context("getting the verified istioctl archive")?;
+        .with_context(|| format!("getting the verified istioctl archive for {platform}"))?;
     let layout = CacheLayout::new(
         &options.cache_dir,
         &options.version,

@@ -9,11 +9,13 @@
 
 pub mod create;
 
+use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::LabError;
+use crate::istio::Platform;
 use crate::istio::verify::sha256_of_file;
 use crate::tool::minikube::Minikube;
 
@@ -21,7 +23,7 @@ use crate::tool::minikube::Minikube;
 pub const MANIFEST_FILE: &str = "bundle.json";
 
 /// The manifest format this canary-lab writes and reads.
-pub const MANIFEST_FORMAT: u32 = 1;
+pub const MANIFEST_FORMAT: u32 = 2;
 
 /// The bundle's manifest (`bundle.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,8 +33,9 @@ pub struct BundleManifest {
     pub format: u32,
     /// The Istio release the archive holds, e.g. `1.12.7`.
     pub istio_version: String,
-    /// The istioctl archive, relative to the bundle (`istio/istioctl-1.12.7-linux-amd64.tar.gz`).
-    pub istio_archive: String,
+    /// The istioctl archive of each platform bundled (`linux-amd64` → `istio/istioctl-1.12.7-linux-amd64.tar.gz`,
+    /// relative to the bundle): a room of laptops may mix Linux and macOS, Intel and ARM.
+    pub istio_archives: BTreeMap<String, String>,
     /// Each container image and its saved archive.
     pub images: Vec<BundledImage>,
     /// The models directory (`models`, laid out as `--models host:` takes it), when the models are bundled.
@@ -104,7 +107,7 @@ impl VerifiedBundle {
             .into());
         }
         let listed = |path: &str| manifest.files.iter().any(|file| file.path == path);
-        let referenced = std::iter::once(manifest.istio_archive.as_str())
+        let referenced = (manifest.istio_archives.values().map(String::as_str))
             .chain(manifest.images.iter().map(|image| image.file.as_str()));
         for path in referenced {
             if !listed(path) {
@@ -120,9 +123,27 @@ impl VerifiedBundle {
         })
     }
 
-    /// The istioctl archive.
-    pub fn istio_archive(&self) -> PathBuf {
-        self.dir.join(&self.manifest.istio_archive)
+    /// The istioctl archive for `platform`, or the refusal that names the platforms the bundle has and how to
+    /// make one with this one.
+    pub fn istio_archive_for(&self, platform: Platform) -> Result<PathBuf, LabError> {
+        match self.manifest.istio_archives.get(platform.as_str()) {
+            Some(archive) => Ok(self.dir.join(archive)),
+            None => {
+                let bundled: Vec<&str> = self.manifest.istio_archives.keys().map(String::as_str).collect();
+                Err(LabError::not_ready(
+                    format!(
+                        "the bundle \"{}\" holds istioctl for {} only, and this machine is {platform}; nothing was \
+                         loaded",
+                        self.dir.display(),
+                        bundled.join(", ")
+                    ),
+                    format!(
+                        "make the bundle again with this platform too: `cargo xtask lab bundle create DIR --platform \
+                         {platform}` (repeat --platform for each kind of laptop, or use --all-platforms)"
+                    ),
+                ))
+            }
+        }
     }
 
     /// The models directory, when the models are bundled.
@@ -255,7 +276,7 @@ mod tests {
         let manifest = BundleManifest {
             format: MANIFEST_FORMAT,
             istio_version: "1.12.7".into(),
-            istio_archive: listed.path.clone(),
+            istio_archives: BTreeMap::from([("linux-amd64".to_string(), listed.path.clone())]),
             images: Vec::new(),
             models: None,
             files: vec![listed],

@@ -109,7 +109,10 @@ pub(super) async fn istioctl(settings: &Settings, options: &UpOptions) -> anyhow
         None => {
             let mut fetch = FetchOptions::lab_default(settings.cache_dir.clone());
             // An offline room: the bundle's archive, verified as `--archive` is.
-            fetch.archive = options.bundle.as_ref().map(|bundle| bundle.istio_archive());
+            fetch.archive = match &options.bundle {
+                Some(bundle) => Some(bundle.istio_archive_for(crate::istio::Platform::current()?)?),
+                None => None,
+            };
             let fetched = fetch_istioctl_with_origin(&fetch).await.context("getting istioctl")?;
             let (outcome, how) = match fetched.origin {
                 FetchedFrom::Cache => (StepOutcome::AlreadyDone, "verified, in the cache"),
