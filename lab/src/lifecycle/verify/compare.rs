@@ -9,8 +9,8 @@ use crate::definition::hints::{Finding, HintKind};
 use crate::definition::manifests::Manifest;
 
 /// What differs between the stage's object `expected` and the `live` one of the same kind and name (empty: it
-/// holds).
-pub(crate) fn compare_object(expected: &Manifest, live: &Value) -> Vec<Finding> {
+/// holds); `stage` is every object of the stage (a subset is judged by the pods it selects among them).
+pub(crate) fn compare_object(expected: &Manifest, live: &Value, stage: &[Manifest]) -> Vec<Finding> {
     let name = expected.name().to_string();
     let (want, got) = (&expected.object, live);
     match expected.kind() {
@@ -19,7 +19,7 @@ pub(crate) fn compare_object(expected: &Manifest, live: &Value) -> Vec<Finding> 
         "Deployment" => deployment(&name, want, got),
         "Service" => service(&name, want, got),
         "Gateway" => gateway(&name, want, got),
-        "DestinationRule" => destination_rule(&name, want, got),
+        "DestinationRule" => destination_rule(&name, want, got, stage),
         "VirtualService" => virtual_service(&name, want, got),
         _ => Vec::new(),
     }
@@ -164,7 +164,7 @@ fn gateway(name: &str, want: &Value, got: &Value) -> Vec<Finding> {
     findings
 }
 
-fn destination_rule(name: &str, want: &Value, got: &Value) -> Vec<Finding> {
+fn destination_rule(name: &str, want: &Value, got: &Value, stage: &[Manifest]) -> Vec<Finding> {
     let mut findings = Vec::new();
     let namespace = want["metadata"]["namespace"].as_str().unwrap_or("default");
     let (want_host, got_host) = (
@@ -193,7 +193,7 @@ fn destination_rule(name: &str, want: &Value, got: &Value) -> Vec<Finding> {
                     ("labels", labels_text(&subset["labels"])),
                 ],
             )),
-            Some(index) if live[index]["labels"] != subset["labels"] => findings.push(Finding::new(
+            Some(index) if !same_pods(&live[index]["labels"], &subset["labels"], stage) => findings.push(Finding::new(
                 HintKind::SubsetLabels,
                 &[
                     ("name", name.to_string()),
@@ -207,6 +207,32 @@ fn destination_rule(name: &str, want: &Value, got: &Value) -> Vec<Finding> {
         }
     }
     findings
+}
+
+/// Whether a subset with the labels `got` selects the same pods as one with `want`: the same Deployments of the
+/// stage (a subset selects the pods whose labels include all of its own: `labels` of DestinationRule's `Subset` in
+/// istio/api 1.12 networking/v1alpha3/destination_rule.proto), so an extra label every such pod has is fine. When
+/// `want` selects no Deployment of the stage, only the same labels hold.
+fn same_pods(got: &Value, want: &Value, stage: &[Manifest]) -> bool {
+    let selects = |labels: &Value| -> Vec<&str> {
+        let Some(labels) = labels.as_object() else {
+            return Vec::new();
+        };
+        stage
+            .iter()
+            .filter(|manifest| manifest.kind() == "Deployment")
+            .filter(|deployment| {
+                let pod = &deployment.object["spec"]["template"]["metadata"]["labels"];
+                labels.iter().all(|(key, value)| pod[key] == *value)
+            })
+            .map(Manifest::name)
+            .collect()
+    };
+    let wanted = selects(want);
+    if wanted.is_empty() {
+        return got == want;
+    }
+    got.as_object().is_some_and(|labels| !labels.is_empty()) && selects(got) == wanted
 }
 
 fn virtual_service(name: &str, want: &Value, got: &Value) -> Vec<Finding> {
@@ -282,10 +308,43 @@ mod tests {
     use super::*;
     use crate::definition::stages::LabDefinition;
 
-    fn stage_object(stage: &str, kind: &str) -> Manifest {
+    fn stage_objects(stage: &str) -> Vec<Manifest> {
         let lab = LabDefinition::load_default().unwrap();
-        let manifests = lab.stage_manifests(lab.stage(stage).unwrap()).unwrap();
-        manifests.into_iter().find(|manifest| manifest.kind() == kind).unwrap()
+        lab.stage_manifests(lab.stage(stage).unwrap()).unwrap()
+    }
+
+    fn stage_object(stage: &str, kind: &str) -> Manifest {
+        stage_objects(stage)
+            .into_iter()
+            .find(|manifest| manifest.kind() == kind)
+            .unwrap()
+    }
+
+    /// [`compare_object`] against the `split-70-30` stage's objects.
+    fn compare(expected: &Manifest, live: &Value) -> Vec<Finding> {
+        compare_object(expected, live, &stage_objects("split-70-30"))
+    }
+
+    #[test]
+    fn a_subset_holds_when_it_selects_the_same_pods() {
+        let expected = stage_object("split-70-30", "DestinationRule");
+        let mut live = expected.object.clone();
+        live["spec"]["subsets"][1]["labels"] = serde_json::json!({"app": "image-classifier", "version": "resnet101"});
+        assert_eq!(compare(&expected, &live), Vec::new(), "an extra label every pod has");
+        live["spec"]["subsets"][1]["labels"] = serde_json::json!({"app": "image-classifier"});
+        let findings = compare(&expected, &live);
+        assert_eq!(
+            findings[0].kind,
+            HintKind::SubsetLabels,
+            "both versions' pods: {findings:?}"
+        );
+        assert_eq!(findings[0].values["field"], "spec.subsets[1].labels");
+        live["spec"]["subsets"][1]["labels"] = serde_json::json!({"version": "resnet101", "track": "canary"});
+        assert_eq!(
+            compare(&expected, &live)[0].kind,
+            HintKind::SubsetLabels,
+            "no pod has track=canary"
+        );
     }
 
     #[test]
@@ -295,7 +354,7 @@ mod tests {
         live["spec"]["clusterIP"] = "10.96.0.12".into();
         live["spec"]["ports"][0]["protocol"] = "TCP".into();
         live["metadata"]["uid"] = "abc".into();
-        assert_eq!(compare_object(&expected, &live), Vec::new());
+        assert_eq!(compare(&expected, &live), Vec::new());
     }
 
     #[test]
@@ -306,7 +365,7 @@ mod tests {
             .as_array_mut()
             .unwrap()
             .retain(|s| s["name"] != "resnet101");
-        let findings = compare_object(&expected, &live);
+        let findings = compare(&expected, &live);
         assert_eq!(findings.len(), 1, "{findings:?}");
         assert_eq!(findings[0].kind, HintKind::SubsetMissing);
         assert_eq!(findings[0].values["subset"], "resnet101");
@@ -318,9 +377,9 @@ mod tests {
         let expected = stage_object("split-70-30", "DestinationRule");
         let mut live = expected.object.clone();
         live["spec"]["host"] = "image-classifier.tf-serving.svc.cluster.local".into();
-        assert_eq!(compare_object(&expected, &live), Vec::new());
+        assert_eq!(compare(&expected, &live), Vec::new());
         live["spec"]["host"] = "image-classifier.default.svc.cluster.local".into();
-        assert_eq!(compare_object(&expected, &live)[0].kind, HintKind::DestinationHost);
+        assert_eq!(compare(&expected, &live)[0].kind, HintKind::DestinationHost);
     }
 
     #[test]
@@ -328,7 +387,7 @@ mod tests {
         let expected = stage_object("stable", "Namespace");
         let mut live = expected.object.clone();
         live["metadata"]["labels"] = serde_json::json!({"kubernetes.io/metadata.name": "tf-serving"});
-        let findings = compare_object(&expected, &live);
+        let findings = compare(&expected, &live);
         assert_eq!(findings[0].kind, HintKind::NamespaceLabel);
         assert_eq!(findings[0].values["label"], "istio-injection=enabled");
     }
@@ -338,11 +397,8 @@ mod tests {
         let expected = stage_object("stable", "VirtualService");
         let mut live = expected.object.clone();
         live["spec"]["gateways"] = serde_json::json!(["tf-serving/image-classifier-gateway"]);
-        assert_eq!(compare_object(&expected, &live), Vec::new());
+        assert_eq!(compare(&expected, &live), Vec::new());
         live["spec"]["gateways"] = serde_json::json!(["mesh"]);
-        assert_eq!(
-            compare_object(&expected, &live)[0].kind,
-            HintKind::VirtualServiceGateway
-        );
+        assert_eq!(compare(&expected, &live)[0].kind, HintKind::VirtualServiceGateway);
     }
 }

@@ -103,7 +103,7 @@ pub async fn verify_stage(settings: &Settings, name: &str, options: &VerifyOptio
         .iter()
         .filter(|e| !matches!(e.subject, Subject::Traffic { .. }))
     {
-        let (state, findings) = check_item(&cluster, &plan.name, expectation, &mut live).await?;
+        let (state, findings) = check_item(&cluster, &plan, expectation, &mut live).await?;
         items.push(ChecklistItem {
             item: expectation.text.clone(),
             state,
@@ -158,7 +158,7 @@ impl LiveObjects {
 /// Checks one non-traffic item.
 async fn check_item(
     cluster: &Cluster,
-    stage: &str,
+    plan: &StagePlan,
     expectation: &Expectation,
     live: &mut LiveObjects,
 ) -> anyhow::Result<(ItemState, Vec<Finding>)> {
@@ -169,8 +169,8 @@ async fn check_item(
                 Err(finding) => return Ok((ItemState::Fails, vec![finding])),
             };
             let findings = match &object {
-                Some(object) => compare::compare_object(manifest, object),
-                None => vec![missing(manifest, stage)],
+                Some(object) => compare::compare_object(manifest, object, &plan.manifests),
+                None => vec![missing(manifest, &plan.name)],
             };
             live.objects
                 .insert((manifest.kind().to_string(), manifest.name().to_string()), object);
