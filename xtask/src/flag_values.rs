@@ -61,6 +61,11 @@ pub fn header(text: &str) -> Result<(String, String), String> {
     lab::traffic::predict::parse_header(text).map_err(|error| format!("{error:#}"))
 }
 
+/// A `lab watch --header-set`: `none`, `stage`, or `name=value` pairs separated by commas.
+pub fn header_set(text: &str) -> Result<lab::lifecycle::watch::HeaderSetChoice, String> {
+    lab::lifecycle::watch::HeaderSetChoice::parse(text).map_err(|error| format!("{error:#}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -351,13 +351,19 @@ pub struct WatchFlags {
     /// The ingress URL (default: the one `lab up` recorded).
     #[arg(long)]
     pub url: Option<String>,
-    /// A request header, `name=value` (repeatable), e.g. `--header user-group=canary`.
+    /// A header every request carries, `name=value` (repeatable), e.g. `--header user-group=canary`; with
+    /// --header-set, added to every set.
     #[arg(long = "header", value_name = "NAME=VALUE", value_parser = flag_values::header)]
     pub headers: Vec<(String, String)>,
-    /// Requests per second.
+    /// Watch this group of requests beside the others (repeatable; the sets take turns at --rate): `none` (no
+    /// headers), `user-group=canary` (`,` between headers), or `stage` (the header sets of the recorded stage's
+    /// assertions), e.g. `--header-set none --header-set user-group=canary`.
+    #[arg(long = "header-set", value_name = "SPEC", value_parser = flag_values::header_set)]
+    pub header_sets: Vec<lab::lifecycle::watch::HeaderSetChoice>,
+    /// Requests per second (all header sets together).
     #[arg(long, default_value_t = lab::lifecycle::watch::DEFAULT_RATE, value_parser = flag_values::rate)]
     pub rate: f64,
-    /// The shares are over the latest this many responses.
+    /// The shares are over the latest this many responses (of each header set, and of all together).
     #[arg(long, default_value_t = lab::traffic::window::DEFAULT_WINDOW as u32, value_parser = clap::value_parser!(u32).range(10..=100_000))]
     pub window: u32,
     /// Requests in flight at most.

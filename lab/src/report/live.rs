@@ -1,5 +1,6 @@
 //! `lab watch`'s view of the traffic: a [`TrafficSnapshot`] of the latest responses, drawn as one bar per version
-//! with its share (ratatui), or written as one JSON object per line.
+//! with its share (ratatui), or written as one JSON object per line; several header sets side by side as a
+//! [`SetsSnapshot`], drawn by [`draw_sets`].
 
 use std::collections::BTreeMap;
 
@@ -9,6 +10,9 @@ use ratatui::style::{Color, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Gauge, Paragraph};
 use serde::Serialize;
+
+mod sets;
+pub use sets::{HeaderSetSnapshot, SetsSnapshot, draw_sets};
 
 /// What the latest responses showed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -114,22 +118,14 @@ fn header_lines(snapshot: &TrafficSnapshot, heading: &LiveHeading) -> Vec<Line<'
     let headers = if snapshot.headers.is_empty() {
         "no headers".to_string()
     } else {
-        let pairs: Vec<String> = snapshot
-            .headers
-            .iter()
-            .map(|(name, value)| format!("{name}: {value}"))
-            .collect();
-        pairs.join(", ")
+        headers_text(&snapshot.headers)
     };
     vec![
         Line::from(format!(
             "{}  {}  ({}, {headers})",
             heading.title,
             snapshot.url,
-            match snapshot.request_kind {
-                crate::report::RequestKind::Status => "status requests",
-                crate::report::RequestKind::Prediction => "predictions",
-            }
+            kind_text(snapshot.request_kind)
         )),
         Line::from(format!(
             "{:.1} req/s · last {} of {} responses · p50 {} · p95 {} · {}",
@@ -141,6 +137,20 @@ fn header_lines(snapshot: &TrafficSnapshot, heading: &LiveHeading) -> Vec<Line<'
             heading.keys
         )),
     ]
+}
+
+/// "user-group: canary, x-lab: 1".
+fn headers_text(headers: &BTreeMap<String, String>) -> String {
+    let pairs: Vec<String> = headers.iter().map(|(name, value)| format!("{name}: {value}")).collect();
+    pairs.join(", ")
+}
+
+/// "status requests" or "predictions".
+fn kind_text(kind: crate::report::RequestKind) -> &'static str {
+    match kind {
+        crate::report::RequestKind::Status => "status requests",
+        crate::report::RequestKind::Prediction => "predictions",
+    }
 }
 
 /// "errors: none" or "errors: http_503 3, timeout 1".

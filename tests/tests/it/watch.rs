@@ -1,6 +1,7 @@
 //! `lab watch` through the CLI as a process, against real Envoy in front of two TF Serving stand-ins: off a terminal
 //! one JSON object per interval with each version's share; on a pseudo-terminal the live bars, read as a screen,
-//! which follow a weight change within seconds and stop on `q` leaving the terminal as it was.
+//! which follow a weight change within seconds and stop on `q` leaving the terminal as it was; with `--header-set`,
+//! each header set's own shares side by side.
 
 use std::time::Duration;
 
@@ -18,6 +19,15 @@ fn share_on_screen(screen: &str, version: &str) -> Option<f64> {
         let percent = rest.split('%').next()?;
         percent.trim().parse::<f64>().ok().map(|value| value / 100.0)
     })
+}
+
+/// The lines of the group titled `title` on a screen (`┌ user-group: canary ───┐` down to its bottom border).
+fn group_on_screen(screen: &str, title: &str) -> Option<String> {
+    let top = format!("┌ {title} ");
+    let mut lines = screen.lines().skip_while(|line| !line.trim_start().starts_with(&top));
+    let first = lines.next()?;
+    let rest: Vec<&str> = lines.take_while(|line| !line.trim_start().starts_with('└')).collect();
+    Some(std::iter::once(first).chain(rest).collect::<Vec<_>>().join("\n"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,4 +144,196 @@ async fn on_the_recorded_lab_watch_sends_status_requests_where_the_stage_s_route
     assert_eq!(predicted.code, 0, "{}\n{}", predicted.stdout, predicted.stderr);
     let last: Value = serde_json::from_str(predicted.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(last["request_kind"], "prediction", "{last}");
+}
+
+/// The last JSON line of a `lab watch` run that must have succeeded.
+fn last_line(output: &canary_lab_tests::cli::CliOutput) -> Value {
+    assert_eq!(output.code, 0, "{}\n{}", output.stdout, output.stderr);
+    let last = output
+        .stdout
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("no line: {}", output.stderr));
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {last}"))
+}
+
+/// `set`'s versions: each version's share, which must be the only one.
+fn only_version(set: &Value) -> (String, f64) {
+    let versions = set["versions"].as_object().unwrap_or_else(|| panic!("{set}"));
+    assert_eq!(versions.len(), 1, "one version answers {set}");
+    let (version, window) = versions.iter().next().unwrap();
+    (version.clone(), window["share"].as_f64().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_header_sets_each_set_shows_where_its_own_requests_go() {
+    // `focused`: `user-group: canary` goes to resnet101, everything else to resnet50.
+    let workshop = canary_lab_tests::workshop::Workshop::up_to("focused").await;
+    let output = workshop
+        .run(&[
+            "lab",
+            "watch",
+            "--header-set",
+            "none",
+            "--header-set",
+            "user-group=canary",
+            "--header",
+            "x-lab=watch",
+            "--rate",
+            "100",
+            "--for",
+            "6s",
+            "--interval",
+            "500ms",
+        ])
+        .await;
+    let last = last_line(&output);
+    let sets = last["header_sets"].as_array().unwrap_or_else(|| panic!("{last}"));
+    assert_eq!(sets.len(), 2, "{last}");
+    assert_eq!(sets[0]["name"], "none", "{last}");
+    assert_eq!(
+        sets[0]["headers"],
+        serde_json::json!({"x-lab": "watch"}),
+        "--header joins every set"
+    );
+    assert_eq!(only_version(&sets[0]), ("resnet50".to_string(), 1.0), "{last}");
+    assert_eq!(sets[1]["name"], "user-group=canary", "{last}");
+    assert_eq!(
+        sets[1]["headers"],
+        serde_json::json!({"user-group": "canary", "x-lab": "watch"})
+    );
+    assert_eq!(only_version(&sets[1]), ("resnet101".to_string(), 1.0), "{last}");
+    for set in sets {
+        // 300 requests each at 100/s for 6 s, in turns; a loaded machine may answer fewer.
+        assert!(set["window"].as_u64().unwrap() >= 50, "{set}");
+        // Errors by kind, per set (right after `lab up --no-assert` the gateway may still be taking the endpoints,
+        // and Envoy answers 503 until it has them: not counted in the shares).
+        assert!(set["errors"].is_object(), "{set}");
+        // `--probe auto` decided for both sets: the focused routes take status requests as predictions.
+        assert_eq!(set["request_kind"], "status", "{set}");
+    }
+    // The top level is all requests together: both versions, about half each.
+    let top = last["versions"].as_object().unwrap();
+    assert_eq!(top.keys().collect::<Vec<_>>(), ["resnet101", "resnet50"], "{last}");
+    let each: u64 = sets.iter().map(|set| set["requests"].as_u64().unwrap()).sum();
+    assert_eq!(last["requests"].as_u64().unwrap(), each, "{last}");
+    let share = top["resnet101"]["share"].as_f64().unwrap();
+    assert!(
+        (share - 0.5).abs() < 0.2,
+        "taking turns, about half the answers are the canary set's: {last}"
+    );
+
+    // `stage`: the recorded stage's assertions' header sets, in their order.
+    let staged = workshop
+        .run(&[
+            "lab",
+            "watch",
+            "--header-set",
+            "stage",
+            "--rate",
+            "50",
+            "--for",
+            "2s",
+            "--interval",
+            "500ms",
+        ])
+        .await;
+    let last = last_line(&staged);
+    let sets = last["header_sets"].as_array().unwrap_or_else(|| panic!("{last}"));
+    let names: Vec<&str> = sets.iter().map(|set| set["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["user-group=canary", "none"], "{last}");
+    assert_eq!(only_version(&sets[0]).0, "resnet101", "{last}");
+    assert_eq!(only_version(&sets[1]).0, "resnet50", "{last}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_each_header_set_is_its_own_group_of_bars() {
+    let workshop = canary_lab_tests::workshop::Workshop::up_to("focused").await;
+    let mut session = workshop
+        .cli(&[
+            "lab",
+            "watch",
+            "--header-set",
+            "none",
+            "--header-set",
+            "user-group=canary",
+            "--rate",
+            "100",
+        ])
+        .spawn_in_terminal();
+    let screen = tokio::task::block_in_place(|| {
+        session.wait_for("both groups, each at 100%", Duration::from_secs(30), |screen| {
+            let plain = group_on_screen(screen, "no headers");
+            let canary = group_on_screen(screen, "user-group: canary");
+            plain.is_some_and(|group| {
+                share_on_screen(&group, "resnet50") == Some(1.0) && group.contains("last 200 of 200 responses")
+            }) && canary.is_some_and(|group| {
+                share_on_screen(&group, "resnet101") == Some(1.0) && group.contains("last 200 of 200 responses")
+            })
+        })
+    });
+    assert!(screen.contains("2 header sets in turn"), "{screen}");
+    let plain = group_on_screen(&screen, "no headers").unwrap();
+    assert!(share_on_screen(&plain, "resnet101").is_none(), "{screen}");
+    let canary = group_on_screen(&screen, "user-group: canary").unwrap();
+    assert!(share_on_screen(&canary, "resnet50").is_none(), "{screen}");
+    assert!(canary.contains("│errors: "), "each group has its errors line: {screen}");
+
+    session.type_keys(b"q");
+    let (code, main_screen) = tokio::task::block_in_place(|| session.wait(Duration::from_secs(10)));
+    assert_eq!(code, 0);
+    assert!(main_screen, "the terminal was left on the alternate screen");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_header_set_is_a_usage_error_before_any_request() {
+    for (spec, says) in [
+        ("canary", "\"canary\" is not `name=value`"),
+        ("=canary", "\"=canary\" has no header name before `=`"),
+        ("user group=canary", "is not an HTTP header name"),
+    ] {
+        let output = Cli::new(["lab", "watch", "--url", "http://127.0.0.1:9", "--header-set", spec])
+            .run_async()
+            .await;
+        assert_eq!(output.code, 2, "{spec}: {}", output.stderr);
+        assert!(
+            output
+                .stderr
+                .contains(&format!("invalid value '{spec}' for '--header-set <SPEC>'")),
+            "{}",
+            output.stderr
+        );
+        assert!(output.stderr.contains(says), "{spec}: {}", output.stderr);
+        assert!(
+            output.stderr.contains("help: e.g. `--header-set user-group=canary`"),
+            "{}",
+            output.stderr
+        );
+    }
+    // A header in `--header` (added to every set) and in a set: which value is meant is not clear.
+    let output = Cli::new([
+        "lab",
+        "watch",
+        "--url",
+        "http://127.0.0.1:9",
+        "--header",
+        "User-Group=x",
+        "--header-set",
+        "user-group=canary",
+    ])
+    .run_async()
+    .await;
+    assert_eq!(output.code, 2, "{}", output.stderr);
+    assert!(
+        output
+            .stderr
+            .contains("header \"user-group\" is given by `--header` and by `--header-set user-group=canary`"),
+        "{}",
+        output.stderr
+    );
+    assert!(
+        output.stderr.contains("help: `--header` adds its headers to every set"),
+        "{}",
+        output.stderr
+    );
 }
