@@ -111,3 +111,62 @@ async fn a_workshop_brings_the_lab_up_from_nothing_walks_it_and_tears_it_down() 
     assert!(workshop.kube.object("namespaces", "", "tf-serving").is_none());
     assert!(workshop.kube.names("pods", "tf-serving").is_empty());
 }
+
+/// What a terminal shows at the end of `lab up` that walked and asserted every stage: its step lines, the live
+/// status line of each assertion (drawn and cleared by indicatif while it ran), and the results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_lab_up_leaves_whole_step_lines_and_no_status_line() {
+    let workshop = Workshop::start().await;
+    let args = UpArgs::new(&workshop.tools, &workshop.gateway.url())
+        .rollout_timeout(60)
+        .istio_timeout(60)
+        .args();
+    let cli = workshop.cli(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (code, received) = tokio::task::spawn_blocking(move || cli.run_in_terminal())
+        .await
+        .unwrap();
+    // A screen tall enough for the whole run, as the terminal's scrollback holds it.
+    let mut screen = vt100::Parser::new(1000.try_into().unwrap(), 120.try_into().unwrap(), 0);
+    screen.process(received.as_bytes());
+    let shown = screen.screen().contents();
+    assert_eq!(code, 0, "{shown}");
+    assert!(
+        received.contains("waiting for the routes to take effect") || received.contains(": testing"),
+        "the assertions drew their status line on the terminal: {received:?}"
+    );
+    let lines: Vec<&str> = shown
+        .lines()
+        .map(str::trim_end)
+        .filter(|line| !line.is_empty())
+        .collect();
+    let started: Vec<&str> = lines.iter().filter_map(|line| line.strip_prefix("→ ")).collect();
+    assert!(started.len() >= 5, "each step says it starts: {shown}");
+    for step in &started {
+        let ended: Vec<&&str> = lines
+            .iter()
+            .filter(|line| line.starts_with(&format!("  {step} ")) && line.contains("s): "))
+            .collect();
+        assert_eq!(
+            ended.len(),
+            1,
+            "step {step} ends on one whole line of its own:\n{shown}"
+        );
+    }
+    for line in &lines {
+        let spinner = line.chars().any(|c| ('\u{2800}'..='\u{28ff}').contains(&c));
+        assert!(
+            !spinner && !line.contains("waiting for the routes to take effect") && !line.contains(": testing"),
+            "a status line was left on the screen: {line:?}\n{shown}"
+        );
+        assert!(
+            line.matches("s): ").count() <= 1,
+            "two step lines share a line: {line:?}\n{shown}"
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.starts_with("the lab is up at stage \"focused\"")),
+        "{shown}"
+    );
+}
