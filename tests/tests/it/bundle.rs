@@ -71,6 +71,13 @@ impl Machine {
         write_verified_marker(&layout.unpacked_dir(), &verified).unwrap();
     }
 
+    /// Asserts this machine's node got no image and minikube was never run.
+    fn assert_nothing_loaded(&self) {
+        assert!(self.node.images().is_empty(), "nothing was loaded");
+        let calls = self.tools.calls("minikube");
+        assert!(calls.is_empty(), "{calls:?}");
+    }
+
     /// `lab up --bundle BUNDLE --ingress URL --no-assert --format json` with the fakes' timeouts.
     async fn up_with_bundle(&self, bundle: &Path, url: &str) -> CliOutput {
         let bundle = bundle.to_str().unwrap();
@@ -264,12 +271,7 @@ async fn a_tampered_or_incomplete_bundle_is_refused_naming_the_file_before_anyth
         refused.stderr
     );
 
-    assert!(laptop.node.images().is_empty(), "nothing was loaded");
-    assert!(
-        laptop.tools.calls("minikube").is_empty(),
-        "{:?}",
-        laptop.tools.calls("minikube")
-    );
+    laptop.assert_nothing_loaded();
     assert!(kube.requests().is_empty(), "{:#?}", kube.requests());
 }
 
@@ -380,10 +382,5 @@ async fn a_bundle_holds_istioctl_for_each_platform_asked_and_a_laptop_of_another
         "{}",
         refused.stderr
     );
-    assert!(laptop.node.images().is_empty(), "nothing was loaded");
-    assert!(
-        laptop.tools.calls("minikube").is_empty(),
-        "{:?}",
-        laptop.tools.calls("minikube")
-    );
+    laptop.assert_nothing_loaded();
 }

@@ -127,23 +127,21 @@ async fn on_the_recorded_lab_watch_sends_status_requests_where_the_stage_s_route
     );
 
     // `--probe predict` asks for predictions.
-    let predicted = workshop
-        .run(&[
-            "lab",
-            "watch",
-            "--probe",
-            "predict",
-            "--rate",
-            "50",
-            "--for",
-            "2s",
-            "--interval",
-            "500ms",
-        ])
-        .await;
+    let predicted = watch_briefly(&workshop, &["--probe", "predict"]).await;
     assert_eq!(predicted.code, 0, "{}\n{}", predicted.stdout, predicted.stderr);
     let last: Value = serde_json::from_str(predicted.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(last["request_kind"], "prediction", "{last}");
+}
+
+/// `lab watch EXTRA` for two seconds at 50 requests/s, a JSON line every 500 ms.
+async fn watch_briefly(
+    workshop: &canary_lab_tests::workshop::Workshop,
+    extra: &[&str],
+) -> canary_lab_tests::cli::CliOutput {
+    let mut args = vec!["lab", "watch"];
+    args.extend(extra);
+    args.extend(["--rate", "50", "--for", "2s", "--interval", "500ms"]);
+    workshop.run(&args).await
 }
 
 /// The last JSON line of a `lab watch` run that must have succeeded.
@@ -224,20 +222,7 @@ async fn with_header_sets_each_set_shows_where_its_own_requests_go() {
     );
 
     // `stage`: the recorded stage's assertions' header sets, in their order.
-    let staged = workshop
-        .run(&[
-            "lab",
-            "watch",
-            "--header-set",
-            "stage",
-            "--rate",
-            "50",
-            "--for",
-            "2s",
-            "--interval",
-            "500ms",
-        ])
-        .await;
+    let staged = watch_briefly(&workshop, &["--header-set", "stage"]).await;
     let last = last_line(&staged);
     let sets = last["header_sets"].as_array().unwrap_or_else(|| panic!("{last}"));
     let names: Vec<&str> = sets.iter().map(|set| set["name"].as_str().unwrap()).collect();
