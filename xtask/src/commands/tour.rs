@@ -8,6 +8,7 @@
 use std::io::IsTerminal;
 use std::io::Stdout;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use lab::lifecycle::apply::AppliedStage;
@@ -71,6 +72,7 @@ pub(crate) async fn run(settings: &Settings, flags: &TourFlags) -> CommandResult
     tokio::select! {
         walked = walk(settings, flags, &steps, auto, &look) => walked,
         _ = tokio::signal::ctrl_c() => {
+            STOPPED.store(true, Ordering::SeqCst);
             if let Some(view) = &look.view {
                 view.abandon();
             }
@@ -187,10 +189,25 @@ async fn pause(auto: Option<Duration>, stage: &str) -> anyhow::Result<Choice> {
     tokio::task::spawn_blocking(read_choice).await?
 }
 
+/// Set when a SIGINT stopped the tour (sent by another process: at a pause, raw mode reads Ctrl-C as a key), so a
+/// key read still waiting ends, and the process does not wait for a key to exit.
+static STOPPED: AtomicBool = AtomicBool::new(false);
+
+/// How often a key read looks at [`STOPPED`].
+const KEY_POLL: Duration = Duration::from_millis(100);
+
 /// One key in raw mode (restored before returning).
 fn read_choice() -> anyhow::Result<Choice> {
     terminal::enable_raw_mode()?;
     let choice = loop {
+        if STOPPED.load(Ordering::SeqCst) {
+            break Ok(Choice::Quit);
+        }
+        match event::poll(KEY_POLL) {
+            Ok(false) => continue,
+            Ok(true) => {}
+            Err(error) => break Err(error.into()),
+        }
         match event::read() {
             Ok(Event::Key(key)) if key.kind == KeyEventKind::Press => match key.code {
                 KeyCode::Enter => break Ok(Choice::Apply),
