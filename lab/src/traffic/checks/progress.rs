@@ -275,7 +275,10 @@ mod tests {
             count(&seen, CheckPhase::Testing, Some("resnet101")),
             resnet101.responses
         );
-        assert_eq!(*recorder.finished.lock().unwrap(), [report.name.clone()]);
+        assert_eq!(
+            recorder.finished.lock().unwrap().as_slice(),
+            std::slice::from_ref(&report.name)
+        );
     }
 
     #[tokio::test]

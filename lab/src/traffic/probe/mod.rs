@@ -239,11 +239,6 @@ impl Probe {
         }
     }
 
-    /// What it sends, where and how (a simulated probe's URL is `simulated:`).
-    pub fn config(&self) -> &ProbeConfig {
-        &self.shared.config
-    }
-
     /// Sends up to `max_requests` requests, `concurrency` at a time, handing each observation to `observe` in
     /// launch order, until `observe` says stop, all are done, or `deadline` passes.
     ///
