@@ -1,5 +1,6 @@
 //! A CLI running on a pseudo-terminal, read as a screen: what it draws is fed to a terminal emulator (`vt100`) as
-//! it arrives, so a test can wait until the screen shows something, type keys, and wait for the exit.
+//! it arrives, so a test can wait until the screen shows something, type keys, and wait for the exit. Like a real
+//! terminal it answers the cursor-position query (an inline ratatui viewport starts with one).
 
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
@@ -8,6 +9,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::process::Process;
+
+/// The cursor-position query: Device Status Report 6.
+const CURSOR_QUERY: &[u8] = b"\x1b[6n";
+
+/// Where each cursor-position query in `bytes` ends.
+fn query_ends(bytes: &[u8]) -> Vec<usize> {
+    bytes
+        .windows(CURSOR_QUERY.len())
+        .enumerate()
+        .filter(|(_, window)| *window == CURSOR_QUERY)
+        .map(|(at, _)| at + CURSOR_QUERY.len())
+        .collect()
+}
 
 /// A running CLI on a terminal of a given size.
 pub struct TerminalSession {
@@ -24,6 +38,7 @@ impl TerminalSession {
         let child = process.spawn().expect("start lab-cli on a terminal");
         let mut output = std::fs::File::from(leader);
         let keyboard = output.try_clone().expect("a second handle on the terminal");
+        let mut answers = output.try_clone().expect("a handle to answer queries on");
         let screen = Arc::new(Mutex::new(vt100::Parser::new(
             rows.try_into().expect("rows > 0"),
             columns.try_into().expect("columns > 0"),
@@ -33,11 +48,27 @@ impl TerminalSession {
         // Reads until the child's end closes (Linux then answers EIO), so the child never blocks on a full terminal.
         let reader = std::thread::spawn(move || {
             let mut buffer = [0u8; 8192];
+            // The last bytes of the previous read, so a query split across reads is still seen.
+            let mut tail: Vec<u8> = Vec::new();
             while let Ok(count) = output.read(&mut buffer) {
                 if count == 0 {
                     break;
                 }
-                shared.lock().expect("screen").process(&buffer[..count]);
+                let chunk = &buffer[..count];
+                let mut screen = shared.lock().expect("screen");
+                let joined = [tail.as_slice(), chunk].concat();
+                let mut done = 0;
+                for end in query_ends(&joined) {
+                    let end = end - tail.len();
+                    screen.process(&chunk[done..end]);
+                    done = end;
+                    // DSR 6 (`CSI 6 n`) is answered with CPR, `CSI row ; column R`, both 1-based
+                    // (https://ghostty.org/docs/vt/csi/dsr; xterm's ctlseqs, "Device Status Report").
+                    let (row, column) = screen.screen().cursor_position();
+                    let _ = write!(answers, "\x1b[{};{}R", row + 1, column + 1);
+                }
+                screen.process(&chunk[done..]);
+                tail = joined[joined.len().saturating_sub(CURSOR_QUERY.len() - 1)..].to_vec();
             }
         });
         TerminalSession {
@@ -69,6 +100,18 @@ impl TerminalSession {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Sends SIGINT to the CLI, as Ctrl-C on its terminal does (to its foreground process group).
+    pub fn interrupt(&self) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("a pid");
+        // SAFETY: a plain kill(2) of the child this session started and has not reaped.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0, "kill -INT {pid}");
+    }
+
+    /// Whether the terminal shows its cursor now.
+    pub fn cursor_shown(&self) -> bool {
+        !self.screen.lock().expect("screen").screen().hide_cursor()
     }
 
     /// Types `keys` on the terminal.

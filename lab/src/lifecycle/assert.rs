@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use crate::istio::gateway_config::wait_for_stage;
 use crate::report::StageReport;
-use crate::traffic::checks::{ProbeChoice, run_stage_with, stage_body};
+use crate::traffic::checks::progress::{ProgressSink, TerminalProgress};
+use crate::traffic::checks::{ProbeChoice, run_stage_with_progress, stage_body};
 use crate::traffic::references::{deployed_versions, fetch_references};
 
 /// THE place where a stage's assertions run, after the stage is applied and rolled out: send traffic through
@@ -28,6 +29,9 @@ use crate::traffic::references::{deployed_versions, fetch_references};
 ///
 /// `probe` chooses the requests that prove the routing (`--probe`; `lab::traffic::checks::kind`): status requests
 /// where the stage's routes allow them, with a sample of real predictions per version.
+///
+/// While the assertions run, a terminal shows their status line ([`TerminalProgress`]);
+/// [`assert_stage_with_progress`] reports to a sink of the caller's choice.
 pub async fn assert_stage(
     cluster: &Cluster,
     plan: &StagePlan,
@@ -36,13 +40,27 @@ pub async fn assert_stage(
     probe: ProbeChoice,
     note: &dyn Fn(&str),
 ) -> anyhow::Result<StageReport> {
+    let progress = TerminalProgress::on_terminal();
+    assert_stage_with_progress(cluster, plan, ingress_url, serve_timeout, probe, note, progress).await
+}
+
+/// [`assert_stage`] with the assertions' progress going to `progress` (`None`: nowhere but the `-v` log lines).
+pub async fn assert_stage_with_progress(
+    cluster: &Cluster,
+    plan: &StagePlan,
+    ingress_url: &str,
+    serve_timeout: Duration,
+    probe: ProbeChoice,
+    note: &dyn Fn(&str),
+    progress: Option<ProgressSink>,
+) -> anyhow::Result<StageReport> {
     let asserted = async {
         // Not one request before the gateway serves the stage's routes with live endpoints (bounded; skipped with a
         // warning when its admin port cannot be read).
         wait_for_stage(cluster, plan, serve_timeout, note).await?;
         let body = stage_body(ingress_url).await?;
         let references = fetch_references(cluster, &deployed_versions(plan), &body).await;
-        run_stage_with(plan, ingress_url, body, references, probe).await
+        run_stage_with_progress(plan, ingress_url, body, references, probe, progress).await
     };
     asserted
         .await

@@ -9,11 +9,12 @@ use crate::cluster::Cluster;
 use crate::definition::plan::StagePlan;
 use crate::definition::stages::{LabDefinition, Stage};
 use crate::lifecycle::apply::{AppliedStage, apply_stage};
-use crate::lifecycle::assert::assert_stage;
+use crate::lifecycle::assert::assert_stage_with_progress;
 use crate::lifecycle::ingress::{self, Ingress};
 use crate::lifecycle::state::{self, LabLock};
 use crate::lifecycle::up::Assertions;
 use crate::report::{RunReport, Verdict};
+use crate::traffic::checks::progress::{ProgressSink, TerminalProgress};
 use crate::traffic::checks::{ProbeChoice, probe_decision};
 use crate::{LabError, Settings};
 
@@ -74,6 +75,11 @@ pub trait StageProgress {
     fn applied(&self, applied: &AppliedStage);
     /// A line while the stage is asserted (e.g. what the wait for the gateway still waits for).
     fn note(&self, text: &str);
+    /// Where the assertions report while they run: by default the status line on a terminal
+    /// ([`TerminalProgress::on_terminal`]), as `lab stage` shows it; `lab tour` draws the live traffic view.
+    fn check_progress(&self) -> Option<ProgressSink> {
+        TerminalProgress::on_terminal()
+    }
 }
 
 /// What `lab stage` did.
@@ -138,9 +144,15 @@ pub async fn run_stage(
         return Ok(StageOutcome { applied, checks: None });
     };
     // The wait for the gateway to serve the stage says what it waits for, as `lab up`'s steps do.
-    let check = assert_stage(&cluster, &plan, &ingress.url, serve_timeout, probe, &|text| {
-        progress.note(text)
-    })
+    let check = assert_stage_with_progress(
+        &cluster,
+        &plan,
+        &ingress.url,
+        serve_timeout,
+        probe,
+        &|text| progress.note(text),
+        progress.check_progress(),
+    )
     .await?;
     record_stage(settings, &plan.name, check.verdict)?;
     Ok(StageOutcome {

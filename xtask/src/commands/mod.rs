@@ -16,6 +16,7 @@ mod stages;
 mod status;
 mod test;
 mod tour;
+mod tour_view;
 mod up;
 mod verify;
 mod watch;

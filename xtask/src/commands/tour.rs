@@ -1,10 +1,14 @@
 //! `lab tour`: walk the stages in order ([`lab::lifecycle::tour`]): for each, its title and explanation, the change
 //! from the stage before as a diff of the objects, the commands a learner would type, a pause (Enter applies, `s`
-//! skips, `q` quits; `--auto DURATION` for an unattended demo), the apply and the assertions (as `lab stage`, with
-//! the live status line on a terminal), and the verdict in one line. Off a terminal it runs as `--auto 0`, in plain
-//! text.
+//! skips, `q` quits; `--auto DURATION` for an unattended demo), the apply and the assertions (as `lab stage`), with
+//! the live traffic view of `lab watch` below the text while they run on a terminal ([`super::tour_view`]), and the
+//! verdict in one line. Off a terminal it runs as `--auto 0`, in plain text. Ctrl-C stops it at any point (a pause
+//! reads it as a key), clearing a view still drawn.
 
 use std::io::IsTerminal;
+use std::io::Stdout;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use lab::lifecycle::apply::AppliedStage;
@@ -14,12 +18,18 @@ use lab::lifecycle::up::Assertions;
 use lab::output::{paint, use_colour};
 use lab::report::{RunReport, Verdict};
 use lab::teaching::tour::{render_diff, render_markdown};
-use lab::{CommandStatus, Format, Settings};
+use lab::traffic::checks::progress::{ProgressSink, TerminalProgress};
+use lab::{CommandStatus, Format, LabError, Settings};
+use ratatui::backend::CrosstermBackend;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use ratatui::crossterm::terminal;
 
+use super::tour_view::TourView;
 use crate::CommandResult;
 use crate::flags::TourFlags;
+
+/// The versions the lab's stages send traffic to (ResNet50 stable, ResNet101 canary): one bar each in the view.
+const LAB_VERSIONS: usize = 2;
 
 /// What the learner chose at a pause.
 enum Choice {
@@ -28,7 +38,14 @@ enum Choice {
     Quit,
 }
 
-/// Walks the stages from `--from`, or from where the last tour stopped.
+/// How the tour looks: its width and colours, and the live traffic view on a terminal.
+struct Look {
+    width: usize,
+    colour: bool,
+    view: Option<Arc<TourView<CrosstermBackend<Stdout>>>>,
+}
+
+/// Walks the stages from `--from`, or from where the last tour stopped; Ctrl-C stops it.
 pub(crate) async fn run(settings: &Settings, flags: &TourFlags) -> CommandResult {
     if settings.format == Format::Json {
         anyhow::bail!(
@@ -46,13 +63,43 @@ pub(crate) async fn run(settings: &Settings, flags: &TourFlags) -> CommandResult
         .map(|(columns, _)| columns as usize)
         .unwrap_or(100)
         .min(110);
+    let dumb = std::env::var_os("TERM").is_some_and(|term| term == "dumb");
+    let view = (std::io::stdout().is_terminal() && !dumb).then(|| TourView::on_stdout(LAB_VERSIONS, colour));
+    let look = Look { width, colour, view };
     let steps = tour_steps(settings, flags.from.as_deref())?;
+    // Without raw mode (all but the pauses) Ctrl-C is a signal: dropping the walk releases the lab lock and the
+    // ingress, as `lab up` does; a stage is only recorded once it passed.
+    tokio::select! {
+        walked = walk(settings, flags, &steps, auto, &look) => walked,
+        _ = tokio::signal::ctrl_c() => {
+            STOPPED.store(true, Ordering::SeqCst);
+            if let Some(view) = &look.view {
+                view.abandon();
+            }
+            let _ = terminal::disable_raw_mode();
+            Err(LabError::not_ready(
+                "interrupted: the tour stopped part-way",
+                "`cargo xtask lab tour` resumes after the last stage it completed",
+            )
+            .into())
+        }
+    }
+}
+
+/// Shows, pauses for, applies and asserts each step.
+async fn walk(
+    settings: &Settings,
+    flags: &TourFlags,
+    steps: &[TourStep],
+    auto: Option<Duration>,
+    look: &Look,
+) -> CommandResult {
     let timeouts = StageTimeouts {
         rollout: flags.rollout.deadline(),
         serve: *flags.serve.serve_timeout,
     };
-    for step in &steps {
-        show(step, width, colour);
+    for step in steps {
+        show(step, look.width, look.colour);
         match pause(auto, &step.stage).await? {
             Choice::Quit => {
                 println!(
@@ -68,20 +115,31 @@ pub(crate) async fn run(settings: &Settings, flags: &TourFlags) -> CommandResult
             }
             Choice::Apply => {}
         }
+        if let Some(view) = &look.view {
+            view.stage(&step.stage);
+        }
+        let printer = TourPrinter {
+            view: look.view.as_ref().map(TourView::sink),
+        };
         let outcome = run_stage(
             settings,
             &step.stage,
             timeouts,
             Assertions::Run,
             flags.probe.choice(),
-            &TourPrinter,
+            &printer,
         )
-        .await?;
+        .await;
+        if let Some(view) = &look.view {
+            // An assertion that did not finish (an error) leaves no half-drawn view.
+            view.abandon();
+        }
+        let outcome = outcome?;
         let passed = outcome
             .checks
             .as_ref()
             .is_some_and(|report| verdict_of(report) == Verdict::Pass);
-        println!("{}", verdict_line(&step.stage, outcome.checks.as_ref(), colour));
+        println!("{}", verdict_line(&step.stage, outcome.checks.as_ref(), look.colour));
         if !passed {
             println!(
                 "the tour stops here: `cargo xtask lab verify {}` says what differs; `cargo xtask lab tour` resumes here",
@@ -131,10 +189,25 @@ async fn pause(auto: Option<Duration>, stage: &str) -> anyhow::Result<Choice> {
     tokio::task::spawn_blocking(read_choice).await?
 }
 
+/// Set when a SIGINT stopped the tour (sent by another process: at a pause, raw mode reads Ctrl-C as a key), so a
+/// key read still waiting ends, and the process does not wait for a key to exit.
+static STOPPED: AtomicBool = AtomicBool::new(false);
+
+/// How often a key read looks at [`STOPPED`].
+const KEY_POLL: Duration = Duration::from_millis(100);
+
 /// One key in raw mode (restored before returning).
 fn read_choice() -> anyhow::Result<Choice> {
     terminal::enable_raw_mode()?;
     let choice = loop {
+        if STOPPED.load(Ordering::SeqCst) {
+            break Ok(Choice::Quit);
+        }
+        match event::poll(KEY_POLL) {
+            Ok(false) => continue,
+            Ok(true) => {}
+            Err(error) => break Err(error.into()),
+        }
         match event::read() {
             Ok(Event::Key(key)) if key.kind == KeyEventKind::Press => match key.code {
                 KeyCode::Enter => break Ok(Choice::Apply),
@@ -182,8 +255,10 @@ fn verdict_line(stage: &str, report: Option<&RunReport>, colour: bool) -> String
     )
 }
 
-/// What `run_stage` reports while the tour applies a stage.
-struct TourPrinter;
+/// What `run_stage` reports while the tour applies a stage; the assertions report to the live view on a terminal.
+struct TourPrinter {
+    view: Option<ProgressSink>,
+}
 
 impl StageProgress for TourPrinter {
     fn ingress_note(&self, text: &str) {
@@ -198,5 +273,9 @@ impl StageProgress for TourPrinter {
 
     fn note(&self, text: &str) {
         eprintln!("  … {text}");
+    }
+
+    fn check_progress(&self) -> Option<ProgressSink> {
+        self.view.clone().or_else(TerminalProgress::on_terminal)
     }
 }

@@ -27,7 +27,7 @@ pub(super) async fn check_exact(
     let summary = probe
         .run(required + error_budget, deadline, |observation| {
             tally.add(&observation);
-            reporter.observed(&tally, expected);
+            reporter.observed(&tally, expected, &observation);
             match &observation.outcome {
                 Outcome::Answered { version } if version == expected => {
                     if tally.answered() >= required {

@@ -185,9 +185,23 @@ pub async fn run_stage_with(
     references: References,
     probe: ProbeChoice,
 ) -> anyhow::Result<StageReport> {
+    let progress = progress::TerminalProgress::on_terminal();
+    run_stage_with_progress(plan, ingress_url, body, references, probe, progress).await
+}
+
+/// [`run_stage_with`] reporting to `progress` (the caller's choice: `lab tour` draws the live traffic view) instead
+/// of the status line on a terminal.
+pub async fn run_stage_with_progress(
+    plan: &StagePlan,
+    ingress_url: &str,
+    body: Bytes,
+    references: References,
+    probe: ProbeChoice,
+    progress: Option<progress::ProgressSink>,
+) -> anyhow::Result<StageReport> {
     let mut config = CheckConfig::new(ingress_url, body);
     config.references = references;
-    config.progress = progress::TerminalProgress::on_terminal();
+    config.progress = progress;
     config.probe = probe;
     check_stage(plan, &config).await
 }
@@ -326,13 +340,16 @@ pub async fn check_assertion(
             let name = format!("{}every response from {version}", describe_headers(spec));
             let settled = match config.settle_timeout {
                 Some(window) => {
-                    let reporter = reporter(config, &name, CheckPhase::WaitingForRoutes);
+                    let reporter = reporter(config, &name, CheckPhase::WaitingForRoutes, probe);
                     settle_exact(stage, spec, version, probe, window, &reporter).await
                 }
                 None => Ok(()),
             };
             let outcome = match settled {
-                Ok(()) => check_exact(version, probe, config, &reporter(config, &name, CheckPhase::Testing)).await,
+                Ok(()) => {
+                    let testing = reporter(config, &name, CheckPhase::Testing, probe);
+                    check_exact(version, probe, config, &testing).await
+                }
                 Err((message, settle_tally)) => (Verdict::Fail, message, settle_tally),
             };
             (expectation, name, outcome)
@@ -363,10 +380,10 @@ pub async fn check_assertion(
                 percent(*tolerance)
             );
             if let Some(window) = config.settle_timeout {
-                reporter(config, &name, CheckPhase::WaitingForRoutes).start();
-                settle_share(version, probe, window).await;
+                let waiting = reporter(config, &name, CheckPhase::WaitingForRoutes, probe);
+                settle_share(version, probe, window, &waiting).await;
             }
-            let testing = reporter(config, &name, CheckPhase::Testing);
+            let testing = reporter(config, &name, CheckPhase::Testing, probe);
             let outcome = check_share(version, test_config, probe, config, &testing).await;
             (expectation, name, outcome)
         }
@@ -387,12 +404,14 @@ pub async fn check_assertion(
     }
 }
 
-/// The reporter of assertion `name` in `phase` (not yet started: the phase functions start it).
-fn reporter<'a>(config: &'a CheckConfig, name: &'a str, phase: CheckPhase) -> Reporter<'a> {
+/// The reporter of assertion `name` in `phase`, observing `probe`'s requests (not yet started: the phase
+/// functions start it).
+fn reporter<'a>(config: &'a CheckConfig, name: &'a str, phase: CheckPhase, probe: &'a Probe) -> Reporter<'a> {
     Reporter {
         sink: config.progress.as_ref().map(|sink| sink.0.as_ref()),
         name,
         phase,
+        probe,
     }
 }
 

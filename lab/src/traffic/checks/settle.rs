@@ -44,7 +44,7 @@ pub(super) async fn settle_exact(
     let summary = probe
         .run(u64::MAX, deadline, |observation| {
             tally.add(&observation);
-            reporter.observed(&tally, expected);
+            reporter.observed(&tally, expected, &observation);
             let matches = matches!(&observation.outcome, Outcome::Answered { version } if version == expected);
             streak = if matches { streak + 1 } else { 0 };
             if streak >= SETTLE_STREAK && started.elapsed() >= min_span {
@@ -79,8 +79,10 @@ pub(super) async fn settle_exact(
 /// may never answer; a share assertion's share is strictly between 0 and 1, so the split has both), or, failing
 /// that, until [`SHARE_SETTLE_RESPONSES`] answers and [`SHARE_SETTLE_GIVE_UP`] have passed, or the settle timeout.
 /// It never fails: the share test judges. Failed requests (a `503 no healthy upstream` while the gateway waits for a
-/// new pod's endpoint) are propagation: they are not answers, count against nothing, and pause the poll.
-pub(super) async fn settle_share(version: &str, probe: &Probe, window: Duration) {
+/// new pod's endpoint) are propagation: they are not answers, count against nothing, and pause the poll. Each
+/// request is shown to `reporter`'s sink, not counted.
+pub(super) async fn settle_share(version: &str, probe: &Probe, window: Duration, reporter: &Reporter<'_>) {
+    reporter.start();
     let started = Instant::now();
     let deadline = started + window;
     let (mut seen_version, mut seen_other) = (false, false);
@@ -93,6 +95,7 @@ pub(super) async fn settle_share(version: &str, probe: &Probe, window: Duration)
         let Ok(observation) = tokio::time::timeout_at(deadline, probe.send_one()).await else {
             return;
         };
+        reporter.watched(&observation);
         let pause = match &observation.outcome {
             Outcome::Answered { version: answered } => {
                 answers += 1;

@@ -26,7 +26,7 @@ pub(super) async fn check_share(
     let summary = probe
         .run(test_config.max_requests + error_budget, deadline, |observation| {
             tally.add(&observation);
-            reporter.observed(&tally, version);
+            reporter.observed(&tally, version, &observation);
             match &observation.outcome {
                 Outcome::Answered { version: answered } => match test.observe(answered == version) {
                     Some(_) => Flow::Stop,

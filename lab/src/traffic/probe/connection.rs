@@ -30,6 +30,15 @@ use super::ProbeConfig;
 use crate::definition::routing::VERSION_HEADER;
 use crate::report::RequestKind;
 
+// Beside the [`Target`] parsed from it (in this child module, which sees the probe's fields, as `mod.rs` is at its
+// size limit).
+impl super::Probe {
+    /// What it sends, where and how (a simulated probe's URL is `simulated:`).
+    pub fn config(&self) -> &ProbeConfig {
+        &self.shared.config
+    }
+}
+
 /// Where the probe's requests go and what each carries, parsed once per probe.
 pub(super) struct Target {
     /// The host to connect to (an IPv6 address without brackets).
