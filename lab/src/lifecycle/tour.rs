@@ -10,6 +10,7 @@ use crate::lifecycle::stage::resolve_stage;
 use crate::lifecycle::state;
 use crate::teaching::learner_commands::{LearnerCommands, shown_dir};
 use crate::teaching::tour::{ObjectDiff, object_diff};
+use crate::traffic::references::deployed_versions;
 
 /// `<state_dir>/tour-stage`: the last stage a tour completed (applied and asserted, or skipped).
 pub const TOUR_PROGRESS_FILE: &str = "tour-stage";
@@ -33,6 +34,8 @@ pub struct TourStep {
     pub diff: Vec<ObjectDiff>,
     /// What a learner would type.
     pub commands: LearnerCommands,
+    /// How many versions the stage's Deployments serve (a bar each in the live view).
+    pub versions: usize,
 }
 
 /// The tour's steps from `from` (a stage name), else from after the stage the last tour completed (from the first
@@ -80,6 +83,7 @@ pub fn tour_steps(settings: &Settings, from: Option<&str>) -> anyhow::Result<Vec
                 previous.as_deref(),
                 &plan.manifests,
             ),
+            versions: deployed_versions(&plan).len(),
         });
         previous = Some(plan.manifests);
     }
@@ -96,4 +100,38 @@ pub fn forget_tour(settings: &Settings) -> anyhow::Result<Option<String>> {
     let reached = state::read_value(settings, TOUR_PROGRESS_FILE)?;
     state::forget(settings, TOUR_PROGRESS_FILE)?;
     Ok(reached)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(state: &std::path::Path) -> Settings {
+        let mut settings = Settings::with_defaults("canary-lab").unwrap();
+        settings.state_dir = state.to_path_buf();
+        settings.cache_dir = state.join("cache");
+        settings
+    }
+
+    #[test]
+    fn each_step_counts_the_versions_its_stage_deploys_and_a_tour_resumes_after_the_last_one_completed() {
+        let state = tempfile::tempdir().unwrap();
+        let settings = settings(state.path());
+        let steps = tour_steps(&settings, None).unwrap();
+        let counted: Vec<(&str, usize)> = steps.iter().map(|step| (step.stage.as_str(), step.versions)).collect();
+        assert_eq!(
+            counted,
+            [
+                ("stable", 1),
+                ("canary-deployed", 2),
+                ("split-70-30", 2),
+                ("focused", 2)
+            ]
+        );
+        record_tour_stage(&settings, "canary-deployed").unwrap();
+        let resumed = tour_steps(&settings, None).unwrap();
+        assert_eq!(resumed[0].stage, "split-70-30");
+        assert_eq!(forget_tour(&settings).unwrap().as_deref(), Some("canary-deployed"));
+        assert_eq!(tour_steps(&settings, None).unwrap()[0].stage, "stable");
+    }
 }

@@ -28,9 +28,6 @@ use super::tour_view::TourView;
 use crate::CommandResult;
 use crate::flags::TourFlags;
 
-/// The versions the lab's stages send traffic to (ResNet50 stable, ResNet101 canary): one bar each in the view.
-const LAB_VERSIONS: usize = 2;
-
 /// What the learner chose at a pause.
 enum Choice {
     Apply,
@@ -64,9 +61,12 @@ pub(crate) async fn run(settings: &Settings, flags: &TourFlags) -> CommandResult
         .unwrap_or(100)
         .min(110);
     let dumb = std::env::var_os("TERM").is_some_and(|term| term == "dumb");
-    let view = (std::io::stdout().is_terminal() && !dumb).then(|| TourView::on_stdout(LAB_VERSIONS, colour));
-    let look = Look { width, colour, view };
     let steps = tour_steps(settings, flags.from.as_deref())?;
+    // One bar per version the stages deploy (ResNet50 and ResNet101 in the shipped lab), however many an
+    // instructor's lab.toml has.
+    let versions = steps.iter().map(|step| step.versions).max().unwrap_or(1);
+    let view = (std::io::stdout().is_terminal() && !dumb).then(|| TourView::on_stdout(versions, colour));
+    let look = Look { width, colour, view };
     // Without raw mode (all but the pauses) Ctrl-C is a signal: dropping the walk releases the lab lock and the
     // ingress, as `lab up` does; a stage is only recorded once it passed.
     tokio::select! {
