@@ -214,7 +214,29 @@ async fn a_learner_applies_the_split_by_hand_and_each_mistake_gets_its_hint() {
         verified.stdout
     );
 
-    // 5. The header match of `focused` with a condition canary-lab does not evaluate: named, not guessed at.
+    // 5. The split as the stage has it, behind a route of the learner's own that takes TF Serving's status requests
+    //    (`GET /v1/models/image_classifier`) to resnet50 alone: predictions still split 70/30, so the stage holds,
+    //    and the traffic is checked with predictions — status requests would show 100/0 and fail a correct stage.
+    let pushes = laptop.workshop.gateway.pushes();
+    laptop.apply_by_hand("virtualservice-70-30.yaml", |text| {
+        text.replace(
+            "  http:\n",
+            "  http:\n  - match:\n    - uri:\n        exact: /v1/models/image_classifier\n    route:\n    - \
+             destination:\n        host: image-classifier\n        subset: resnet50\n        port:\n          \
+             number: 8501\n      headers:\n        response:\n          set:\n            x-model-version: \
+             resnet50\n",
+        )
+    });
+    laptop.workshop.until_pushed_after(pushes).await;
+    let verified = laptop.verify("split-70-30", &[]).await;
+    assert_eq!(verified.code, 0, "{}\n{}", verified.stdout, verified.stderr);
+    assert!(
+        verified.stdout.contains("hold: stage \"split-70-30\" is done"),
+        "{}",
+        verified.stdout
+    );
+
+    // 6. The header match of `focused` with a condition canary-lab does not evaluate: named, not guessed at.
     laptop.apply_by_hand("virtualservice-focused.yaml", |text| {
         text.replace(
             "    - headers:\n",
@@ -231,7 +253,7 @@ async fn a_learner_applies_the_split_by_hand_and_each_mistake_gets_its_hint() {
          `cargo xtask lab check`",
     );
 
-    // 6. The header match of `focused` written with an underscore.
+    // 7. The header match of `focused` written with an underscore.
     laptop.apply_by_hand("virtualservice-focused.yaml", |text| {
         text.replace("user-group:", "user_group:")
     });
@@ -242,7 +264,7 @@ async fn a_learner_applies_the_split_by_hand_and_each_mistake_gets_its_hint() {
         "the header match is `user_group`, the lab sends `user-group` — see spec.http[0].match[0].headers",
     );
 
-    // 7. The namespace's label lost, and ResNet101 restarted since: its new pods have no sidecar.
+    // 8. The namespace's label lost, and ResNet101 restarted since: its new pods have no sidecar.
     laptop.apply_by_hand("namespace.yaml", |text| {
         text.replace("  labels:\n    istio-injection: enabled\n", "")
     });

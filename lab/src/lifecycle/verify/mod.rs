@@ -33,9 +33,11 @@ use crate::definition::expectations::{self, Expectation, INJECTION_LABEL, SIDECA
 use crate::definition::hints::{Finding, HintKind, Hints};
 use crate::definition::manifests::Manifest;
 use crate::definition::plan::StagePlan;
+use crate::definition::routing::VirtualServiceSpec;
 use crate::definition::stages::LabDefinition;
 use crate::lifecycle::stage::{given_or_recorded_ingress, resolve_stage};
 use crate::report::{StageReport, Verdict};
+use crate::traffic::checks::kind::status_allowed_through;
 use crate::traffic::checks::{ProbeChoice, run_stage_with, stage_body};
 use crate::traffic::references::{deployed_versions, fetch_references};
 
@@ -117,7 +119,10 @@ pub async fn verify_stage(settings: &Settings, name: &str, options: &VerifyOptio
         .collect();
     let mut ingress_url = None;
     if items.iter().all(|item| item.state == ItemState::Holds) {
-        let (url, report) = assert_traffic(settings, &cluster, &plan, options).await?;
+        let live_routes = live
+            .first_of_kind("VirtualService")
+            .and_then(|(name, object)| live_routes::read_live_routes(name, object).ok());
+        let (url, report) = assert_traffic(settings, &cluster, &plan, live_routes.as_ref(), options).await?;
         items.extend(traffic_items(&traffic, &report, &hints, &plan.name));
         ingress_url = Some(url);
     } else {
@@ -307,11 +312,13 @@ async fn check_pods(
 }
 
 /// Runs the stage's assertions through the ingress (`--url`, else the recorded one), with each version's reference
-/// prediction fetched from its own pod, as `lab stage` asserts a stage.
+/// prediction fetched from its own pod, as `lab stage` asserts a stage. `live_routes` are the learner's routes: the
+/// checks decide status requests against predictions from them, not from the stage's.
 async fn assert_traffic(
     settings: &Settings,
     cluster: &Cluster,
     plan: &StagePlan,
+    live_routes: Option<&VirtualServiceSpec>,
     options: &VerifyOptions,
 ) -> anyhow::Result<(String, StageReport)> {
     let (url, _ingress) = given_or_recorded_ingress(
@@ -323,9 +330,19 @@ async fn assert_traffic(
     let report = async {
         let body = stage_body(&url).await?;
         let references = fetch_references(cluster, &deployed_versions(plan), &body).await;
-        // Status requests where the stage's routes allow them and the answers carry their version (checked first),
-        // as `lab stage` decides; the live routes were found equal to the stage's before the traffic runs.
-        run_stage_with(plan, &url, body, references, ProbeChoice::Auto).await
+        // The live routes were found to send predictions as the stage's do, but a learner's route may still take
+        // TF Serving's status requests elsewhere (a route matching their URI): status requests only where the live
+        // routes, too, take them as predictions (`--probe auto` then checks the stage's routes and that the answers
+        // carry their version); predictions otherwise.
+        let choice = match live_routes.map(|routes| status_allowed_through(routes, &plan.assertions, &url)) {
+            Some(Ok(())) => ProbeChoice::Auto,
+            Some(Err(why)) => {
+                tracing::info!(why, "lab verify checks the traffic with predictions");
+                ProbeChoice::Predict
+            }
+            None => ProbeChoice::Predict,
+        };
+        run_stage_with(plan, &url, body, references, choice).await
     }
     .await
     .with_context(|| format!("sending the traffic of stage \"{}\" through {url}", plan.name))?;

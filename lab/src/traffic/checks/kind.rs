@@ -69,12 +69,8 @@ pub fn decide(
     if choice == ProbeChoice::Predict {
         return Ok(predictions("--probe predict".to_string()));
     }
-    let allowed = tf_serving::status_url(ingress_url)
-        .map_err(|error| format!("{error:#}"))
-        .and_then(|status_url| {
-            status_allowed(routing, assertions, &path_of(&status_url), &path_of(&predict_url))?;
-            Ok(status_url)
-        });
+    let allowed = status_allowed_through(routing, assertions, ingress_url)
+        .and_then(|()| tf_serving::status_url(ingress_url).map_err(|error| format!("{error:#}")));
     match (choice, allowed) {
         (ProbeChoice::Status, Ok(url)) => Ok(ProbeDecision {
             kind: RequestKind::Status,
@@ -93,6 +89,17 @@ pub fn decide(
         ),
         (_, Err(why)) => Ok(predictions(format!("--probe auto: predictions, because {why}"))),
     }
+}
+
+/// [`status_allowed`] for the requests through `ingress_url` (a root or a full predict URL).
+pub fn status_allowed_through(
+    routing: &VirtualServiceSpec,
+    assertions: &[AssertionSpec],
+    ingress_url: &str,
+) -> Result<(), String> {
+    let predict_url = tf_serving::predict_url(ingress_url).map_err(|error| format!("{error:#}"))?;
+    let status_url = tf_serving::status_url(ingress_url).map_err(|error| format!("{error:#}"))?;
+    status_allowed(routing, assertions, &path_of(&status_url), &path_of(&predict_url))
 }
 
 /// `Ok` when status requests to `status_path` prove what predictions to `predict_path` would for every header set
