@@ -141,14 +141,21 @@ async fn the_tour_has_no_json_output() {
     assert!(output.stderr.contains("has no JSON output"), "{}", output.stderr);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_a_terminal_the_assertions_are_shown_as_the_live_traffic_view() {
+/// `lab tour --auto 0 --from split-70-30` on a pseudo-terminal, on a lab at `canary-deployed` whose models answer
+/// [`ANSWER_DELAY`] late (so a person, and the test, can see the view while the split is asserted).
+async fn slow_split_tour_on_a_terminal() -> (Workshop, canary_lab_tests::terminal::TerminalSession) {
     let lab = Workshop::up_to("canary-deployed").await;
     lab.models.resnet50.set_delay(ANSWER_DELAY);
     lab.models.resnet101.set_delay(ANSWER_DELAY);
     let session = lab
         .cli(&["lab", "tour", "--auto", "0", "--from", "split-70-30"])
         .spawn_in_terminal();
+    (lab, session)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_terminal_the_assertions_are_shown_as_the_live_traffic_view() {
+    let (_lab, session) = slow_split_tour_on_a_terminal().await;
     let verdict = "✓ split-70-30: pass — ";
     // While the split's share assertion runs: one bar per version with its share, under the stage and assertion.
     let screen = tokio::task::block_in_place(|| {
@@ -203,12 +210,7 @@ async fn on_a_terminal_the_assertions_are_shown_as_the_live_traffic_view() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_while_a_stage_is_asserted_clears_the_view_and_stops_the_tour() {
-    let lab = Workshop::up_to("canary-deployed").await;
-    lab.models.resnet50.set_delay(ANSWER_DELAY);
-    lab.models.resnet101.set_delay(ANSWER_DELAY);
-    let session = lab
-        .cli(&["lab", "tour", "--auto", "0", "--from", "split-70-30"])
-        .spawn_in_terminal();
+    let (_lab, session) = slow_split_tour_on_a_terminal().await;
     tokio::task::block_in_place(|| {
         session.wait_for("the live view", Duration::from_secs(120), |screen| {
             screen.contains("tour split-70-30 · \"") && screen.contains("Ctrl-C stops the tour")

@@ -81,7 +81,7 @@ async fn on_a_terminal_the_bars_follow_a_weight_change_and_q_stops() {
     let image = tiny_image();
     let url = envoy.url();
     let image_path = image.path().to_str().unwrap().to_string();
-    let mut session =
+    let session =
         Cli::new(["lab", "watch", "--url", &url, "--rate", "100", "--image", &image_path]).spawn_in_terminal();
     let screen = tokio::task::block_in_place(|| {
         session.wait_for("resnet50 at 100%", Duration::from_secs(30), |screen| {
@@ -102,10 +102,7 @@ async fn on_a_terminal_the_bars_follow_a_weight_change_and_q_stops() {
         })
     });
 
-    session.type_keys(b"q");
-    let (code, main_screen) = tokio::task::block_in_place(|| session.wait(Duration::from_secs(10)));
-    assert_eq!(code, 0);
-    assert!(main_screen, "the terminal was left on the alternate screen");
+    quit_with_q(session);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,7 +231,7 @@ async fn with_header_sets_each_set_shows_where_its_own_requests_go() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_terminal_each_header_set_is_its_own_group_of_bars() {
     let workshop = canary_lab_tests::workshop::Workshop::up_to("focused").await;
-    let mut session = workshop
+    let session = workshop
         .cli(&[
             "lab",
             "watch",
@@ -264,10 +261,7 @@ async fn on_a_terminal_each_header_set_is_its_own_group_of_bars() {
     assert!(share_on_screen(&canary, "resnet50").is_none(), "{screen}");
     assert!(canary.contains("│errors: "), "each group has its errors line: {screen}");
 
-    session.type_keys(b"q");
-    let (code, main_screen) = tokio::task::block_in_place(|| session.wait(Duration::from_secs(10)));
-    assert_eq!(code, 0);
-    assert!(main_screen, "the terminal was left on the alternate screen");
+    quit_with_q(session);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -321,4 +315,12 @@ async fn a_bad_header_set_is_a_usage_error_before_any_request() {
         "{}",
         output.stderr
     );
+}
+
+/// Types `q`: the watch must end with exit 0 and leave the alternate screen.
+fn quit_with_q(mut session: canary_lab_tests::terminal::TerminalSession) {
+    session.type_keys(b"q");
+    let (code, main_screen) = tokio::task::block_in_place(|| session.wait(Duration::from_secs(10)));
+    assert_eq!(code, 0);
+    assert!(main_screen, "the terminal was left on the alternate screen");
 }
