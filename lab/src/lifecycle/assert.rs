@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use crate::istio::gateway_config::wait_for_stage;
 use crate::report::StageReport;
-use crate::traffic::checks::progress::{ProgressSink, TerminalProgress};
-use crate::traffic::checks::{ProbeChoice, run_stage_with_progress, stage_body};
+use crate::traffic::checks::progress::ProgressSink;
+use crate::traffic::checks::{ProbeChoice, run_stage_with, stage_body};
 use crate::traffic::references::{deployed_versions, fetch_references};
 
 /// THE place where a stage's assertions run, after the stage is applied and rolled out: send traffic through
@@ -30,22 +30,10 @@ use crate::traffic::references::{deployed_versions, fetch_references};
 /// `probe` chooses the requests that prove the routing (`--probe`; `lab::traffic::checks::kind`): status requests
 /// where the stage's routes allow them, with a sample of real predictions per version.
 ///
-/// While the assertions run, a terminal shows their status line ([`TerminalProgress`]);
-/// [`assert_stage_with_progress`] reports to a sink of the caller's choice.
+/// While the assertions run they report to `progress`: the status line on a terminal
+/// ([`crate::traffic::checks::progress::TerminalProgress::on_terminal`]) for `lab up` and `lab stage`, `lab tour`'s
+/// live traffic view, or nothing but the `-v` log lines (`None`).
 pub async fn assert_stage(
-    cluster: &Cluster,
-    plan: &StagePlan,
-    ingress_url: &str,
-    serve_timeout: Duration,
-    probe: ProbeChoice,
-    note: &dyn Fn(&str),
-) -> anyhow::Result<StageReport> {
-    let progress = TerminalProgress::on_terminal();
-    assert_stage_with_progress(cluster, plan, ingress_url, serve_timeout, probe, note, progress).await
-}
-
-/// [`assert_stage`] with the assertions' progress going to `progress` (`None`: nowhere but the `-v` log lines).
-pub async fn assert_stage_with_progress(
     cluster: &Cluster,
     plan: &StagePlan,
     ingress_url: &str,
@@ -60,7 +48,7 @@ pub async fn assert_stage_with_progress(
         wait_for_stage(cluster, plan, serve_timeout, note).await?;
         let body = stage_body(ingress_url).await?;
         let references = fetch_references(cluster, &deployed_versions(plan), &body).await;
-        run_stage_with_progress(plan, ingress_url, body, references, probe, progress).await
+        run_stage_with(plan, ingress_url, body, references, probe, progress).await
     };
     asserted
         .await

@@ -9,7 +9,7 @@ use crate::cluster::Cluster;
 use crate::definition::plan::StagePlan;
 use crate::definition::stages::{LabDefinition, Stage};
 use crate::lifecycle::apply::{AppliedStage, apply_stage};
-use crate::lifecycle::assert::assert_stage_with_progress;
+use crate::lifecycle::assert::assert_stage;
 use crate::lifecycle::ingress::{self, Ingress};
 use crate::lifecycle::state::{self, LabLock};
 use crate::lifecycle::up::Assertions;
@@ -144,7 +144,7 @@ pub async fn run_stage(
         return Ok(StageOutcome { applied, checks: None });
     };
     // The wait for the gateway to serve the stage says what it waits for, as `lab up`'s steps do.
-    let check = assert_stage_with_progress(
+    let check = assert_stage(
         &cluster,
         &plan,
         &ingress.url,

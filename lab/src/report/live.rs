@@ -69,13 +69,27 @@ pub struct LiveHeading {
 /// The bar colours, in version order.
 const BAR_COLOURS: [Color; 4] = [Color::Green, Color::Magenta, Color::Cyan, Color::Yellow];
 
+/// The rows [`draw`] fills for `versions` versions: two header lines, three per bar (one bar, the waiting line, when
+/// there is no version yet), and the errors line with a blank line under it.
+pub fn draw_height(versions: usize) -> u16 {
+    u16::try_from(HEADER_ROWS + BAR_ROWS * versions.max(1) + ERRORS_ROWS).unwrap_or(u16::MAX)
+}
+
+/// [`draw`]'s header: where the requests go, then their rate, window and latency.
+const HEADER_ROWS: usize = 2;
+/// Each of [`draw`]'s bars, with its border.
+const BAR_ROWS: usize = 3;
+/// [`draw`]'s errors line and a blank line under it.
+const ERRORS_ROWS: usize = 2;
+
 /// Draws `snapshot` on the whole frame: a header line, one bar per version (share, answers, p50/p95) and a line of
-/// errors; plain when `colour` is false.
+/// errors, [`draw_height`] rows in all; plain when `colour` is false.
 pub fn draw(frame: &mut Frame, snapshot: &TrafficSnapshot, heading: &LiveHeading, colour: bool) {
     let bars = snapshot.versions.len().max(1);
-    let mut constraints = vec![Constraint::Length(2)];
-    constraints.extend(std::iter::repeat_n(Constraint::Length(3), bars));
-    constraints.push(Constraint::Length(2));
+    let length = |rows: usize| Constraint::Length(u16::try_from(rows).unwrap_or(u16::MAX));
+    let mut constraints = vec![length(HEADER_ROWS)];
+    constraints.extend(std::iter::repeat_n(length(BAR_ROWS), bars));
+    constraints.push(length(ERRORS_ROWS));
     constraints.push(Constraint::Min(0));
     let areas = Layout::vertical(constraints).split(frame.area());
     frame.render_widget(Paragraph::new(header_lines(snapshot, heading)), areas[0]);
@@ -127,16 +141,20 @@ fn header_lines(snapshot: &TrafficSnapshot, heading: &LiveHeading) -> Vec<Line<'
             snapshot.url,
             kind_text(snapshot.request_kind)
         )),
-        Line::from(format!(
-            "{:.1} req/s · last {} of {} responses · p50 {} · p95 {} · {}",
-            snapshot.rate_per_s,
-            snapshot.window,
-            snapshot.window_capacity,
-            millis(snapshot.p50_ms),
-            millis(snapshot.p95_ms),
-            heading.keys
-        )),
+        Line::from(format!("{} · {}", window_stats(snapshot), heading.keys)),
     ]
+}
+
+/// "19.8 req/s · last 200 of 200 responses · p50 12 ms · p95 20 ms".
+fn window_stats(snapshot: &TrafficSnapshot) -> String {
+    format!(
+        "{:.1} req/s · last {} of {} responses · p50 {} · p95 {}",
+        snapshot.rate_per_s,
+        snapshot.window,
+        snapshot.window_capacity,
+        millis(snapshot.p50_ms),
+        millis(snapshot.p95_ms)
+    )
 }
 
 /// "user-group: canary, x-lab: 1".

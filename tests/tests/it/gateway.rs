@@ -167,6 +167,7 @@ async fn a_stage_is_asserted_only_once_the_gateway_has_the_new_pods_endpoint() {
         lab::istio::gateway_config::DEFAULT_SERVE_TIMEOUT,
         lab::traffic::checks::ProbeChoice::Auto,
         &|_| {},
+        None,
     );
     tokio::pin!(asserted);
     // The endpoint arrives once the lab has read the gateway more than once (so it saw the endpoint missing), and

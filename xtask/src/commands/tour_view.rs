@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use lab::report::RequestKind;
-use lab::report::live::{LiveHeading, TrafficSnapshot, draw};
+use lab::report::live::{LiveHeading, TrafficSnapshot, draw, draw_height};
 use lab::traffic::checks::progress::{
     AssertionRequests, CheckPhase, CheckProgress, PhaseCounts, ProgressSink, TerminalProgress,
 };
@@ -32,16 +32,15 @@ use tokio::time::Instant;
 /// How often the view is redrawn at most (as `lab watch`).
 pub(crate) const REDRAW: Duration = Duration::from_millis(250);
 
-/// The view's height for up to `versions` bars: two header lines, three lines per bar, the errors line, a blank
-/// line and the line the cursor waits on (the layout of [`draw`]).
+/// The view's height for up to `versions` bars: what [`draw`] fills, and the line the cursor waits on.
 pub(crate) fn view_height(versions: usize) -> u16 {
-    (2 + 3 * versions.max(1) + 3) as u16
+    draw_height(versions) + 1
 }
 
-/// The line of `area` the cursor waits on below the view of `bars` bars: after the errors line and a blank line,
-/// where what follows (the next assertion's view, the verdict) starts.
+/// The line of `area` the cursor waits on below the view of `bars` bars (after what [`draw`] fills), where what
+/// follows (the next assertion's view, the verdict) starts.
 fn cursor_row(area: Rect, bars: usize) -> u16 {
-    let below = area.y.saturating_add((2 + 3 * bars.max(1) + 2) as u16);
+    let below = area.y.saturating_add(draw_height(bars));
     below.min(area.bottom().saturating_sub(1))
 }
 

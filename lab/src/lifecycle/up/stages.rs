@@ -10,6 +10,7 @@ use crate::lifecycle::apply::{apply_stage, cluster_matches_stage};
 use crate::lifecycle::assert::assert_stage;
 use crate::lifecycle::stage::record_stage;
 use crate::report::{StageReport, Verdict};
+use crate::traffic::checks::progress::TerminalProgress;
 
 /// Where to resume: the index among `plans` of the `recorded` stage, if it is on the way and the cluster still holds
 /// exactly it.
@@ -128,6 +129,7 @@ impl Walk<'_> {
                     self.options.serve_timeout,
                     self.options.probe,
                     self.note,
+                    TerminalProgress::on_terminal(),
                 )
                 .await?;
                 let requests: u64 = check.assertions.iter().map(|assertion| assertion.requests).sum();

@@ -38,6 +38,7 @@ use crate::definition::stages::LabDefinition;
 use crate::lifecycle::stage::{given_or_recorded_ingress, resolve_stage};
 use crate::report::{StageReport, Verdict};
 use crate::traffic::checks::kind::status_allowed_through;
+use crate::traffic::checks::progress::TerminalProgress;
 use crate::traffic::checks::{ProbeChoice, run_stage_with, stage_body};
 use crate::traffic::references::{deployed_versions, fetch_references};
 
@@ -119,10 +120,8 @@ pub async fn verify_stage(settings: &Settings, name: &str, options: &VerifyOptio
         .collect();
     let mut ingress_url = None;
     if items.iter().all(|item| item.state == ItemState::Holds) {
-        let live_routes = live
-            .first_of_kind("VirtualService")
-            .and_then(|(name, object)| live_routes::read_live_routes(name, object).ok());
-        let (url, report) = assert_traffic(settings, &cluster, &plan, live_routes.as_ref(), options).await?;
+        let live_routes = live.routes.as_ref().and_then(|(_, routes)| routes.as_ref().ok());
+        let (url, report) = assert_traffic(settings, &cluster, &plan, live_routes, options).await?;
         items.extend(traffic_items(&traffic, &report, &hints, &plan.name));
         ingress_url = Some(url);
     } else {
@@ -145,18 +144,13 @@ pub async fn verify_stage(settings: &Settings, name: &str, options: &VerifyOptio
 #[derive(Default)]
 struct LiveObjects {
     objects: BTreeMap<(String, String), Option<Value>>,
+    /// The name and routes of the live VirtualService, read once when it is read ([`live_routes`]).
+    routes: Option<(String, Result<VirtualServiceSpec, Finding>)>,
 }
 
 impl LiveObjects {
     fn get(&self, kind: &str, name: &str) -> Option<&Value> {
         self.objects.get(&(kind.to_string(), name.to_string()))?.as_ref()
-    }
-
-    fn first_of_kind(&self, kind: &str) -> Option<(&str, &Value)> {
-        self.objects
-            .iter()
-            .find(|((k, _), object)| k == kind && object.is_some())
-            .and_then(|((_, name), object)| Some((name.as_str(), object.as_ref()?)))
     }
 }
 
@@ -177,6 +171,10 @@ async fn check_item(
                 Some(object) => compare::compare_object(manifest, object, &plan.manifests),
                 None => vec![missing(manifest, &plan.name)],
             };
+            if let (Some(object), "VirtualService", None) = (&object, manifest.kind(), &live.routes) {
+                let name = manifest.name().to_string();
+                live.routes = Some((name.clone(), live_routes::read_live_routes(&name, object)));
+            }
             live.objects
                 .insert((manifest.kind().to_string(), manifest.name().to_string()), object);
             findings
@@ -196,12 +194,12 @@ async fn check_item(
             check_pods(cluster, namespace, deployment, selector, *sidecar, namespace_labelled).await?
         }
         Subject::Routes { headers, weights } => {
-            let Some((name, object)) = live.first_of_kind("VirtualService") else {
+            let Some((name, read)) = &live.routes else {
                 return Ok((ItemState::NotRun, Vec::new()));
             };
-            match live_routes::read_live_routes(name, object) {
-                Ok(spec) => routes::compare_routes(name, &spec, headers, weights),
-                Err(finding) => vec![finding],
+            match read {
+                Ok(spec) => routes::compare_routes(name, spec, headers, weights),
+                Err(finding) => vec![finding.clone()],
             }
         }
         Subject::Traffic { .. } => Vec::new(),
@@ -342,7 +340,7 @@ async fn assert_traffic(
             }
             None => ProbeChoice::Predict,
         };
-        run_stage_with(plan, &url, body, references, choice).await
+        run_stage_with(plan, &url, body, references, choice, TerminalProgress::on_terminal()).await
     }
     .await
     .with_context(|| format!("sending the traffic of stage \"{}\" through {url}", plan.name))?;

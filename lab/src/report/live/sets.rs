@@ -11,7 +11,10 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Gauge, Paragraph};
 use serde::Serialize;
 
-use super::{BAR_COLOURS, LiveHeading, TrafficSnapshot, errors_line, headers_text, kind_text, millis, version_label};
+use super::{
+    BAR_COLOURS, LiveHeading, TrafficSnapshot, errors_line, headers_text, kind_text, millis, version_label,
+    window_stats,
+};
 
 /// The traffic of several header sets at once: all requests together at the top level (as one set's snapshot, with
 /// the headers every set carries), and each set's own.
@@ -83,15 +86,7 @@ fn draw_group(frame: &mut Frame, set: &HeaderSetSnapshot, area: Rect, colour_of:
     constraints.extend(std::iter::repeat_n(Constraint::Length(1), bars));
     constraints.push(Constraint::Length(1));
     let rows = Layout::vertical(constraints).split(inner);
-    let stats = format!(
-        "{:.1} req/s · last {} of {} responses · p50 {} · p95 {}",
-        traffic.rate_per_s,
-        traffic.window,
-        traffic.window_capacity,
-        millis(traffic.p50_ms),
-        millis(traffic.p95_ms)
-    );
-    frame.render_widget(Paragraph::new(stats), rows[0]);
+    frame.render_widget(Paragraph::new(window_stats(traffic)), rows[0]);
     if traffic.versions.is_empty() {
         frame.render_widget(Paragraph::new("waiting for the first answers…"), rows[1]);
     }

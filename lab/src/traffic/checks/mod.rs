@@ -161,7 +161,8 @@ pub async fn payload_body(
 /// the payload the model's metadata asks for, and the default concurrency, timeouts and error rate.
 pub async fn run_stage(plan: &StagePlan, ingress_url: &str, probe: ProbeChoice) -> anyhow::Result<StageReport> {
     let body = stage_body(ingress_url).await?;
-    run_stage_with(plan, ingress_url, body, References::default(), probe).await
+    let progress = progress::TerminalProgress::on_terminal();
+    run_stage_with(plan, ingress_url, body, References::default(), probe, progress).await
 }
 
 /// The body `lab up` and `lab stage` assert with: the lab's Grace Hopper photo as the payload the model's metadata
@@ -176,22 +177,10 @@ pub async fn stage_body(ingress_url: &str) -> anyhow::Result<Bytes> {
     .await
 }
 
-/// [`run_stage`] with a prepared request `body` and the versions' `references` for that same body (so responses
-/// without a version header are attributed by their fingerprint).
+/// [`run_stage`] with a prepared request `body`, the versions' `references` for that same body (so responses
+/// without a version header are attributed by their fingerprint), and the caller's `progress` sink (the status line
+/// on a terminal, [`progress::TerminalProgress::on_terminal`], for most; `lab tour` draws the live traffic view).
 pub async fn run_stage_with(
-    plan: &StagePlan,
-    ingress_url: &str,
-    body: Bytes,
-    references: References,
-    probe: ProbeChoice,
-) -> anyhow::Result<StageReport> {
-    let progress = progress::TerminalProgress::on_terminal();
-    run_stage_with_progress(plan, ingress_url, body, references, probe, progress).await
-}
-
-/// [`run_stage_with`] reporting to `progress` (the caller's choice: `lab tour` draws the live traffic view) instead
-/// of the status line on a terminal.
-pub async fn run_stage_with_progress(
     plan: &StagePlan,
     ingress_url: &str,
     body: Bytes,
